@@ -1,0 +1,146 @@
+package envelope
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Validate checks the event against the envelope's rules, with the default
+// maximum encoded size (DefaultMaxSize). Every error matches ErrInvalidEvent and
+// the sentinel of the rule that failed (ErrMissingID, ErrInvalidType, ...).
+func (e *Event) Validate() error { return e.ValidateSize(DefaultMaxSize) }
+
+// ValidateSize is Validate with a given maximum encoded size in bytes; a
+// maxSize <= 0 means no limit.
+func (e *Event) ValidateSize(maxSize int) error {
+	switch {
+	case e.ID == "":
+		return invalid(ErrMissingID, "")
+	case e.Type == "":
+		return invalid(ErrMissingType, "")
+	case e.Source == "":
+		return invalid(ErrMissingSource, "")
+	}
+	if !validDotted(e.Type) {
+		return invalid(ErrInvalidType, "type %q", e.Type)
+	}
+	if e.Timestamp.IsZero() {
+		return invalid(ErrMissingTimestamp, "event %s", e.ID)
+	}
+	if _, ok := parseSchemaVersion(e.SchemaVersion); !ok {
+		return invalid(ErrInvalidSchemaVersion, "%q", e.SchemaVersion)
+	}
+	for _, s := range [...]string{e.ID, e.Source, e.OrganizationID} {
+		if !utf8.ValidString(s) {
+			return invalid(ErrInvalidUTF8, "%q", s)
+		}
+	}
+	if e.dataErr != nil {
+		return fmt.Errorf("%w: %w: %w", ErrInvalidEvent, ErrDataNotJSON, e.dataErr)
+	}
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
+		return invalid(ErrDataNotJSON, "event %s", e.ID)
+	}
+	if maxSize > 0 {
+		if n := e.EncodedLen(); n > maxSize {
+			return invalid(ErrTooLarge, "event %s encodes to %d bytes, max %d", e.ID, n, maxSize)
+		}
+	}
+	return nil
+}
+
+func invalid(rule error, format string, args ...any) error {
+	if format == "" {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, rule)
+	}
+	return fmt.Errorf("%w: %w: %s", ErrInvalidEvent, rule, fmt.Sprintf(format, args...))
+}
+
+// ValidateSubject checks that subject is a concrete NATS subject this library
+// publishes to: dot-separated tokens of [A-Za-z0-9_-], so no spaces, no empty
+// token and no wildcard ('*', '>'). The error matches ErrInvalidSubject.
+func ValidateSubject(subject string) error {
+	if !validDotted(subject) {
+		return fmt.Errorf("%w: %q must be dot-separated tokens of [A-Za-z0-9_-] (no spaces or wildcards)", ErrInvalidSubject, subject)
+	}
+	return nil
+}
+
+// ValidToken reports whether s is one token of a type or subject: [A-Za-z0-9_-]+.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// validDotted reports whether s is [A-Za-z0-9_-]+ tokens joined by single dots.
+func validDotted(s string) bool {
+	if s == "" {
+		return false
+	}
+	tokenLen := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '.' {
+			if tokenLen == 0 {
+				return false
+			}
+			tokenLen = 0
+			continue
+		}
+		if !tokenByte(c) {
+			return false
+		}
+		tokenLen++
+	}
+	return tokenLen > 0
+}
+
+// parseSchemaVersion parses MAJOR.MINOR (decimal, no sign, no leading zeros
+// except "0", at most 9 digits each) and returns MAJOR.
+func parseSchemaVersion(v string) (major int, ok bool) {
+	dot := -1
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			dot = i
+			break
+		}
+	}
+	if dot < 0 {
+		return 0, false
+	}
+	major, ok = parseUint(v[:dot])
+	if !ok {
+		return 0, false
+	}
+	if _, ok = parseUint(v[dot+1:]); !ok {
+		return 0, false
+	}
+	return major, true
+}
+
+func parseUint(s string) (int, bool) {
+	if s == "" || len(s) > 9 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}

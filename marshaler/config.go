@@ -1,0 +1,89 @@
+package marshaler
+
+import (
+	"fmt"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// Config configures a Marshaler. The zero value is usable: New fills defaults.
+type Config struct {
+	// MaxSize is the largest payload (bytes) encoded or accepted.
+	// Default envelope.DefaultMaxSize (1 MiB, NATS' default max_payload).
+	MaxSize int
+
+	// SchemaMajors lists the schema_version majors a decoded event may have;
+	// others fail with ErrUnknownSchemaMajor. Default [1]. A producer that moves
+	// to 2.0 breaks its consumers until they opt in here.
+	SchemaMajors []int
+
+	// Source and OrganizationID stamp events built by the CQRS marshaler when
+	// the context does not carry them. Source is required for CQRS use only.
+	Source         string
+	OrganizationID string
+
+	// Clock stamps events built by the CQRS marshaler. Default envelope.SystemClock.
+	Clock envelope.Clock
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxSize == 0 {
+		c.MaxSize = envelope.DefaultMaxSize
+	}
+	if c.SchemaMajors == nil {
+		c.SchemaMajors = []int{1}
+	}
+	if c.Clock == nil {
+		c.Clock = envelope.SystemClock{}
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.MaxSize < 0 {
+		return fmt.Errorf("MaxSize %d is negative", c.MaxSize)
+	}
+	if len(c.SchemaMajors) == 0 {
+		return fmt.Errorf("SchemaMajors is empty: no event would be accepted")
+	}
+	for _, m := range c.SchemaMajors {
+		if m < 0 {
+			return fmt.Errorf("SchemaMajors has negative major %d", m)
+		}
+	}
+	return nil
+}
+
+// Marshaler converts between envelope.Event, Watermill messages and NATS
+// messages. It is safe for concurrent use.
+type Marshaler struct {
+	cfg Config
+}
+
+// New returns a Marshaler with cfg's defaults filled in, or an error for an
+// invalid cfg.
+func New(cfg Config) (*Marshaler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("marshaler: invalid config: %w", err)
+	}
+	return &Marshaler{cfg: cfg}, nil
+}
+
+// Default returns a Marshaler with the default configuration.
+func Default() *Marshaler {
+	m, _ := New(Config{})
+	return m
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (m *Marshaler) Config() Config { return m.cfg }
+
+func (m *Marshaler) acceptsMajor(major int) bool {
+	for _, a := range m.cfg.SchemaMajors {
+		if a == major {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,49 @@
+package marshaler
+
+import (
+	"errors"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// ErrUnmarshal is matched by every decode failure of this package, together
+// with the more specific sentinel that says what was wrong.
+var ErrUnmarshal = errors.New("cannot unmarshal event")
+
+// Specific decode failures (each also matches ErrUnmarshal).
+var (
+	// ErrRepeatedHeader: a header this package reads appears with more than one value.
+	ErrRepeatedHeader = errors.New("repeated header")
+	// ErrMissingAttribute: a required attribute (id, type, source, time, specversion) is absent.
+	ErrMissingAttribute = errors.New("missing required attribute")
+	// ErrInvalidHeaderValue: a ce-* header is not valid percent-encoded UTF-8.
+	ErrInvalidHeaderValue = errors.New("invalid header value")
+	// ErrUnsupportedSpecVersion: a CloudEvent whose specversion is not 1.0.
+	ErrUnsupportedSpecVersion = errors.New("unsupported CloudEvents specversion")
+	// ErrUnsupportedContentType: data that is not JSON (the envelope carries JSON data only).
+	ErrUnsupportedContentType = errors.New("unsupported content type")
+	// ErrUnknownSchemaMajor: a schema_version whose major is not among Config.SchemaMajors.
+	ErrUnknownSchemaMajor = errors.New("unknown schema major version")
+	// ErrHeaderMismatch: the ce-id or ce-type header disagrees with the payload.
+	ErrHeaderMismatch = errors.New("header disagrees with payload")
+)
+
+// Re-exported envelope sentinels that decode failures also match.
+var (
+	// ErrMalformed: the payload is not an envelope (bad JSON, wrong JSON types).
+	ErrMalformed = envelope.ErrMalformed
+	// ErrTooLarge: the payload is larger than Config.MaxSize.
+	ErrTooLarge = envelope.ErrTooLarge
+	// ErrInvalidEvent: the decoded event breaks an envelope rule.
+	ErrInvalidEvent = envelope.ErrInvalidEvent
+)
+
+// Encode failures.
+var (
+	// ErrNotAnEvent: a Watermill message handed to Marshal lacks the event
+	// metadata (ce-id, ce-type, ce-source, ce-time) that ToMessage sets.
+	ErrNotAnEvent = errors.New("message is not an event")
+	// ErrInvalidMetadata: a metadata key or value that cannot travel as a NATS
+	// header (CR, LF or NUL in it, or an empty key).
+	ErrInvalidMetadata = errors.New("invalid metadata for a NATS header")
+)
