@@ -3,8 +3,8 @@ package marshaler
 import (
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -1,11 +1,12 @@
 package marshaler
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
@@ -171,9 +172,9 @@ func isEnvelope(data []byte) bool {
 // headerData is what readHeaders extracts in one pass over the headers.
 type headerData struct {
 	specVersion, id, typ, source, time, org, schema, dataContentType string
-	contentType                                                       string
-	rel                                                               Relations
-	extra                                                             map[string]string
+	contentType                                                      string
+	rel                                                              Relations
+	extra                                                            map[string]string
 }
 
 // readHeaders reads every header once: the ce-* attributes (percent-decoded)
@@ -252,4 +253,10 @@ func (hd headerData) checkAgainst(e *envelope.Event) error {
 		return fmt.Errorf("%w: %w: ce-type %q, payload type %q", ErrUnmarshal, ErrHeaderMismatch, hd.typ, e.Type)
 	}
 	return nil
+}
+
+// RelationsFromContext returns the correlation and causation ids carried by
+// ctx (see envelope.WithCorrelationID and envelope.WithCausationID).
+func RelationsFromContext(ctx context.Context) Relations {
+	return Relations{CorrelationID: envelope.CorrelationID(ctx), CausationID: envelope.CausationID(ctx)}
 }
