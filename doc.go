@@ -1,0 +1,13 @@
+// Package events makes NATS JetStream the event backbone of Go services, as a
+// Watermill plugin. This root package is a thin facade: aliases and
+// constructors over the subpackages, so that service code reads as the seed
+// examples do:
+//
+//	event := events.NewEvent("user.created", "auth-service", orgID, clock.Now(), data)
+//	publisher, err := events.NewPublisher(nc)
+//	err = publisher.Publish(ctx, "auth.user.created", event)
+//
+// The real code lives in envelope (the Event), marshaler (the wire contract),
+// jetstream (connection, streams, publisher, subscriber), middleware and
+// router. The facade holds no logic of its own.
+package events

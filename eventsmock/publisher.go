@@ -1,0 +1,35 @@
+// Package eventsmock holds testify mocks of the jetevents interfaces. It is
+// light (envelope and testify only) so that the root package can re-export
+// PublisherMock as events.PublisherMock, as the seed examples use it.
+package eventsmock
+
+import (
+	"context"
+
+	"github.com/stretchr/testify/mock"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// PublisherMock is a testify mock of events.Publisher. Set expectations with
+// On("Publish", ctx, subject, event), On("PublishAsync", ...), On("Close");
+// each method returns the error given to Return (nil when Return has no
+// argument or a nil one).
+type PublisherMock struct {
+	mock.Mock
+}
+
+// Publish records the call and returns the expected error.
+func (m *PublisherMock) Publish(ctx context.Context, subject string, event *envelope.Event) error {
+	return m.Called(ctx, subject, event).Error(0)
+}
+
+// PublishAsync records the call and returns the expected error.
+func (m *PublisherMock) PublishAsync(ctx context.Context, subject string, event *envelope.Event) error {
+	return m.Called(ctx, subject, event).Error(0)
+}
+
+// Close records the call and returns the expected error.
+func (m *PublisherMock) Close() error {
+	return m.Called().Error(0)
+}
