@@ -1,0 +1,53 @@
+# jetevents: every command a developer or CI needs. Nothing here needs Docker:
+# tests, benchmarks and the demo run an embedded NATS server in-process.
+
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 30s
+BENCHTIME ?= 2s
+COUNT     ?= 6
+
+.PHONY: all test test-short lint fuzz bench bench-cmd stress demo examples streams tools clean
+
+all: lint test
+
+## test: the full test suite under the race detector (what .ci/run runs).
+test:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: the same without -race, for a quick loop.
+test-short:
+	$(GO) test -count=1 $(PKGS)
+
+## lint: go vet plus a gofmt check.
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: run every Fuzz target for FUZZTIME each (corpus lands in testdata/fuzz).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: Go benchmarks (ours beside raw nats.go and watermill-nats), COUNT runs
+## each, into bench/results/latest.txt; compare runs with benchstat.
+bench:
+	@mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) -timeout 60m ./marshaler/ ./bench/ | tee bench/results/latest.txt
+
+## stress: Watermill's stress conformance suite (long).
+stress:
+	$(GO) test -race -count=1 -tags stress -run 'Stress' -timeout 60m ./jetstream/
+
+## demo: start an embedded JetStream server, set up streams, publish the seed's
+## events and consume them through the router. No NATS needed.
+demo:
+	$(GO) run ./examples/demo
+
+clean:
+	rm -rf bench/results/latest.txt
