@@ -1,0 +1,60 @@
+package bench_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/jetevents/events/bench"
+)
+
+// Sizes are the event data sizes every benchmark runs at.
+var sizes = []int{512, 4096}
+
+// Every benchmark is named Benchmark<Op>/size=<bytes>/impl=<impl>, the raw
+// baseline first, so `benchstat -col /impl` puts the implementations side by
+// side with the ratio to raw. b.N is the number of events; b.SetBytes is the
+// event data size, so MB/s is event data per second.
+
+func BenchmarkPublishSync(b *testing.B)  { benchOp(b, bench.OpSync) }
+func BenchmarkPublishAsync(b *testing.B) { benchOp(b, bench.OpAsync) }
+func BenchmarkPublishBatch(b *testing.B) { benchOp(b, bench.OpBatch) }
+func BenchmarkConsumeAck(b *testing.B)   { benchOp(b, bench.OpConsume) }
+
+func benchOp(b *testing.B, op bench.Op) {
+	for _, size := range sizes {
+		for _, v := range bench.VariantsOf(op) {
+			b.Run(fmt.Sprintf("size=%d/impl=%s", size, v.Impl), func(b *testing.B) {
+				runTrial(b, v, bench.Params{N: b.N, Size: size})
+			})
+		}
+	}
+}
+
+// runTrial measures one trial of b.N events: only Run is timed; the trial is
+// verified (every event stored or consumed) before its numbers count.
+func runTrial(b *testing.B, v bench.Variant, p bench.Params) {
+	ctx := context.Background()
+	b.StopTimer()
+	t, err := v.Prepare(ctx, env, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := t.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	b.SetBytes(int64(p.Size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.StartTimer()
+	err = t.Run(ctx)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := t.Verify(ctx); err != nil {
+		b.Fatal(err)
+	}
+}

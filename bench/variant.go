@@ -1,0 +1,309 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// Op is a measured operation.
+type Op string
+
+// The measured operations (see the package documentation).
+const (
+	OpSync    Op = "sync"
+	OpAsync   Op = "async"
+	OpBatch   Op = "batch"
+	OpConsume Op = "consume"
+)
+
+// Ops lists the operations in report order.
+var Ops = []Op{OpSync, OpAsync, OpBatch, OpConsume}
+
+// Impl names who does the work.
+type Impl string
+
+// The implementations compared. Raw is the baseline of every ratio.
+const (
+	ImplRaw       Impl = "raw"
+	ImplJetevents Impl = "jetevents"
+	ImplWatermill Impl = "watermill-nats"
+)
+
+// Params sizes a trial. The zero value of each field takes its default.
+type Params struct {
+	// N is the number of events published or consumed. Default 1000.
+	N int
+	// Size is the event data size in bytes. Default 512.
+	Size int
+	// Window is the maximum of pending async acks, for ours and raw alike.
+	// Default 4096 (the library's default).
+	Window int
+	// Batch is the number of events per batch. Default 100.
+	Batch int
+	// MaxAckPending is the durable consumer's MaxAckPending. Default 1000
+	// (the library's default).
+	MaxAckPending int
+	// PullBatch is how many messages a pull consumer asks for at a time, the
+	// same for every consume variant. Default 500 (nats.go's Consume default).
+	PullBatch int
+	// Timeout bounds one trial's run. Default 5 minutes.
+	Timeout time.Duration
+}
+
+func (p *Params) setDefaults() {
+	if p.N == 0 {
+		p.N = 1000
+	}
+	if p.Size == 0 {
+		p.Size = 512
+	}
+	if p.Window == 0 {
+		p.Window = 4096
+	}
+	if p.Batch == 0 {
+		p.Batch = 100
+	}
+	if p.MaxAckPending == 0 {
+		p.MaxAckPending = 1000
+	}
+	if p.PullBatch == 0 {
+		p.PullBatch = 500
+	}
+	if p.Timeout == 0 {
+		p.Timeout = 5 * time.Minute
+	}
+}
+
+// Trial is one prepared measurement: Run is the measured work, Verify checks
+// afterwards that it did all of it, Close releases everything.
+type Trial struct {
+	// N is the number of messages Run handles.
+	N      int
+	run    func(ctx context.Context) error
+	verify func(ctx context.Context) error
+	close  []func() error
+}
+
+// Run does the measured work. Nothing else (stream creation, event building,
+// pre-filling, connecting) happens inside it.
+func (t *Trial) Run(ctx context.Context) error { return t.run(ctx) }
+
+// Verify checks that Run stored or consumed every message (ErrVerify if not).
+func (t *Trial) Verify(ctx context.Context) error { return t.verify(ctx) }
+
+// Close releases the trial's subscriber or publisher, connection and stream,
+// last opened first closed, and reports what failed to close.
+func (t *Trial) Close() error {
+	var errs []error
+	for i := len(t.close) - 1; i >= 0; i-- {
+		errs = append(errs, t.close[i]())
+	}
+	t.close = nil
+	return errors.Join(errs...)
+}
+
+func (t *Trial) onClose(f func() error) { t.close = append(t.close, f) }
+
+func (t *Trial) onCloseFunc(f func()) { t.onClose(func() error { f(); return nil }) }
+
+// Variant is one implementation of one operation.
+type Variant struct {
+	Op   Op
+	Impl Impl
+	// What says in a few words what is measured.
+	What    string
+	prepare func(ctx context.Context, env *Env, p Params) (*Trial, error)
+}
+
+// Name is "op/impl".
+func (v Variant) Name() string { return string(v.Op) + "/" + string(v.Impl) }
+
+// Prepare sets up a trial of p.N events of p.Size bytes: it builds the
+// events, creates the trial's stream (and, to consume, fills it and creates a
+// fresh durable), and connects. None of this is measured.
+func (v Variant) Prepare(ctx context.Context, env *Env, p Params) (*Trial, error) {
+	p.setDefaults()
+	t, err := v.prepare(ctx, env, p)
+	if err != nil {
+		return nil, fmt.Errorf("bench: prepare %s: %w", v.Name(), err)
+	}
+	return t, nil
+}
+
+// Variants lists every variant, raw first within each operation.
+func Variants() []Variant {
+	var vs []Variant
+	for _, op := range Ops {
+		vs = append(vs, VariantsOf(op)...)
+	}
+	return vs
+}
+
+// VariantsOf lists the variants of one operation, the raw baseline first.
+func VariantsOf(op Op) []Variant {
+	var vs []Variant
+	for _, v := range []Variant{
+		rawSync, jeteventsSync, watermillSync,
+		rawAsync, jeteventsAsync,
+		rawBatch, jeteventsBatch, watermillBatch,
+		rawConsume, jeteventsConsume, watermillConsume,
+	} {
+		if v.Op == op && v.prepare != nil {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// publishSetup is what a publish variant builds on the trial's connection:
+// the measured run and an optional close.
+type publishSetup func(ctx context.Context, nc *nats.Conn, s Stream, p Params, events []*envelope.Event) (run func(ctx context.Context) error, closeFn func() error, err error)
+
+// publishTrial wraps a publish variant: fresh stream, own connection, events
+// built beforehand, and a check that the stream holds exactly those events.
+func publishTrial(name string, setup publishSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
+	return func(ctx context.Context, env *Env, p Params) (t *Trial, err error) {
+		events, err := Events(p.N, p.Size)
+		if err != nil {
+			return nil, err
+		}
+		t = &Trial{N: p.N}
+		defer func() {
+			if err != nil {
+				_ = t.Close()
+			}
+		}()
+		s, err := env.NewStream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.onClose(func() error { return env.DeleteStream(context.Background(), s) })
+		nc, err := env.Connect(name)
+		if err != nil {
+			return nil, err
+		}
+		t.onCloseFunc(nc.Close)
+		run, closeFn, err := setup(ctx, nc, s, p, events)
+		if err != nil {
+			return nil, err
+		}
+		if closeFn != nil {
+			t.onClose(closeFn)
+		}
+		t.run = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+			defer cancel()
+			return run(ctx)
+		}
+		t.verify = func(ctx context.Context) error {
+			return env.VerifyStored(ctx, s, events)
+		}
+		return t, nil
+	}
+}
+
+// consumeSetup is what a consume variant builds: a run that must hand every
+// consumed event id to record (once per message, in delivery order) and ack it,
+// returning once n messages were handled.
+type consumeSetup func(ctx context.Context, env *Env, s Stream, durable string, p Params, record func(id string)) (run func(ctx context.Context) error, closeFn func() error, err error)
+
+// consumeTrial wraps a consume variant: fresh stream pre-filled with N events
+// in our wire format, a fresh durable with the shared settings, and checks
+// that every event was handed over exactly once and acked on the server.
+func consumeTrial(setup consumeSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
+	return func(ctx context.Context, env *Env, p Params) (t *Trial, err error) {
+		events, err := Events(p.N, p.Size)
+		if err != nil {
+			return nil, err
+		}
+		t = &Trial{N: p.N}
+		defer func() {
+			if err != nil {
+				_ = t.Close()
+			}
+		}()
+		s, err := env.NewStream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.onClose(func() error { return env.DeleteStream(context.Background(), s) })
+		if err := env.Prefill(ctx, s, events); err != nil {
+			return nil, err
+		}
+		durable, err := env.NewDurable(ctx, s, p)
+		if err != nil {
+			return nil, err
+		}
+		// Preallocated; the uncontended lock (tens of ns against tens of
+		// µs per message) keeps a late redelivery from racing with Verify.
+		var mu sync.Mutex
+		ids := make([]string, 0, p.N)
+		extra := 0
+		record := func(id string) {
+			mu.Lock()
+			if len(ids) < cap(ids) {
+				ids = append(ids, id)
+			} else {
+				extra++
+			}
+			mu.Unlock()
+		}
+		run, closeFn, err := setup(ctx, env, s, durable, p, record)
+		if err != nil {
+			return nil, err
+		}
+		if closeFn != nil {
+			t.onClose(closeFn)
+		}
+		t.run = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+			defer cancel()
+			return run(ctx)
+		}
+		t.verify = func(ctx context.Context) error {
+			mu.Lock()
+			err := checkIDs(events, ids, extra)
+			mu.Unlock()
+			if err != nil {
+				return err
+			}
+			return env.VerifyAcked(ctx, s, durable, p.N, 10*time.Second)
+		}
+		return t, nil
+	}
+}
+
+// checkIDs reports whether ids holds every event's id exactly once.
+func checkIDs(events []*envelope.Event, ids []string, extra int) error {
+	if extra > 0 || len(ids) != len(events) {
+		return fmt.Errorf("%w: %d messages handed over, want %d", ErrVerify, len(ids)+extra, len(events))
+	}
+	want := make(map[string]bool, len(events))
+	for _, e := range events {
+		want[e.ID] = true
+	}
+	for _, id := range ids {
+		if !want[id] {
+			return fmt.Errorf("%w: event %q handed over twice or never published", ErrVerify, id)
+		}
+		delete(want, id)
+	}
+	return nil
+}
+
+// waitDone waits for done or the context, whichever comes first.
+func waitDone(ctx context.Context, done <-chan struct{}, what string) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bench: %s: %w", what, ctx.Err())
+	}
+}
