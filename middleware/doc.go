@@ -1,0 +1,29 @@
+// Package middleware holds the Watermill message.HandlerMiddlewares of
+// jetevents and the helpers they share: broker-side retry (retry.go, with the
+// schedule in backoff.go), the dead-letter path (poison.go, verdicts in
+// deadletter.go, permanent errors in permanent.go), the MAX_DELIVERIES
+// advisory safety net (advisory.go), correlation and causation ids
+// (correlation.go), idempotency with a JetStream KV or in-memory store
+// (idempotency.go, store_kv.go, store_memory.go), a context-restoring timeout
+// (timeout.go) and event logging (logging.go).
+//
+// In the layers of DESIGN.md the package sits under router and above
+// jetstream, marshaler and envelope: it reads the metadata, raw message and
+// settle marks of the jetstream subscriber (transport.go is the only file that
+// touches them) and is wired by the router in this order, outermost first:
+//
+//	Correlation -> Logging -> DeadLetterer (poison) -> Retry -> Idempotency -> Timeout -> Recoverer -> handler
+//
+// Correlation is outermost so that every log line and every published event
+// carries the correlation id. Logging sees the final outcome of a delivery
+// (handled, retried, dead-lettered, dead-letter failed). The dead-letter
+// path sits outside the retry decision because Retry only turns an error into
+// a verdict ("dead-letter this, reason max_deliver"): publishing the verdict
+// is the poison middleware's job, and a verdict can also come from the router
+// (schema_version) or the handler (Permanent). Idempotency is inside Retry so
+// that a busy claim is retried like any error, and outside Timeout so that
+// recording a processed id is not cut short by the handler's deadline.
+// Watermill's Recoverer goes innermost, next to the handler, so that a panic
+// becomes an ordinary error that every middleware above sees: it is retried
+// and finally dead-lettered like any other failure.
+package middleware

@@ -1,0 +1,97 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// DefaultMaxDeliver is the retry decision's default MaxDeliver: the
+// subscriber's default.
+const DefaultMaxDeliver = 5
+
+// RetryConfig configures Retry.
+type RetryConfig struct {
+	// MaxDeliver must equal the consumer's MaxDeliver: on that delivery a
+	// failing handler gets no further attempt and the message is
+	// dead-lettered (ReasonMaxDeliver). Default 5; -1 means unlimited (never
+	// dead-letter for exhausted attempts).
+	MaxDeliver int
+	// Backoff is the delay before the next delivery after a failed attempt,
+	// asked of the broker with NakWithDelay. Default: the zero Backoff (1s
+	// doubling to 1m, ±20%).
+	Backoff Backoff
+}
+
+func (c *RetryConfig) setDefaults() {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+}
+
+// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+func (c RetryConfig) Validate() error {
+	if c.MaxDeliver < -1 || c.MaxDeliver == 0 {
+		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 or -1 (unlimited)", ErrInvalidConfig, c.MaxDeliver)
+	}
+	return c.Backoff.Validate()
+}
+
+// Retry is the retry decision. The consumer never sleeps to retry: a failed
+// delivery is Nacked and the broker redelivers it after the delay (the
+// subscriber's NakWithDelay). Safe for concurrent use.
+type Retry struct {
+	cfg RetryConfig
+}
+
+// NewRetry returns the retry decision configured by cfg. Errors match
+// ErrInvalidConfig.
+func NewRetry(cfg RetryConfig) (*Retry, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Retry{cfg: cfg}, nil
+}
+
+// Middleware decides what a handler error means for the delivery:
+//   - an error that already carries a verdict (Classify: DeadLetter,
+//     Permanent, unmarshal, schema version) is returned as is, for the
+//     DeadLetterer middleware outside to publish;
+//   - on the last delivery (attempt >= MaxDeliver) the error becomes the
+//     verdict DeadLetter(ReasonMaxDeliver, err);
+//   - otherwise the message is marked for redelivery after Backoff.Delay(attempt)
+//     and the error is returned, so that the router Nacks it.
+//
+// A context.Canceled error while the message's context is done (shutdown)
+// is never turned into a verdict: a cancelled attempt says nothing about the
+// message. It is retried; if it was the last delivery, the broker emits the
+// MAX_DELIVERIES advisory and the AdvisoryWatcher dead-letters it.
+// The messages a failed handler produced are dropped.
+func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		if _, ok := Classify(err); ok {
+			return nil, err
+		}
+		attempt := deliveryOf(msg).attempt
+		cancelled := errors.Is(err, context.Canceled) && msg.Context().Err() != nil
+		if !cancelled && r.last(attempt) {
+			return nil, DeadLetter(ReasonMaxDeliver, fmt.Errorf("attempt %d of %d: %w", attempt, r.cfg.MaxDeliver, err))
+		}
+		nakWithDelay(msg, r.cfg.Backoff.Delay(attempt))
+		return nil, err
+	}
+}
+
+// last reports whether attempt is the consumer's last delivery. An unknown
+// attempt (0: the message did not come from the jetstream subscriber) is
+// never the last: the transport decides.
+func (r *Retry) last(attempt uint64) bool {
+	return r.cfg.MaxDeliver > 0 && attempt >= uint64(r.cfg.MaxDeliver)
+}

@@ -1,0 +1,95 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/middleware"
+)
+
+func TestRetry_decides_between_redelivery_and_dead_letter(t *testing.T) {
+	boom := errors.New("boom")
+	backoff := middleware.Backoff{Jitter: -1} // 1s, 2s, 4s...
+	tests := []struct {
+		name       string
+		attempt    uint64
+		handlerErr error
+		wantReason string // "" = no verdict
+		wantDelay  string // NakWithDelay mark; "" = none
+		wantErrIs  error
+	}{
+		{"first failure is redelivered after Initial", 1, boom, "", "1s", boom},
+		{"third failure waits longer", 3, boom, "", "4s", boom},
+		{"failure on the last delivery is dead-lettered", 4, boom, middleware.ReasonMaxDeliver, "", boom},
+		{"beyond the last delivery too", 9, boom, middleware.ReasonMaxDeliver, "", boom},
+		{"permanent error skips retries", 1, middleware.Permanent(boom), middleware.ReasonPermanent, "", boom},
+		{"unmarshal error is not retried", 1, fmt.Errorf("decode: %w", marshaler.ErrUnmarshal), middleware.ReasonUnmarshal, "", marshaler.ErrUnmarshal},
+		{"explicit verdict passes through", 2, middleware.DeadLetter(middleware.ReasonSchemaVersion, boom), middleware.ReasonSchemaVersion, "", boom},
+		{"unknown attempt is never the last", 0, boom, "", "1s", boom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: 4, Backoff: backoff})
+			require.NoError(t, err)
+			msg := delivered("ev-1", "auth.user.created", 7, tt.attempt)
+			calls := 0
+			out, err := r.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+				calls++
+				return []*message.Message{message.NewMessage("out", nil)}, tt.handlerErr
+			})(msg)
+
+			require.Error(t, err)
+			assert.Equal(t, 1, calls)
+			assert.Nil(t, out, "a failed handler's output is dropped")
+			assert.ErrorIs(t, err, tt.wantErrIs)
+			reason, dl := middleware.Classify(err)
+			assert.Equal(t, tt.wantReason, reason)
+			assert.Equal(t, tt.wantReason != "", dl)
+			assert.Equal(t, tt.wantDelay, msg.Metadata.Get(jetstream.MetadataNakDelay))
+		})
+	}
+}
+
+func TestRetry_success_passes_output_through(t *testing.T) {
+	r, err := middleware.NewRetry(middleware.RetryConfig{})
+	require.NoError(t, err)
+	want := []*message.Message{message.NewMessage("out", nil)}
+	out, err := r.Middleware(func(*message.Message) ([]*message.Message, error) { return want, nil })(delivered("e", "a.b", 1, 5))
+	require.NoError(t, err)
+	assert.Equal(t, want, out)
+}
+
+func TestRetry_cancelled_attempt_is_never_a_verdict(t *testing.T) {
+	r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: 2, Backoff: middleware.Backoff{Jitter: -1}})
+	require.NoError(t, err)
+	msg := delivered("e", "a.b", 1, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shutdown
+	msg.SetContext(ctx)
+	_, err = r.Middleware(func(m *message.Message) ([]*message.Message, error) { return nil, m.Context().Err() })(msg)
+	require.ErrorIs(t, err, context.Canceled)
+	_, dl := middleware.Classify(err)
+	assert.False(t, dl, "left to the broker (and the advisory), not dead-lettered as max_deliver")
+	assert.Equal(t, "2s", msg.Metadata.Get(jetstream.MetadataNakDelay))
+}
+
+func TestRetry_config_validation(t *testing.T) {
+	for _, cfg := range []middleware.RetryConfig{
+		{MaxDeliver: -2},
+		{Backoff: middleware.Backoff{Multiplier: 0.1}},
+	} {
+		_, err := middleware.NewRetry(cfg)
+		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
+	}
+	_, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: -1, Backoff: middleware.Backoff{Initial: time.Millisecond}})
+	assert.NoError(t, err, "-1 is unlimited")
+}
