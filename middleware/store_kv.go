@@ -1,0 +1,221 @@
+package middleware
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// DefaultIdempotencyBucket is the default KV bucket of processed event ids.
+const DefaultIdempotencyBucket = "JETEVENTS_PROCESSED"
+
+// KVStoreConfig configures a KVStore.
+type KVStoreConfig struct {
+	// Bucket is the KV bucket, created when missing. Default
+	// "JETEVENTS_PROCESSED". Every process of a consumer must use the same.
+	Bucket string
+	// TTL is how long a key is remembered after its last write (the bucket's
+	// MaxAge): the window in which a duplicate is recognised. Default 24h.
+	// It applies when this store creates the bucket; an existing bucket keeps
+	// its own (Bucket config wins, so processes cannot fight over it).
+	TTL time.Duration
+	// ClaimTTL is how long a claim lives before another delivery may take it
+	// over when the holder cannot be identified (see Store). Claims are
+	// compared with Clock, so processes sharing the bucket need roughly
+	// synchronised clocks (skew shortens or lengthens the claim). Default 5m.
+	ClaimTTL time.Duration
+	// Replicas of the bucket when created. Default 1.
+	Replicas int
+	// Storage of the bucket when created. Default natsjs.FileStorage.
+	Storage natsjs.StorageType
+	// Clock tells the time for claims. Default envelope.SystemClock.
+	Clock envelope.Clock
+}
+
+func (c *KVStoreConfig) setDefaults() {
+	if c.Bucket == "" {
+		c.Bucket = DefaultIdempotencyBucket
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultIdempotencyTTL
+	}
+	if c.ClaimTTL == 0 {
+		c.ClaimTTL = DefaultClaimTTL
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Clock == nil {
+		c.Clock = envelope.SystemClock{}
+	}
+}
+
+// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+func (c KVStoreConfig) Validate() error {
+	for _, r := range c.Bucket {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return fmt.Errorf("%w: Bucket %q: only letters, digits, '-' and '_'", ErrInvalidConfig, c.Bucket)
+		}
+	}
+	switch {
+	case c.TTL < 0 || c.ClaimTTL < 0:
+		return fmt.Errorf("%w: TTL %s and ClaimTTL %s must not be negative", ErrInvalidConfig, c.TTL, c.ClaimTTL)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("%w: Replicas %d must be 1..5", ErrInvalidConfig, c.Replicas)
+	}
+	return nil
+}
+
+// KVStore is a Store (and a Watermill ExpiringKeyRepository) in a JetStream
+// KV bucket, shared by every process that uses the bucket. Claims use KV
+// Create (atomic: one creator wins) and compare-and-set Update on the
+// revision, so two processes never both acquire one key. Keys are encoded
+// (base64url, or a SHA-256 for very long keys) because event ids may hold
+// characters KV keys refuse. Safe for concurrent use.
+type KVStore struct {
+	cfg KVStoreConfig
+	kv  natsjs.KeyValue
+}
+
+// NewKVStore binds to cfg.Bucket through nc (never closed by the store),
+// creating the bucket when it does not exist. Errors match ErrInvalidConfig
+// or ErrStore.
+func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jetstream: %w", ErrStore, err)
+	}
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, natsjs.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, natsjs.KeyValueConfig{
+			Bucket:      cfg.Bucket,
+			Description: "jetevents: processed event ids per consumer (idempotency)",
+			TTL:         cfg.TTL,
+			History:     1,
+			Replicas:    cfg.Replicas,
+			Storage:     cfg.Storage,
+		})
+		if errors.Is(err, natsjs.ErrBucketExists) {
+			// Another process created it meanwhile.
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrStore, cfg.Bucket, err)
+	}
+	return &KVStore{cfg: cfg, kv: kv}, nil
+}
+
+// maxRawKey bounds the encoded key length; longer keys are hashed.
+const maxRawKey = 192
+
+// kvKey encodes key for the bucket. base64url is injective and uses only
+// characters KV keys accept; the "h." prefix cannot collide with it because
+// base64url never contains '.'.
+func kvKey(key string) string {
+	if base64.RawURLEncoding.EncodedLen(len(key)) <= maxRawKey {
+		return "k" + base64.RawURLEncoding.EncodeToString([]byte(key))
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "h." + hex.EncodeToString(sum[:])
+}
+
+// maxClaimRounds bounds the create/compare-and-set loop of Claim; each lost
+// round means another process changed the key, which re-deciding resolves.
+const maxClaimRounds = 4
+
+// Claim implements Store.
+func (s *KVStore) Claim(ctx context.Context, key string, h Holder) (Claim, error) {
+	k := kvKey(key)
+	for range maxClaimRounds {
+		now := s.cfg.Clock.Now()
+		claim := claimRecord(h, now.Add(s.cfg.ClaimTTL))
+		rev, err := s.kv.Create(ctx, k, claim)
+		if err == nil {
+			return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: rev}, nil
+		}
+		if !errors.Is(err, natsjs.ErrKeyExists) {
+			return Claim{}, fmt.Errorf("%w: create %s: %w", ErrStore, key, err)
+		}
+		e, err := s.kv.Get(ctx, k)
+		if errors.Is(err, natsjs.ErrKeyNotFound) || errors.Is(err, natsjs.ErrKeyDeleted) {
+			continue // released or expired since Create: try again
+		}
+		if err != nil {
+			return Claim{}, fmt.Errorf("%w: get %s: %w", ErrStore, key, err)
+		}
+		r, err := parseRecord(key, e.Value())
+		if err != nil {
+			return Claim{}, err
+		}
+		if st := decide(r, h, now); st != ClaimAcquired {
+			return Claim{Key: key, Status: st, Holder: r.Holder, Revision: e.Revision()}, nil
+		}
+		rev, err = s.kv.Update(ctx, k, claim, e.Revision())
+		if err == nil {
+			return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: rev}, nil
+		}
+		if !isRevisionConflict(err) {
+			return Claim{}, fmt.Errorf("%w: take over %s: %w", ErrStore, key, err)
+		}
+	}
+	return Claim{Key: key, Status: ClaimBusy, Holder: h}, nil
+}
+
+// Complete implements Store. It writes the processed mark unconditionally:
+// the handler succeeded, whoever holds the claim now.
+func (s *KVStore) Complete(ctx context.Context, c Claim) error {
+	if _, err := s.kv.Put(ctx, kvKey(c.Key), doneRecord(c.Holder)); err != nil {
+		return fmt.Errorf("%w: complete %s: %w", ErrStore, c.Key, err)
+	}
+	return nil
+}
+
+// Release implements Store: it deletes the claim only at the caller's
+// revision, so a claim another delivery took over stays.
+func (s *KVStore) Release(ctx context.Context, c Claim) error {
+	err := s.kv.Delete(ctx, kvKey(c.Key), natsjs.LastRevision(c.Revision))
+	if err == nil || isRevisionConflict(err) || errors.Is(err, natsjs.ErrKeyNotFound) {
+		return nil
+	}
+	return fmt.Errorf("%w: release %s: %w", ErrStore, c.Key, err)
+}
+
+// IsDuplicate implements Watermill's middleware.ExpiringKeyRepository: it
+// creates key as processed and reports true when it already existed (claimed
+// or processed). Watermill's Deduplicator calls it before the handler, so a
+// handler failure still leaves the key recorded and the retry is dropped;
+// the Idempotency middleware records after success instead.
+func (s *KVStore) IsDuplicate(ctx context.Context, key string) (bool, error) {
+	_, err := s.kv.Create(ctx, kvKey(key), doneRecord(Holder{}))
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, natsjs.ErrKeyExists):
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: create %s: %w", ErrStore, key, err)
+}
+
+// Bucket returns the bound bucket's name.
+func (s *KVStore) Bucket() string { return s.cfg.Bucket }
+
+func isRevisionConflict(err error) bool {
+	return errors.Is(err, natsjs.ErrKeyRevisionMismatch) || errors.Is(err, natsjs.ErrKeyExists)
+}

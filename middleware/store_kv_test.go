@@ -1,0 +1,166 @@
+package middleware_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetevents/events/eventstest"
+	"github.com/jetevents/events/middleware"
+)
+
+func newKVStore(t *testing.T, srv *eventstest.Server, cfg middleware.KVStoreConfig) *middleware.KVStore {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := middleware.NewKVStore(ctx, srv.Connect(t), cfg)
+	require.NoError(t, err)
+	return s
+}
+
+func TestKVStore_same_event_delivered_twice_is_handled_once_across_two_stores(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	// Two "processes": separate connections, separate stores, one bucket.
+	a := newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "PROCESSED"}), nil)
+	b := newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "PROCESSED"}), nil)
+
+	var calls atomic.Int32
+	handler := func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil }
+
+	// The event published twice (fresh Nats-Msg-Id): two stream messages.
+	_, err := a.Middleware(handler)(delivered("ev-1", "auth.user.created", 1, 1))
+	require.NoError(t, err)
+	_, err = b.Middleware(handler)(delivered("ev-1", "auth.user.created", 2, 1))
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), calls.Load())
+
+	// Another event is not affected, nor the same id under another consumer.
+	_, err = b.Middleware(handler)(delivered("ev-2", "auth.user.created", 3, 1))
+	require.NoError(t, err)
+	other := delivered("ev-1", "auth.user.created", 1, 1)
+	other.Metadata.Set("js-consumer", "audit")
+	_, err = b.Middleware(handler)(other)
+	require.NoError(t, err)
+	assert.Equal(t, int32(3), calls.Load())
+}
+
+func TestKVStore_concurrent_deliveries_across_processes_run_the_handler_once(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	stores := []*middleware.Idempotency{
+		newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{}), nil),
+		newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{}), nil),
+	}
+	var calls atomic.Int32
+	handler := func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil }
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			_, err := stores[i%2].Middleware(handler)(delivered("ev-1", "auth.user.created", uint64(i+1), 1))
+			assert.NoError(t, err, "a duplicate is acked, not failed")
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), calls.Load())
+}
+
+func TestKVStore_failed_handler_releases_and_redelivery_takes_over(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	store := newKVStore(t, srv, middleware.KVStoreConfig{})
+	mw := newIdempotency(t, store, nil)
+
+	calls := 0
+	_, err := mw.Middleware(handlerReturning(&calls, errStoreDown))(delivered("ev-1", "s.a", 1, 1))
+	require.ErrorIs(t, err, errStoreDown)
+	_, err = mw.Middleware(handlerReturning(&calls, nil))(delivered("ev-1", "s.a", 1, 2))
+	require.NoError(t, err)
+	_, err = mw.Middleware(handlerReturning(&calls, nil))(delivered("ev-1", "s.a", 1, 3))
+	require.NoError(t, err)
+	assert.Equal(t, 2, calls, "failed once, handled once, then skipped")
+
+	// A claim left by a crashed delivery (never released) is taken over by
+	// the broker's next attempt of the same message.
+	ctx := context.Background()
+	c, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
+	require.NoError(t, err)
+	require.Equal(t, middleware.ClaimAcquired, c.Status)
+	again, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimBusy, again.Status)
+	next, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 2})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimAcquired, next.Status)
+	// The superseded holder's release does not drop the new claim.
+	require.NoError(t, store.Release(ctx, c))
+	dup, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 10, Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimDuplicate, dup.Status)
+}
+
+func TestKVStore_unidentified_claim_expires_by_clock(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	clock := eventstest.NewClock(t0)
+	store := newKVStore(t, srv, middleware.KVStoreConfig{ClaimTTL: time.Minute, Clock: clock})
+	ctx := context.Background()
+	_, err := store.Claim(ctx, "k", middleware.Holder{})
+	require.NoError(t, err)
+	c, err := store.Claim(ctx, "k", middleware.Holder{})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimBusy, c.Status)
+	clock.Advance(time.Minute)
+	c, err = store.Claim(ctx, "k", middleware.Holder{})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimAcquired, c.Status)
+}
+
+func TestKVStore_plugs_into_watermill_deduplicator(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	dedup := &wmmiddleware.Deduplicator{
+		KeyFactory: wmmiddleware.NewMessageHasherFromMetadataField("ce-id"),
+		Repository: newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "DEDUP"}),
+		Timeout:    5 * time.Second,
+	}
+	calls := 0
+	h := dedup.Middleware(handlerReturning(&calls, nil))
+	for seq := range uint64(3) {
+		_, err := h(delivered("ev-1", "s.a", seq+1, 1))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, calls)
+}
+
+func TestKVStore_keys_with_any_characters_and_length(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	store := newKVStore(t, srv, middleware.KVStoreConfig{})
+	ctx := context.Background()
+	long := string(make([]byte, 1000))
+	for _, key := range []string{"a b/c*>.", "ünïcödé", long, long + "x"} {
+		dup, err := store.IsDuplicate(ctx, key)
+		require.NoError(t, err, "%q", key[:min(len(key), 10)])
+		assert.False(t, dup)
+		dup, err = store.IsDuplicate(ctx, key)
+		require.NoError(t, err)
+		assert.True(t, dup)
+	}
+}
+
+func TestKVStore_config_validation(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	for _, cfg := range []middleware.KVStoreConfig{
+		{Bucket: "has.dot"},
+		{TTL: -time.Second},
+		{Replicas: 7},
+	} {
+		_, err := middleware.NewKVStore(context.Background(), srv.Conn, cfg)
+		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
+	}
+	_, err := middleware.NewKVStore(context.Background(), nil, middleware.KVStoreConfig{})
+	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+}
