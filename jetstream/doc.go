@@ -1,0 +1,25 @@
+// Package jetstream is the NATS JetStream transport of jetevents: connection
+// helpers, streams and consumers declared as code, a publisher and a durable
+// pull subscriber, both usable as Watermill message.Publisher /
+// message.Subscriber.
+//
+// Layers (see DESIGN.md): it encodes and decodes through package marshaler
+// (the wire contract) and validates through package envelope; the router, the
+// middleware and the root facade build on it. It imports nats.go's own
+// jetstream package as natsjs, and never nats-server.
+//
+// Files by concern:
+//   - connect.go: Connect and ConnectOptions, production defaults (reconnect
+//     forever with backoff and jitter, reconnect buffer, logged connection
+//     events) and auth options (creds, NKey, user/password, token, TLS).
+//   - spec.go, provision.go: StreamSpec, ConsumerSpec, LoadSpecs and Apply,
+//     which creates or updates idempotently and reports what changed;
+//     AuthEventsStream and DeadLetterStream.
+//   - publisher*.go: Publisher (Publish, PublishAck, PublishAsync,
+//     PublishBatch, Flush, Close) and MessagePublisher (Watermill).
+//   - subscriber*.go, metadata.go: the durable pull Subscriber.
+//   - errors.go: sentinels, matched with errors.Is.
+//
+// Ownership: nothing here closes a *nats.Conn it did not create; Connect's
+// caller owns the connection it returns.
+package jetstream

@@ -1,0 +1,79 @@
+package jetstream
+
+import (
+	"errors"
+
+	"github.com/jetevents/events/envelope"
+)
+
+// Publish failures. Every error returned by a publish after the event was
+// handed to NATS matches ErrPublish, together with the more specific sentinel
+// below when one applies (ErrNoStream, ErrTimeout, ErrTooLarge). Validation
+// failures (ErrInvalidEvent, ErrInvalidSubject) do not match ErrPublish:
+// nothing was sent.
+var (
+	// ErrPublish is matched by every publish that was sent but not confirmed
+	// by the stream: no stream, ack timeout, connection lost before the ack,
+	// an error reply from the server. The event may or may not be stored;
+	// publishing the same event again is safe inside the stream's duplicates
+	// window (Nats-Msg-Id is the event id).
+	ErrPublish = errors.New("jetstream publish failed")
+
+	// ErrNoStream: no stream listens on the subject (NATS "no responders").
+	// The most common first-run mistake; the message names the subject.
+	ErrNoStream = errors.New("no stream listens on subject")
+
+	// ErrTimeout: the ack did not arrive before the context's deadline, the
+	// publisher's timeout, or the async ack timeout; or a wait for a free
+	// pending slot ended with the context's deadline.
+	ErrTimeout = errors.New("jetstream publish timed out")
+
+	// ErrClosed: the publisher was closed.
+	ErrClosed = errors.New("jetstream publisher closed")
+
+	// ErrTooManyPending: PublishAsync (or a batch) could not queue an event
+	// because MaxPending acks were outstanding until the context ended. It is
+	// matched together with ErrTimeout when the context's deadline passed.
+	ErrTooManyPending = errors.New("too many pending jetstream acks")
+
+	// ErrNotSent: a batch event that was valid but not sent because another
+	// event of the same batch failed validation (a batch is validated as a
+	// whole before anything is sent).
+	ErrNotSent = errors.New("event not sent")
+)
+
+// Re-exported envelope sentinels that the publisher's errors match.
+var (
+	// ErrInvalidSubject: the subject is not a concrete NATS subject (empty
+	// token, space, or a wildcard '*' / '>').
+	ErrInvalidSubject = envelope.ErrInvalidSubject
+	// ErrInvalidEvent: the event breaks an envelope rule (see envelope.Validate).
+	ErrInvalidEvent = envelope.ErrInvalidEvent
+	// ErrTooLarge: the encoded event is larger than the marshaler's MaxSize,
+	// the connection's max payload, or the stream's max message size.
+	ErrTooLarge = envelope.ErrTooLarge
+)
+
+// ErrInvalidConfig is matched by every configuration error of this package:
+// connect options, publisher options, stream and consumer specs.
+var ErrInvalidConfig = errors.New("invalid jetstream configuration")
+
+// Stream and consumer spec failures. Every Validate error matches
+// ErrInvalidSpec and ErrInvalidConfig, and the rule's own sentinel when there
+// is one.
+var (
+	// ErrInvalidSpec is matched by every StreamSpec / ConsumerSpec / spec file error.
+	ErrInvalidSpec = errors.New("invalid stream or consumer spec")
+	// ErrInvalidName: a stream or durable name is empty or contains '.', '*',
+	// '>', whitespace, a path separator or a non-printable character.
+	ErrInvalidName = errors.New("invalid stream or consumer name")
+	// ErrBackOffTooLong: a consumer's BackOff has more entries than MaxDeliver.
+	ErrBackOffTooLong = errors.New("backoff has more entries than max deliver")
+	// ErrDuplicatesWindow: a stream's duplicates window is longer than its max age.
+	ErrDuplicatesWindow = errors.New("duplicates window longer than max age")
+)
+
+// ErrApply is matched by every error Apply gets from the server while
+// creating or updating a stream or consumer (the server's error is kept:
+// errors.Is / errors.As on natsjs errors work).
+var ErrApply = errors.New("cannot apply stream or consumer spec")
