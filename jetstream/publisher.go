@@ -1,0 +1,378 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/marshaler"
+)
+
+// Publisher publishes events to JetStream: synchronously (Publish waits for
+// the stream's ack), asynchronously (PublishAsync returns once queued, with
+// bounded pending acks whose failures all reach OnAsyncError), or in
+// pipelined batches. It is safe for concurrent use.
+//
+// Why not watermill-nats' pkg/jetstream publisher: it does one synchronous
+// round trip per message (no pipelining, so a batch costs N round trips),
+// marshals onto the stream's name instead of the caller's subject, has no
+// async mode nor bounded pending acks, and its Close closes (drains) the
+// *nats.Conn it was handed, which breaks every other user of a shared
+// connection. This publisher builds on nats.go's jetstream API directly,
+// encodes with marshaler.EventToNATS (no Watermill message in between), and
+// never closes the caller's connection.
+type Publisher struct {
+	nc  *nats.Conn
+	js  natsjs.JetStream
+	m   *marshaler.Marshaler
+	cfg PublisherConfig
+
+	// slots is the pending-ack semaphore: one token per async or batch
+	// publish from its enqueue until its outcome is fully handled (for an
+	// async failure: until OnAsyncError returned). Its capacity bounds
+	// reports too, so sending on reports never blocks.
+	slots   chan struct{}
+	reports chan asyncReport
+
+	closing      chan struct{} // closed when Close starts: wakes blocked enqueues
+	stopReporter chan struct{} // closed when Close is done waiting
+	reporterDone chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	pending  map[*nats.Msg]pendingPub // sent, outcome not seen yet
+	inflight int                      // pending + reports not handled yet
+	idle     chan struct{}            // closed when inflight drops to 0
+	closeErr error
+
+	published, acked, duplicates, failed, asyncFailed atomic.Uint64
+}
+
+// pendingPub is what the ack callbacks need to route an outcome: to a batch
+// waiter (batch != nil) or to the async error handler.
+type pendingPub struct {
+	batch *batchWait
+	idx   int
+}
+
+type asyncReport struct {
+	msg *nats.Msg
+	err error
+}
+
+// PubAck is the stream's confirmation of a stored event.
+type PubAck struct {
+	// Stream that stored the event.
+	Stream string
+	// Sequence of the event in the stream (of the first copy for a duplicate).
+	Sequence uint64
+	// Duplicate is true when the stream already held an event with this id
+	// inside its duplicates window: nothing was stored again, and the publish
+	// counts as a success.
+	Duplicate bool
+	// Domain of the stream, if any.
+	Domain string
+}
+
+// AsyncError is a PublishAsync that was sent but not confirmed.
+type AsyncError struct {
+	Subject   string
+	EventID   string
+	EventType string
+	// Msg is the message as sent. Publishing it again is safe: its
+	// Nats-Msg-Id (the event id) makes the stream drop a second copy inside
+	// the duplicates window.
+	Msg *nats.Msg
+	// Err matches ErrPublish and, when it applies, ErrTimeout, ErrNoStream,
+	// ErrTooLarge or ErrClosed.
+	Err error
+}
+
+func (e AsyncError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err, so errors.Is works on an AsyncError.
+func (e AsyncError) Unwrap() error { return e.Err }
+
+// PublisherStats are counters since NewPublisher.
+type PublisherStats struct {
+	// Published counts events handed to NATS (sync, async and batch).
+	Published uint64
+	// Acked counts publishes confirmed by a stream, duplicates included.
+	Acked uint64
+	// Duplicates counts acks saying the event was already stored.
+	Duplicates uint64
+	// Failed counts publishes handed to NATS but not confirmed, on every path.
+	Failed uint64
+	// AsyncFailed counts the failures reported to OnAsyncError (part of Failed).
+	AsyncFailed uint64
+	// Pending is the number of async and batch publishes awaiting their
+	// outcome now.
+	Pending int
+}
+
+// NewPublisher returns a Publisher on nc. It does not take ownership of nc:
+// Close leaves it open. Errors match ErrInvalidConfig.
+func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("jetstream publisher: %w: nil *nats.Conn", ErrInvalidConfig)
+	}
+	var cfg PublisherConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("jetstream publisher: %w", err)
+	}
+	p := &Publisher{
+		nc:           nc,
+		m:            cfg.Marshaler,
+		cfg:          cfg,
+		slots:        make(chan struct{}, cfg.MaxPending),
+		reports:      make(chan asyncReport, cfg.MaxPending),
+		closing:      make(chan struct{}),
+		stopReporter: make(chan struct{}),
+		reporterDone: make(chan struct{}),
+		pending:      make(map[*nats.Msg]pendingPub),
+	}
+	jsOpts := []natsjs.JetStreamOpt{
+		natsjs.WithPublishAsyncAckHandler(p.onAck),
+		natsjs.WithPublishAsyncErrHandler(p.onAsyncErr),
+		// Our slots are the real bound. nats.go's own window is twice as
+		// large so that it never stalls (it would fail after 200ms with
+		// ErrTooManyStalledMsgs) in the instants between its bookkeeping
+		// and ours.
+		natsjs.WithPublishAsyncMaxPending(2 * cfg.MaxPending),
+		natsjs.WithPublishAsyncTimeout(cfg.AckTimeout),
+		natsjs.WithDefaultTimeout(cfg.PublishTimeout),
+	}
+	var err error
+	if cfg.Domain != "" {
+		p.js, err = natsjs.NewWithDomain(nc, cfg.Domain, jsOpts...)
+	} else {
+		p.js, err = natsjs.New(nc, jsOpts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream publisher: %w: %w", ErrInvalidConfig, err)
+	}
+	go p.reportLoop()
+	return p, nil
+}
+
+// Publish publishes e on subject and waits for the stream's ack. The wait
+// ends at ctx's deadline, or after PublishTimeout (default 5s) when ctx has
+// none. Correlation and causation ids in ctx travel as headers.
+//
+// Errors: ErrInvalidSubject or ErrInvalidEvent (nothing sent); ErrNoStream
+// (no stream listens on subject); ErrTimeout; ErrTooLarge; ErrClosed; other
+// failures match ErrPublish. A duplicate (same event id inside the stream's
+// duplicates window) is a success; PublishAck tells it apart.
+func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event) error {
+	_, err := p.PublishAck(ctx, subject, e)
+	return err
+}
+
+// PublishAck is Publish returning the stream's ack.
+func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
+	if p.isClosed() {
+		return PubAck{}, closedErr(subject, e)
+	}
+	msg, err := p.encode(ctx, subject, e)
+	if err != nil {
+		return PubAck{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	}
+	p.published.Add(1)
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		p.failed.Add(1)
+		return PubAck{}, publishErr(msg, err)
+	}
+	p.acked.Add(1)
+	if ack.Duplicate {
+		p.duplicates.Add(1)
+	}
+	return PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Domain: ack.Domain}, nil
+}
+
+// PublishAsync validates and encodes e, queues it for sending and returns
+// without waiting for the ack. When MaxPending acks are outstanding it
+// blocks until one frees a slot; if ctx ends first it fails with
+// ErrTooManyPending (and ErrTimeout for a deadline). ctx bounds only that
+// wait and carries the correlation ids: the ack is awaited in the background
+// for up to AckTimeout. Every ack that fails or times out reaches
+// OnAsyncError exactly once and is counted in Stats().AsyncFailed; Flush and
+// Close wait for all outcomes. A nil return means "queued", not "stored".
+func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event) error {
+	if p.isClosed() {
+		return closedErr(subject, e)
+	}
+	msg, err := p.encode(ctx, subject, e)
+	if err != nil {
+		return err
+	}
+	return p.enqueue(ctx, msg, nil, 0)
+}
+
+// Flush waits until every async and batch publish queued so far has its
+// outcome (ack, or failure handed to OnAsyncError). It returns nil then,
+// whatever the outcomes; or, when ctx ends first, an error matching
+// ErrTimeout (deadline) or ctx's error.
+func (p *Publisher) Flush(ctx context.Context) error {
+	ch, n := p.idleChan()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("jetstream publisher flush: %d publishes pending: %w", n, ctxErr(ctx))
+	}
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() PublisherStats {
+	p.mu.Lock()
+	n := p.inflight
+	p.mu.Unlock()
+	return PublisherStats{
+		Published:   p.published.Load(),
+		Acked:       p.acked.Load(),
+		Duplicates:  p.duplicates.Load(),
+		Failed:      p.failed.Load(),
+		AsyncFailed: p.asyncFailed.Load(),
+		Pending:     n,
+	}
+}
+
+// Close stops accepting publishes (they fail with ErrClosed), waits up to
+// CloseTimeout for the outcome of every pending async and batch publish, and
+// releases nats.go's async-publish state. It never closes the *nats.Conn.
+// When the deadline passes it returns a *CloseError listing the publishes
+// that were not confirmed (matching ErrTimeout); their later acks are
+// ignored. Close is idempotent: later calls return the first result.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		err := p.closeErr
+		p.mu.Unlock()
+		return err
+	}
+	p.closed = true
+	close(p.closing)
+	p.mu.Unlock()
+
+	var err error
+	if ch, _ := p.idleChan(); ch != nil {
+		t := time.NewTimer(p.cfg.CloseTimeout)
+		select {
+		case <-ch:
+		case <-t.C:
+			err = p.abandon()
+		}
+		t.Stop()
+	}
+	close(p.stopReporter)
+	if err == nil {
+		// Idle: the reporter is not inside OnAsyncError, so this is quick.
+		// After a timeout OnAsyncError may be what is stuck: do not wait.
+		<-p.reporterDone
+	}
+	// Unsubscribes the async reply subject and stops nats.go's reconnect
+	// watcher goroutine; its error callbacks find nothing left to report.
+	p.js.CleanupPublisher()
+
+	p.mu.Lock()
+	p.closeErr = err
+	p.mu.Unlock()
+	return err
+}
+
+func (p *Publisher) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// encode validates subject and event and builds the NATS message.
+func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
+	if err := envelope.ValidateSubject(subject); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if e == nil {
+		return nil, fmt.Errorf("publish %s: %w: nil event", subject, ErrInvalidEvent)
+	}
+	msg, err := p.m.EventToNATS(subject, e, marshaler.RelationsFromContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return msg, nil
+}
+
+func closedErr(subject string, e *envelope.Event) error {
+	id := ""
+	if e != nil {
+		id = e.ID
+	}
+	return fmt.Errorf("publish %s event %s: %w", subject, id, ErrClosed)
+}
+
+// publishErr wraps a failure of a sent message with ErrPublish and the
+// specific sentinel that applies, keeping the cause.
+func publishErr(msg *nats.Msg, err error) error {
+	subject, id := msg.Subject, msg.Header.Get(marshaler.HeaderMsgID)
+	var apiErr *natsjs.APIError
+	switch {
+	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Apply with a StreamSpec): %w",
+			subject, id, ErrPublish, ErrNoStream, subject, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, natsjs.ErrAsyncPublishTimeout):
+		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrTimeout, err)
+	case errors.Is(err, nats.ErrMaxPayload) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamMessageExceedsMaximum):
+		return fmt.Errorf("publish %s event %s: %w: %w (%d bytes): %w", subject, id, ErrPublish, ErrTooLarge, len(msg.Data), err)
+	case errors.Is(err, natsjs.ErrJetStreamPublisherClosed):
+		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrClosed, err)
+	}
+	return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
+}
+
+// ctxErr is ctx's error, matching ErrTimeout when its deadline passed.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+func (p *Publisher) defaultAsyncError(ae AsyncError) {
+	p.cfg.Logger.Error("jetstream async publish failed", ae.Err, watermill.LogFields{
+		"subject": ae.Subject, "event_id": ae.EventID, "event_type": ae.EventType,
+	})
+}
+
+func asyncErrorOf(r asyncReport) AsyncError {
+	return AsyncError{
+		Subject:   r.msg.Subject,
+		EventID:   r.msg.Header.Get(marshaler.HeaderMsgID),
+		EventType: r.msg.Header.Get(marshaler.HeaderType),
+		Msg:       r.msg,
+		Err:       r.err,
+	}
+}

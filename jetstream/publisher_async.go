@@ -1,0 +1,399 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/marshaler"
+)
+
+// How outcomes are observed exactly once: nats.go calls the ack handler or
+// the error handler of our JetStream context for each async publish (ack,
+// error reply, no responders after retries, ack timeout, disconnect,
+// CleanupPublisher). Each callback first claims the message's entry in
+// p.pending under p.mu; a callback that finds no entry does nothing. So an
+// outcome nats.go would report twice (a rare race between its reconnect
+// reset and a no-responders retry), or one that arrives after Close gave up
+// on the message, is ignored, and every message is settled once: by a
+// callback, by the synchronous error of PublishMsgAsync, or by Close.
+// AckTimeout guarantees a callback eventually comes for every sent message.
+
+// enqueue registers msg as pending and sends it asynchronously. The outcome
+// goes to batch (if not nil) or, for a failure, to OnAsyncError. An error
+// return means the outcome is that error and nothing else will report it.
+func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait, idx int) error {
+	if err := p.acquire(ctx, msg); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.slots
+		return fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed)
+	}
+	// Registered before sending: the ack can arrive before PublishMsgAsync returns.
+	p.pending[msg] = pendingPub{batch: batch, idx: idx}
+	p.inflight++
+	p.mu.Unlock()
+
+	p.published.Add(1)
+	if _, err := p.js.PublishMsgAsync(msg); err != nil {
+		p.mu.Lock()
+		if _, ok := p.pending[msg]; !ok {
+			// A callback settled it first and reported that outcome.
+			p.mu.Unlock()
+			return nil
+		}
+		delete(p.pending, msg)
+		p.doneLocked()
+		p.mu.Unlock()
+		<-p.slots
+		p.failed.Add(1)
+		return publishErr(msg, err)
+	}
+	return nil
+}
+
+// acquire takes a pending slot, waiting for one while ctx lasts.
+func (p *Publisher) acquire(ctx context.Context, msg *nats.Msg) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-p.closing:
+		return fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s event %s: %w: %d acks outstanding: %w",
+			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrTooManyPending, p.cfg.MaxPending, ctxErr(ctx))
+	}
+}
+
+func (p *Publisher) onAck(_ natsjs.JetStream, msg *nats.Msg, ack *natsjs.PubAck) {
+	p.settle(msg, ack, nil)
+}
+
+func (p *Publisher) onAsyncErr(_ natsjs.JetStream, msg *nats.Msg, err error) {
+	p.settle(msg, nil, err)
+}
+
+// settle routes the outcome of msg. It runs on nats.go's goroutines (reply
+// subscription, ack timer, reconnect watcher), some of which hold nats.go's
+// publisher lock, so it must not block nor call into p.js: it only updates
+// state and hands failures to the reporter goroutine.
+func (p *Publisher) settle(msg *nats.Msg, ack *natsjs.PubAck, err error) {
+	p.mu.Lock()
+	rec, ok := p.pending[msg]
+	if !ok {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.pending, msg)
+	if err != nil {
+		err = publishErr(msg, err)
+		p.failed.Add(1)
+	} else {
+		p.acked.Add(1)
+		if ack != nil && ack.Duplicate {
+			p.duplicates.Add(1)
+		}
+	}
+	if rec.batch == nil && err != nil {
+		p.asyncFailed.Add(1)
+		// Never blocks: the message holds a slot until the report is
+		// handled, and reports has as many places as there are slots.
+		p.reports <- asyncReport{msg: msg, err: err}
+		p.mu.Unlock()
+		return
+	}
+	p.doneLocked()
+	p.mu.Unlock()
+	<-p.slots
+	if rec.batch != nil {
+		rec.batch.set(rec.idx, err)
+	}
+}
+
+// reportLoop hands async failures to OnAsyncError, one at a time, outside
+// nats.go's goroutines (the handler may block or publish again).
+func (p *Publisher) reportLoop() {
+	defer close(p.reporterDone)
+	for {
+		select {
+		case r := <-p.reports:
+			ae := asyncErrorOf(r)
+			if p.cfg.OnAsyncError != nil {
+				p.cfg.OnAsyncError(ae)
+			} else {
+				p.defaultAsyncError(ae)
+			}
+			p.mu.Lock()
+			p.doneLocked()
+			p.mu.Unlock()
+			<-p.slots
+		case <-p.stopReporter:
+			return
+		}
+	}
+}
+
+// doneLocked counts one outcome as fully handled. p.mu must be held.
+func (p *Publisher) doneLocked() {
+	p.inflight--
+	if p.inflight == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// idleChan returns a channel closed when nothing is in flight (nil if
+// nothing is now) and the number in flight.
+func (p *Publisher) idleChan() (<-chan struct{}, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inflight == 0 {
+		return nil, 0
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	return p.idle, p.inflight
+}
+
+// abandon gives up on everything in flight when Close's deadline passes:
+// pending messages and failures not yet handed to OnAsyncError. They are
+// returned in a *CloseError (batch waiters get ErrClosed), and their slots
+// are released; later callbacks for them find nothing to settle.
+func (p *Publisher) abandon() error {
+	p.mu.Lock()
+	var lost []AsyncError
+	var batches []pendingPub
+	for msg, rec := range p.pending {
+		delete(p.pending, msg)
+		p.failed.Add(1)
+		if rec.batch != nil {
+			batches = append(batches, rec)
+		}
+		lost = append(lost, asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
+			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)}))
+		p.doneLocked()
+		<-p.slots
+	}
+drain:
+	for {
+		select {
+		case r := <-p.reports:
+			lost = append(lost, asyncErrorOf(r))
+			p.doneLocked()
+			<-p.slots
+		default:
+			break drain
+		}
+	}
+	p.mu.Unlock()
+	for _, rec := range batches {
+		rec.batch.set(rec.idx, fmt.Errorf("%w: %w before its ack", ErrPublish, ErrClosed))
+	}
+	if len(lost) == 0 {
+		// Everything settled between the deadline and the lock; only a
+		// report being handled right now is left, and it is reported.
+		return nil
+	}
+	return &CloseError{Unconfirmed: lost, Timeout: p.cfg.CloseTimeout}
+}
+
+// CloseError is returned by Close when its deadline passed before every
+// pending publish had its outcome. It matches ErrTimeout.
+type CloseError struct {
+	// Unconfirmed lists the publishes whose outcome is unknown (or whose
+	// failure had not been handed to OnAsyncError yet). Their Msg can be
+	// published again safely (de-duplicated by event id).
+	Unconfirmed []AsyncError
+	// Timeout is the CloseTimeout that passed.
+	Timeout time.Duration
+}
+
+func (e *CloseError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "jetstream publisher close: %d publishes not confirmed within %s:", len(e.Unconfirmed), e.Timeout)
+	for i, u := range e.Unconfirmed {
+		if i == 20 {
+			fmt.Fprintf(&b, " ... and %d more", len(e.Unconfirmed)-i)
+			break
+		}
+		fmt.Fprintf(&b, " %s/%s", u.Subject, u.EventID)
+	}
+	return b.String()
+}
+
+// Unwrap makes a CloseError match ErrTimeout and each publish's error.
+func (e *CloseError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Unconfirmed)+1)
+	errs = append(errs, ErrTimeout)
+	for _, u := range e.Unconfirmed {
+		errs = append(errs, u.Err)
+	}
+	return errs
+}
+
+// PublishBatch publishes events on subject, pipelined (all sent before any
+// ack is awaited), and waits for every ack. All events are validated first:
+// if one is invalid nothing is sent. The error, when not nil, is a
+// *BatchError whose Errs[i] is the outcome of events[i] (nil: stored, or a
+// duplicate); errors.Is works through it (e.g. ErrNoStream). The wait ends
+// with ctx: events not confirmed by then get ErrTimeout (deadline) or ctx's
+// error; acks still count in Stats when they arrive later. Pending slots are
+// shared with PublishAsync.
+func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...*envelope.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if p.isClosed() {
+		return closedErr(subject, events[0])
+	}
+	msgs := make([]*nats.Msg, len(events))
+	errs := make([]error, len(events))
+	var invalid bool
+	for i, e := range events {
+		msgs[i], errs[i] = p.encode(ctx, subject, e)
+		invalid = invalid || errs[i] != nil
+	}
+	if invalid {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, ErrNotSent)
+			}
+		}
+		return &BatchError{Errs: errs}
+	}
+	return p.sendBatch(ctx, msgs)
+}
+
+// sendBatch pipelines msgs and waits for their outcomes.
+func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg) error {
+	b := newBatchWait(len(msgs))
+	for i, msg := range msgs {
+		if err := p.enqueue(ctx, msg, b, i); err != nil {
+			b.set(i, err)
+			for j := i + 1; j < len(msgs); j++ {
+				b.set(j, fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, msgs[j].Header.Get(marshaler.HeaderMsgID), ErrNotSent, err))
+			}
+			break
+		}
+	}
+	errs := b.wait(ctx)
+	for _, err := range errs {
+		if err != nil {
+			return &BatchError{Errs: errs}
+		}
+	}
+	return nil
+}
+
+// batchWait collects the outcomes of one batch.
+type batchWait struct {
+	mu        sync.Mutex
+	errs      []error
+	have      []bool
+	remaining int
+	sealed    bool // the waiter returned: later outcomes are not recorded
+	done      chan struct{}
+}
+
+func newBatchWait(n int) *batchWait {
+	return &batchWait{errs: make([]error, n), have: make([]bool, n), remaining: n, done: make(chan struct{})}
+}
+
+func (b *batchWait) set(i int, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealed || b.have[i] {
+		return
+	}
+	b.have[i], b.errs[i] = true, err
+	b.remaining--
+	if b.remaining == 0 {
+		close(b.done)
+	}
+}
+
+// wait returns the outcomes once all are in, or when ctx ends with the
+// missing ones set to ctx's error.
+func (b *batchWait) wait(ctx context.Context) []error {
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sealed = true
+	out := make([]error, len(b.errs))
+	for i := range b.errs {
+		if b.have[i] {
+			out[i] = b.errs[i]
+		} else {
+			out[i] = fmt.Errorf("%w: no ack yet: %w", ErrPublish, ctxErr(ctx))
+		}
+	}
+	return out
+}
+
+// BatchError reports a batch in which at least one event failed.
+type BatchError struct {
+	// Errs[i] is the outcome of the i-th event: nil when the stream stored it
+	// (or already had it).
+	Errs []error
+}
+
+// Failed is the number of events that failed.
+func (e *BatchError) Failed() int {
+	n := 0
+	for _, err := range e.Errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "publish batch: %d of %d events failed", e.Failed(), len(e.Errs))
+	shown := 0
+	for i, err := range e.Errs {
+		if err == nil {
+			continue
+		}
+		if shown == 3 {
+			b.WriteString("; ...")
+			break
+		}
+		fmt.Fprintf(&b, "; [%d] %v", i, err)
+		shown++
+	}
+	return b.String()
+}
+
+// Unwrap returns the non-nil per-event errors, so errors.Is(err, ErrNoStream)
+// is true when any event failed for that reason.
+func (e *BatchError) Unwrap() []error {
+	out := make([]error, 0, len(e.Errs))
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+var _ error = (*BatchError)(nil)
