@@ -1,0 +1,137 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/jetevents/events/marshaler"
+)
+
+// WarnLogger is implemented by logger adapters that have a warning level,
+// which watermill.LoggerAdapter lacks. Logging writes retries at warn through
+// it when the adapter has it (NewSlogLogger's does), and at info otherwise.
+type WarnLogger interface {
+	Warn(msg string, err error, fields watermill.LogFields)
+}
+
+// NewSlogLogger returns a watermill.LoggerAdapter over l (slog.Default() when
+// nil) that also implements WarnLogger.
+func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter {
+	if l == nil {
+		l = slog.Default()
+	}
+	return slogWarnAdapter{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
+}
+
+type slogWarnAdapter struct {
+	watermill.LoggerAdapter
+	l *slog.Logger
+}
+
+func (a slogWarnAdapter) Warn(msg string, err error, fields watermill.LogFields) {
+	args := make([]any, 0, 2*len(fields)+2)
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	a.l.Log(context.Background(), slog.LevelWarn, msg, append(args, "error", err)...)
+}
+
+func (a slogWarnAdapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	args := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	l := a.l.With(args...)
+	return slogWarnAdapter{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
+}
+
+// LoggingConfig configures Logging.
+type LoggingConfig struct {
+	// Logger receives the lines. Default NewSlogLogger(slog.Default()).
+	Logger watermill.LoggerAdapter
+}
+
+func (c *LoggingConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = NewSlogLogger(nil)
+	}
+}
+
+// Validate reports an unusable configuration (nothing can be wrong after
+// defaults; kept for the package's constructor pattern).
+func (c LoggingConfig) Validate() error { return nil }
+
+// Logging logs every delivery's outcome with the event id, type, subject,
+// attempt, correlation id and handler: received and handled at debug,
+// retried at warn (info if the adapter has no WarnLogger), dead-lettered and
+// failed dead-letter publishes at error. Placed outside the DeadLetterer, it
+// sees dead-lettered messages through the MetadataDeadLetter* marks. It logs
+// and passes everything through: it never changes an outcome.
+type Logging struct {
+	cfg LoggingConfig
+}
+
+// NewLogging returns the logging middleware configured by cfg.
+func NewLogging(cfg LoggingConfig) (*Logging, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Logging{cfg: cfg}, nil
+}
+
+// Middleware implements the logging described on Logging.
+func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		dv := deliveryOf(msg)
+		fields := watermill.LogFields{
+			"event_id":   eventID(msg),
+			"event_type": msg.Metadata.Get(marshaler.MetadataType),
+			"subject":    dv.subject,
+			"attempt":    dv.attempt,
+			"handler":    message.HandlerNameFromCtx(msg.Context()),
+		}
+		if corr := msg.Metadata.Get(marshaler.MetadataCorrelationID); corr != "" {
+			fields["correlation_id"] = corr
+		}
+		l.cfg.Logger.Debug("Event received", fields)
+
+		out, err := h(msg)
+
+		if _, ok := fields["correlation_id"]; !ok {
+			if corr := msg.Metadata.Get(marshaler.MetadataCorrelationID); corr != "" {
+				fields["correlation_id"] = corr
+			}
+		}
+		switch reason := msg.Metadata.Get(MetadataDeadLetterReason); {
+		case err == nil && reason != "":
+			fields["reason"] = reason
+			fields["dead_letter_subject"] = msg.Metadata.Get(MetadataDeadLetterSubject)
+			l.cfg.Logger.Error("Event dead-lettered", errors.New(msg.Metadata.Get(MetadataDeadLetterError)), fields)
+		case err == nil:
+			l.cfg.Logger.Debug("Event handled", fields)
+		case errors.Is(err, ErrDeadLetter):
+			fields["retry_in"] = nakDelayOf(msg)
+			l.cfg.Logger.Error("Event not dead-lettered, will be redelivered", err, fields)
+		default:
+			if d := nakDelayOf(msg); d != "" {
+				fields["retry_in"] = d
+			}
+			l.warn("Event handling failed, will be redelivered", err, fields)
+		}
+		return out, err
+	}
+}
+
+func (l *Logging) warn(msg string, err error, fields watermill.LogFields) {
+	if w, ok := l.cfg.Logger.(WarnLogger); ok {
+		w.Warn(msg, err, fields)
+		return
+	}
+	fields["error"] = err.Error()
+	l.cfg.Logger.Info(msg, fields)
+}

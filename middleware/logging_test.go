@@ -1,0 +1,96 @@
+package middleware_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/middleware"
+)
+
+// logLines runs one delivery through Logging over a JSON slog handler and
+// returns the decoded lines.
+func logLines(t *testing.T, msg *message.Message, h message.HandlerFunc) ([]map[string]any, error) {
+	t.Helper()
+	var buf bytes.Buffer
+	l, err := middleware.NewLogging(middleware.LoggingConfig{
+		Logger: middleware.NewSlogLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+	})
+	require.NoError(t, err)
+	_, herr := l.Middleware(h)(msg)
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		lines = append(lines, m)
+	}
+	return lines, herr
+}
+
+func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name      string
+		handler   message.HandlerFunc
+		wantLevel string
+		wantMsg   string
+		wantExtra map[string]any
+	}{
+		{"handled", func(*message.Message) ([]*message.Message, error) { return nil, nil },
+			"DEBUG", "Event handled", nil},
+		{"retried", func(m *message.Message) ([]*message.Message, error) {
+			jetstream.NakWithDelay(m, 2_000_000_000)
+			return nil, boom
+		}, "WARN", "Event handling failed, will be redelivered", map[string]any{"retry_in": "2s", "error": "boom"}},
+		{"dead-lettered", func(m *message.Message) ([]*message.Message, error) {
+			m.Metadata.Set(middleware.MetadataDeadLetterReason, middleware.ReasonPermanent)
+			m.Metadata.Set(middleware.MetadataDeadLetterSubject, "dlq.auth.user.created")
+			m.Metadata.Set(middleware.MetadataDeadLetterError, "bad input")
+			return nil, nil
+		}, "ERROR", "Event dead-lettered", map[string]any{"reason": "permanent", "dead_letter_subject": "dlq.auth.user.created", "error": "bad input"}},
+		{"dead-letter failed", func(*message.Message) ([]*message.Message, error) {
+			return nil, errors.Join(boom, middleware.ErrDeadLetter)
+		}, "ERROR", "Event not dead-lettered, will be redelivered", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := delivered("ev-1", testSubject, 3, 2)
+			msg.Metadata.Set(marshaler.MetadataCorrelationID, "corr-1")
+			lines, _ := logLines(t, msg, tt.handler)
+			require.Len(t, lines, 2)
+			assert.Equal(t, "DEBUG", lines[0]["level"])
+			assert.Equal(t, "Event received", lines[0]["msg"])
+			last := lines[1]
+			assert.Equal(t, tt.wantLevel, last["level"])
+			assert.Equal(t, tt.wantMsg, last["msg"])
+			for k, v := range map[string]any{"event_id": "ev-1", "event_type": "user.created", "subject": testSubject, "attempt": float64(2), "correlation_id": "corr-1"} {
+				assert.Equal(t, v, lines[0][k], "received: %s", k)
+				assert.Equal(t, v, last[k], "outcome: %s", k)
+			}
+			for k, v := range tt.wantExtra {
+				assert.Equal(t, v, last[k], k)
+			}
+		})
+	}
+}
+
+func TestLogging_without_warn_level_logs_retries_at_info(t *testing.T) {
+	capture := watermill.NewCaptureLogger()
+	l, err := middleware.NewLogging(middleware.LoggingConfig{Logger: capture})
+	require.NoError(t, err)
+	_, err = l.Middleware(handlerReturning(new(int), errors.New("boom")))(delivered("ev-1", testSubject, 1, 1))
+	require.Error(t, err, "the outcome is passed through")
+	infos := capture.Captured()[watermill.InfoLogLevel]
+	require.Len(t, infos, 1)
+	assert.Equal(t, "boom", infos[0].Fields["error"])
+}
