@@ -13,6 +13,7 @@ type ctxKey int
 const (
 	correlationKey ctxKey = iota
 	causationKey
+	organizationKey
 )
 
 // WithCorrelationID returns ctx carrying a correlation id.
@@ -35,5 +36,18 @@ func WithCausationID(ctx context.Context, id string) context.Context {
 // CausationID returns the causation id ctx carries, or "".
 func CausationID(ctx context.Context) string {
 	id, _ := ctx.Value(causationKey).(string)
+	return id
+}
+
+// WithOrganizationID returns ctx carrying an organization (tenant) id, for
+// producers that stamp events from a request's context rather than from
+// configuration (the CQRS marshaler's OnPublish hook reads it).
+func WithOrganizationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, organizationKey, id)
+}
+
+// OrganizationID returns the organization id ctx carries, or "".
+func OrganizationID(ctx context.Context) string {
+	id, _ := ctx.Value(organizationKey).(string)
 	return id
 }

@@ -6,8 +6,9 @@ import "errors"
 // together with the specific sentinel below that names the rule that failed.
 var ErrInvalidEvent = errors.New("invalid event")
 
-// Specific validation failures. Each error returned by Validate matches both
-// ErrInvalidEvent and exactly one of these.
+// Specific validation failures. Each error returned by Validate matches
+// ErrInvalidEvent and the one of these that names the failed rule (data in
+// invalid UTF-8 matches both ErrDataNotJSON and ErrInvalidUTF8).
 var (
 	// ErrMissingID: the event has no id.
 	ErrMissingID = errors.New("event id is empty")
@@ -19,6 +20,9 @@ var (
 	ErrInvalidType = errors.New("event type is not dot-separated [A-Za-z0-9_-] tokens")
 	// ErrMissingTimestamp: the timestamp is the zero time.
 	ErrMissingTimestamp = errors.New("event timestamp is zero")
+	// ErrInvalidTimestamp: the timestamp's year (in UTC) is outside 0000-9999,
+	// which RFC 3339 cannot write.
+	ErrInvalidTimestamp = errors.New("event timestamp outside years 0000-9999")
 	// ErrInvalidSchemaVersion: the schema version is not MAJOR.MINOR.
 	ErrInvalidSchemaVersion = errors.New("schema version is not MAJOR.MINOR")
 	// ErrDataNotJSON: the data could not be encoded as, or is not, valid JSON.

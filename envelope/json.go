@@ -13,19 +13,25 @@ import (
 
 // MarshalJSON encodes the event exactly as the wire contract shows. It fails with
 // ErrDataNotJSON if Data is not valid JSON; it does not apply the other rules of
-// Validate.
-func (e *Event) MarshalJSON() ([]byte, error) {
+// Validate. It has a value receiver so that json.Marshal of an Event value, not
+// only of a pointer, writes the wire form (note that json.Marshal then
+// re-escapes <, > and & in the data; Encode does not).
+func (e Event) MarshalJSON() ([]byte, error) {
 	if e.dataErr != nil {
 		return nil, fmt.Errorf("%w: %w: %w", ErrInvalidEvent, ErrDataNotJSON, e.dataErr)
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
-		return nil, invalid(ErrDataNotJSON, "event %s", e.ID)
+	if len(e.Data) > 0 {
+		if err := validJSON(e.Data); err != nil {
+			return nil, fmt.Errorf("%w: %w: event %s: %w", ErrInvalidEvent, ErrDataNotJSON, e.ID, err)
+		}
 	}
 	return e.AppendJSON(make([]byte, 0, e.EncodedLen())), nil
 }
 
 // AppendJSON appends the event's JSON encoding to dst. It trusts Data to be
-// valid JSON: call it on validated events only (MarshalJSON checks).
+// valid JSON: call it on validated events only (MarshalJSON and Encode check).
+// Whitespace around the data is dropped (whitespace inside is kept), so that
+// decoding and re-encoding an encoded event reproduces it byte for byte.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = appendString(dst, e.ID)
@@ -40,12 +46,23 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `","schema_version":`...)
 	dst = appendString(dst, e.SchemaVersion)
 	dst = append(dst, `,"data":`...)
-	if len(e.Data) == 0 {
+	if data := trimSpace(e.Data); len(data) == 0 {
 		dst = append(dst, "null"...)
 	} else {
-		dst = append(dst, e.Data...)
+		dst = append(dst, data...)
 	}
 	return append(dst, '}')
+}
+
+// trimSpace drops the JSON whitespace around b.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // envelopeOverhead is the length of the keys and punctuation of AppendJSON.
@@ -57,10 +74,10 @@ func (e *Event) EncodedLen() int {
 	n += stringLen(e.ID) + stringLen(e.Type) + stringLen(e.Source) + stringLen(e.OrganizationID) + stringLen(e.SchemaVersion)
 	var ts [64]byte
 	n += len(e.Timestamp.UTC().AppendFormat(ts[:0], time.RFC3339Nano))
-	if len(e.Data) == 0 {
+	if data := trimSpace(e.Data); len(data) == 0 {
 		n += len("null")
 	} else {
-		n += len(e.Data)
+		n += len(data)
 	}
 	return n
 }
@@ -69,67 +86,44 @@ func (e *Event) EncodedLen() int {
 // seconds only when there are any ("2024-01-15T10:30:45Z").
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// ParseTime parses an RFC 3339 timestamp in any zone and returns it in UTC.
-func ParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return t.UTC(), nil
-}
-
-// wireEvent is the decoding shape; strings stay strings so that a key of the
-// wrong JSON type is an error, not a silent zero.
-type wireEvent struct {
-	ID             string          `json:"id"`
-	Type           string          `json:"type"`
-	Source         string          `json:"source"`
-	OrganizationID string          `json:"organization_id"`
-	Timestamp      string          `json:"timestamp"`
-	SchemaVersion  string          `json:"schema_version"`
-	Data           json.RawMessage `json:"data"`
-}
-
-// UnmarshalJSON decodes the wire form. Malformed input (not a JSON object, a key
-// of the wrong JSON type, an unparsable timestamp) fails with ErrMalformed; it
-// does not apply Validate's rules, so a decoded event may still be invalid.
-// A null data decodes as the raw bytes "null", so that re-encoding is exact.
+// UnmarshalJSON decodes the wire form strictly: b must be one JSON object in
+// valid UTF-8, its keys matched exactly (case-sensitive) and none repeated,
+// the attribute keys JSON strings (null reads as absent) and timestamp RFC
+// 3339. Unknown keys are skipped, so that a producer may add one. Failures
+// match ErrMalformed (and ErrInvalidUTF8 for bad UTF-8). UnmarshalJSON does
+// not apply Validate's rules, so a decoded event may still be invalid. Data
+// keeps the received bytes (a copy), so re-encoding reproduces them exactly;
+// a null data decodes as the bytes "null".
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var w wireEvent
-	if err := json.Unmarshal(b, &w); err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	var d Event
+	if err := decodeEnvelope(b, &d); err != nil {
+		return err
 	}
-	var ts time.Time
-	if w.Timestamp != "" {
-		t, err := ParseTime(w.Timestamp)
-		if err != nil {
-			return fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
-		}
-		ts = t
+	if d.Data != nil {
+		d.Data = append(json.RawMessage(nil), d.Data...)
 	}
-	*e = Event{
-		ID:             w.ID,
-		Type:           w.Type,
-		Source:         w.Source,
-		OrganizationID: w.OrganizationID,
-		Timestamp:      ts,
-		SchemaVersion:  w.SchemaVersion,
-		Data:           w.Data,
-	}
+	*e = d
 	return nil
 }
 
-// Decode parses the wire form and validates the result with maxSize (<= 0: no
-// limit). Errors match ErrMalformed or ErrInvalidEvent.
+// Decode parses the wire form (as UnmarshalJSON does) and validates the result
+// against every rule of ValidateSize(maxSize) (maxSize <= 0: no limit). Input
+// longer than maxSize is refused before it is parsed. Errors match
+// ErrMalformed or ErrInvalidEvent (each with its specific sentinel).
+//
+// The returned event's Data aliases b rather than copying it (this is the
+// decode path of every received message): do not modify b while the event is
+// in use.
 func Decode(b []byte, maxSize int) (*Event, error) {
 	if maxSize > 0 && len(b) > maxSize {
 		return nil, invalid(ErrTooLarge, "%d bytes, max %d", len(b), maxSize)
 	}
 	e := new(Event)
-	if err := e.UnmarshalJSON(b); err != nil {
+	if err := decodeEnvelope(b, e); err != nil {
 		return nil, err
 	}
-	if err := e.ValidateSize(0); err != nil {
+	// decodeEnvelope has checked the data's syntax and the input's UTF-8.
+	if _, err := e.check(maxSize, true); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -9,45 +8,78 @@ import (
 // Validate checks the event against the envelope's rules, with the default
 // maximum encoded size (DefaultMaxSize). Every error matches ErrInvalidEvent and
 // the sentinel of the rule that failed (ErrMissingID, ErrInvalidType, ...).
+// The rules, in the order they are checked:
+//   - ID, Type and Source are not empty (ErrMissingID, ErrMissingType,
+//     ErrMissingSource);
+//   - Type is [A-Za-z0-9_-]+ tokens joined by single dots (ErrInvalidType);
+//   - Timestamp is not zero (ErrMissingTimestamp) and its year in UTC is
+//     0000-9999, the range RFC 3339 can write (ErrInvalidTimestamp);
+//   - SchemaVersion is MAJOR.MINOR (ErrInvalidSchemaVersion);
+//   - ID, Source and OrganizationID are valid UTF-8 (ErrInvalidUTF8);
+//   - Data is empty or one JSON value in valid UTF-8 (ErrDataNotJSON; also
+//     ErrInvalidUTF8 for bad UTF-8), and NewEvent could encode its data;
+//   - the encoding is at most the maximum size (ErrTooLarge).
 func (e *Event) Validate() error { return e.ValidateSize(DefaultMaxSize) }
 
 // ValidateSize is Validate with a given maximum encoded size in bytes; a
 // maxSize <= 0 means no limit.
 func (e *Event) ValidateSize(maxSize int) error {
+	_, err := e.check(maxSize, false)
+	return err
+}
+
+// Encode validates e as ValidateSize(maxSize) does and returns its JSON
+// encoding (AppendJSON) in a buffer of exactly the right size.
+func (e *Event) Encode(maxSize int) ([]byte, error) {
+	n, err := e.check(maxSize, false)
+	if err != nil {
+		return nil, err
+	}
+	return e.AppendJSON(make([]byte, 0, n)), nil
+}
+
+// check applies the rules and returns the encoded length. dataChecked skips
+// the data's JSON check when the caller has just done it (Decode), because
+// that check reads every byte of the data.
+func (e *Event) check(maxSize int, dataChecked bool) (int, error) {
 	switch {
 	case e.ID == "":
-		return invalid(ErrMissingID, "")
+		return 0, invalid(ErrMissingID, "")
 	case e.Type == "":
-		return invalid(ErrMissingType, "")
+		return 0, invalid(ErrMissingType, "")
 	case e.Source == "":
-		return invalid(ErrMissingSource, "")
+		return 0, invalid(ErrMissingSource, "")
 	}
 	if !validDotted(e.Type) {
-		return invalid(ErrInvalidType, "type %q", e.Type)
+		return 0, invalid(ErrInvalidType, "type %q", e.Type)
 	}
 	if e.Timestamp.IsZero() {
-		return invalid(ErrMissingTimestamp, "event %s", e.ID)
+		return 0, invalid(ErrMissingTimestamp, "event %s", e.ID)
+	}
+	if y := e.Timestamp.UTC().Year(); y < 0 || y > 9999 {
+		return 0, invalid(ErrInvalidTimestamp, "event %s: year %d", e.ID, y)
 	}
 	if _, ok := parseSchemaVersion(e.SchemaVersion); !ok {
-		return invalid(ErrInvalidSchemaVersion, "%q", e.SchemaVersion)
+		return 0, invalid(ErrInvalidSchemaVersion, "%q", e.SchemaVersion)
 	}
 	for _, s := range [...]string{e.ID, e.Source, e.OrganizationID} {
 		if !utf8.ValidString(s) {
-			return invalid(ErrInvalidUTF8, "%q", s)
+			return 0, invalid(ErrInvalidUTF8, "%q", s)
 		}
 	}
 	if e.dataErr != nil {
-		return fmt.Errorf("%w: %w: %w", ErrInvalidEvent, ErrDataNotJSON, e.dataErr)
+		return 0, fmt.Errorf("%w: %w: %w", ErrInvalidEvent, ErrDataNotJSON, e.dataErr)
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
-		return invalid(ErrDataNotJSON, "event %s", e.ID)
-	}
-	if maxSize > 0 {
-		if n := e.EncodedLen(); n > maxSize {
-			return invalid(ErrTooLarge, "event %s encodes to %d bytes, max %d", e.ID, n, maxSize)
+	if len(e.Data) > 0 && !dataChecked {
+		if err := validJSON(e.Data); err != nil {
+			return 0, fmt.Errorf("%w: %w: event %s: %w", ErrInvalidEvent, ErrDataNotJSON, e.ID, err)
 		}
 	}
-	return nil
+	n := e.EncodedLen()
+	if maxSize > 0 && n > maxSize {
+		return 0, invalid(ErrTooLarge, "event %s encodes to %d bytes, max %d", e.ID, n, maxSize)
+	}
+	return n, nil
 }
 
 func invalid(rule error, format string, args ...any) error {
