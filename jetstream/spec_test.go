@@ -36,7 +36,7 @@ func TestStreamSpec_Validate(t *testing.T) {
 		{"name with space", func(s *jetstream.StreamSpec) { s.Name = "AUTH EVENTS" }, jetstream.ErrInvalidName},
 		{"name with tab", func(s *jetstream.StreamSpec) { s.Name = "AUTH\tEVENTS" }, jetstream.ErrInvalidName},
 		{"name with slash", func(s *jetstream.StreamSpec) { s.Name = "AUTH/EVENTS" }, jetstream.ErrInvalidName},
-		{"duplicates longer than max age", func(s *jetstream.StreamSpec) { s.MaxAge, s.Duplicates = time.Minute, 2 * time.Minute }, jetstream.ErrDuplicatesWindow},
+		{"duplicates longer than max age", func(s *jetstream.StreamSpec) { s.MaxAge, s.Duplicates = time.Minute, 2*time.Minute }, jetstream.ErrDuplicatesWindow},
 		{"no subjects", func(s *jetstream.StreamSpec) { s.Subjects = nil }, jetstream.ErrInvalidSpec},
 		{"empty token", func(s *jetstream.StreamSpec) { s.Subjects = []string{"auth..x"} }, jetstream.ErrInvalidSpec},
 		{"gt not last", func(s *jetstream.StreamSpec) { s.Subjects = []string{"auth.>.x"} }, jetstream.ErrInvalidSpec},
