@@ -96,7 +96,13 @@ type AsyncError struct {
 	Err error
 }
 
-func (e AsyncError) Error() string { return e.Err.Error() }
+// Error is Err's message.
+func (e AsyncError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("publish %s event %s: %v", e.Subject, e.EventID, ErrPublish)
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns Err, so errors.Is works on an AsyncError.
 func (e AsyncError) Unwrap() error { return e.Err }
