@@ -1,9 +1,12 @@
 package marshaler
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jetevents/events/envelope"
 )
@@ -16,99 +19,228 @@ func isJSONContentType(ct string) bool {
 	return ct == "" || ct == ContentTypeJSON || ct == "text/json" || strings.HasSuffix(ct, "+json")
 }
 
-// fromAttributes builds and checks an event from CloudEvents attributes.
-func (m *Marshaler) fromAttributes(mode, specVersion, id, typ, source, ts, org, schema string, data []byte) (*envelope.Event, error) {
-	for _, a := range [...]struct{ name, v string }{{"specversion", specVersion}, {"id", id}, {"type", typ}, {"source", source}, {"time", ts}} {
-		if a.v == "" {
-			return nil, fmt.Errorf("%w: %w: CloudEvents %s mode without %s", ErrUnmarshal, ErrMissingAttribute, mode, a.name)
+// attributes are the CloudEvents attributes an envelope is built from.
+type attributes struct {
+	specVersion, id, typ, source, time, org, schema string
+}
+
+// toEvent builds and checks an event from CloudEvents attributes. The
+// envelope needs a timestamp, so time is required here although CloudEvents
+// makes it optional; a missing schemaversion extension means "1.0".
+func (m *Marshaler) toEvent(mode string, a attributes, data []byte) (*envelope.Event, error) {
+	for _, r := range [...]struct{ name, v string }{
+		{"specversion", a.specVersion}, {"id", a.id}, {"type", a.typ}, {"source", a.source}, {"time", a.time},
+	} {
+		if r.v == "" {
+			return nil, fmt.Errorf("%w: CloudEvents %s mode without %s", ErrMissingAttribute, mode, r.name)
 		}
 	}
-	if specVersion != SpecVersion {
-		return nil, fmt.Errorf("%w: %w: %q", ErrUnmarshal, ErrUnsupportedSpecVersion, specVersion)
+	if a.specVersion != SpecVersion {
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedSpecVersion, a.specVersion)
 	}
-	t, err := envelope.ParseTime(ts)
+	t, err := envelope.ParseTime(a.time)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: time %q: %w", ErrUnmarshal, ErrMalformed, ts, err)
+		return nil, fmt.Errorf("%w: CloudEvents %s mode: time %q: %w", ErrMalformed, mode, a.time, err)
 	}
-	if schema == "" {
-		schema = envelope.DefaultSchemaVersion
+	if a.schema == "" {
+		a.schema = envelope.DefaultSchemaVersion
 	}
 	e := &envelope.Event{
-		ID: id, Type: typ, Source: source, OrganizationID: org,
-		Timestamp: t, SchemaVersion: schema, Data: data,
+		ID: a.id, Type: a.typ, Source: a.source, OrganizationID: a.org,
+		Timestamp: t, SchemaVersion: a.schema, Data: data,
 	}
 	if err := e.ValidateSize(m.cfg.MaxSize); err != nil {
-		return nil, fmt.Errorf("%w: CloudEvents %s mode: %w", ErrUnmarshal, mode, err)
-	}
-	if err := m.checkMajor(e); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CloudEvents %s mode: %w", mode, err)
 	}
 	return e, nil
 }
 
 // decodeBinary reads CloudEvents binary mode: attributes in ce-* headers, the
-// payload is the data.
-func (m *Marshaler) decodeBinary(hd headerData, data []byte) (*envelope.Event, error) {
-	ct := hd.dataContentType
-	if ct == "" {
-		ct = hd.contentType
-	}
-	if !isJSONContentType(ct) {
-		return nil, fmt.Errorf("%w: %w: %q (data must be JSON)", ErrUnmarshal, ErrUnsupportedContentType, ct)
-	}
+// payload is the data (JSON; an empty payload is an event without data).
+func (m *Marshaler) decodeBinary(hd *headerData, data []byte) (*envelope.Event, error) {
 	var raw []byte
-	if len(data) > 0 {
+	if len(bytes.TrimSpace(data)) > 0 {
 		raw = data
 	}
-	return m.fromAttributes("binary", hd.specVersion, hd.id, hd.typ, hd.source, hd.time, hd.org, hd.schema, raw)
+	return m.toEvent("binary", attributes{
+		specVersion: hd.specVersion, id: hd.id, typ: hd.typ, source: hd.source,
+		time: hd.time, org: hd.org, schema: hd.schema,
+	}, raw)
 }
 
-// structuredEvent is the CloudEvents JSON format, with our extensions.
+// CloudEvents JSON-format keys read into the envelope or the relations; any
+// other key is an extension (or dataschema/subject), carried as ce-<name>
+// metadata.
+var structuredKeys = map[string]bool{
+	"specversion": true, "id": true, "type": true, "source": true, "time": true,
+	"organizationid": true, "schemaversion": true, "correlationid": true, "causationid": true,
+	"datacontenttype": true, "data": true, "data_base64": true,
+}
+
+// decodeStructured reads CloudEvents structured mode (application/cloudevents+json):
+// one JSON object, keys exact and not repeated, attribute values strings (null
+// reads as absent), extension values strings, numbers or booleans. Relations
+// in the event override those of the headers; the ce-* attribute headers are
+// ignored, as the structured mode prescribes.
+func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Event, error) {
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode", ErrMalformed, envelope.ErrInvalidUTF8)
+	}
+	fields, err := readObject(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: %w", ErrMalformed, err)
+	}
+	str := func(name string) (string, error) {
+		raw, ok := fields[name]
+		if !ok || string(raw) == "null" {
+			return "", nil
+		}
+		if raw[0] != '"' {
+			return "", fmt.Errorf("%w: CloudEvents structured mode: %q is not a string", ErrMalformed, name)
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", fmt.Errorf("%w: CloudEvents structured mode: %q: %w", ErrMalformed, name, err)
+		}
+		return s, nil
+	}
+	var a attributes
+	var ct, corr, cause string
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{
+		{"specversion", &a.specVersion}, {"id", &a.id}, {"type", &a.typ}, {"source", &a.source},
+		{"time", &a.time}, {"organizationid", &a.org}, {"schemaversion", &a.schema},
+		{"datacontenttype", &ct}, {"correlationid", &corr}, {"causationid", &cause},
+	} {
+		if *f.dst, err = str(f.name); err != nil {
+			return nil, err
+		}
+	}
+	if raw, ok := fields["data_base64"]; ok && string(raw) != "null" {
+		return nil, fmt.Errorf("%w: data_base64 (data must be JSON)", ErrUnsupportedContentType)
+	}
+	if !isJSONContentType(ct) {
+		return nil, fmt.Errorf("%w: datacontenttype %q (data must be JSON)", ErrUnsupportedContentType, ct)
+	}
+	for name, raw := range fields {
+		if structuredKeys[name] {
+			continue
+		}
+		if !validExtensionName(name) {
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute name %q is not lowercase alphanumeric", ErrMalformed, name)
+		}
+		v, err := extensionValue(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute %q: %w", ErrMalformed, name, err)
+		}
+		if err := hd.setExtra("ce-"+name, v); err != nil {
+			return nil, err
+		}
+	}
+	e, err := m.toEvent("structured", a, fields["data"])
+	if err != nil {
+		return nil, err
+	}
+	if corr != "" {
+		hd.rel.CorrelationID = corr
+	}
+	if cause != "" {
+		hd.rel.CausationID = cause
+	}
+	return e, nil
+}
+
+// readObject reads a JSON object into its members, refusing a repeated key
+// (encoding/json would keep the last one silently) and anything after the
+// object.
+func readObject(data []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil {
+		return nil, err
+	} else if tok != json.Delim('{') {
+		return nil, fmt.Errorf("want a JSON object")
+	}
+	fields := make(map[string]json.RawMessage, 12)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key := tok.(string) // inside an object, Token returns keys as strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		if _, dup := fields[key]; dup {
+			return nil, fmt.Errorf("key %q appears twice", key)
+		}
+		fields[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON object")
+	}
+	return fields, nil
+}
+
+// validExtensionName reports whether name is a CloudEvents attribute name:
+// lowercase ASCII letters and digits.
+func validExtensionName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// extensionValue returns an extension attribute's value as text: a string as
+// it is, a number or boolean as its JSON text. Objects and arrays are not
+// CloudEvents attribute types.
+func extensionValue(raw json.RawMessage) (string, error) {
+	switch raw[0] {
+	case '"':
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	case '{', '[':
+		return "", fmt.Errorf("an object or array is not an attribute value")
+	default:
+		return string(raw), nil
+	}
+}
+
+// structuredEvent is the CloudEvents JSON format written by EncodeStructured.
 type structuredEvent struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
 	Type            string          `json:"type"`
 	Source          string          `json:"source"`
 	Time            string          `json:"time"`
-	OrganizationID  string          `json:"organizationid"`
+	OrganizationID  string          `json:"organizationid,omitempty"`
 	SchemaVersion   string          `json:"schemaversion"`
+	CorrelationID   string          `json:"correlationid,omitempty"`
+	CausationID     string          `json:"causationid,omitempty"`
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
-	DataBase64      *string         `json:"data_base64"`
-	CorrelationID   string          `json:"correlationid"`
-	CausationID     string          `json:"causationid"`
-}
-
-// decodeStructured reads CloudEvents structured mode (application/cloudevents+json).
-// Correlation and causation in the event override those of the headers.
-func (m *Marshaler) decodeStructured(data []byte, rel Relations) (*envelope.Event, Relations, error) {
-	var s structuredEvent
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, rel, fmt.Errorf("%w: %w: CloudEvents structured mode: %w", ErrUnmarshal, ErrMalformed, err)
-	}
-	if s.DataBase64 != nil {
-		return nil, rel, fmt.Errorf("%w: %w: data_base64 (data must be JSON)", ErrUnmarshal, ErrUnsupportedContentType)
-	}
-	if !isJSONContentType(s.DataContentType) {
-		return nil, rel, fmt.Errorf("%w: %w: %q (data must be JSON)", ErrUnmarshal, ErrUnsupportedContentType, s.DataContentType)
-	}
-	e, err := m.fromAttributes("structured", s.SpecVersion, s.ID, s.Type, s.Source, s.Time, s.OrganizationID, s.SchemaVersion, s.Data)
-	if err != nil {
-		return nil, rel, err
-	}
-	if s.CorrelationID != "" {
-		rel.CorrelationID = s.CorrelationID
-	}
-	if s.CausationID != "" {
-		rel.CausationID = s.CausationID
-	}
-	return e, rel, nil
 }
 
 // EncodeStructured writes e as a CloudEvents structured-mode JSON document
-// (Content-Type application/cloudevents+json), for consumers that want it.
+// (Content-Type application/cloudevents+json), for consumers that want it;
+// DecodeNATS reads it back. The event is validated first (errors match
+// envelope.ErrInvalidEvent).
 func EncodeStructured(e *envelope.Event, rel Relations) ([]byte, error) {
 	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	if err := rel.validate(); err != nil {
 		return nil, err
 	}
 	s := structuredEvent{

@@ -65,8 +65,11 @@ type Marshaler struct {
 func New(cfg Config) (*Marshaler, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("marshaler: invalid config: %w", err)
+		return nil, fmt.Errorf("marshaler: %w: %w", ErrInvalidConfig, err)
 	}
+	// Own the slice: the caller may reuse theirs, and a Marshaler is shared
+	// by goroutines.
+	cfg.SchemaMajors = append([]int(nil), cfg.SchemaMajors...)
 	return &Marshaler{cfg: cfg}, nil
 }
 

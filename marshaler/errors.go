@@ -38,12 +38,18 @@ var (
 	ErrInvalidEvent = envelope.ErrInvalidEvent
 )
 
+// ErrInvalidConfig: New was given a Config that cannot work, or a CQRS was
+// used without a Marshaler.
+var ErrInvalidConfig = errors.New("invalid marshaler config")
+
 // Encode failures.
 var (
-	// ErrNotAnEvent: a Watermill message handed to Marshal lacks the event
-	// metadata (ce-id, ce-type, ce-source, ce-time) that ToMessage sets.
+	// ErrNotAnEvent: the payload of a Watermill message handed to Marshal is
+	// not a valid envelope (the error also wraps the decode failure).
 	ErrNotAnEvent = errors.New("message is not an event")
 	// ErrInvalidMetadata: a metadata key or value that cannot travel as a NATS
-	// header (CR, LF or NUL in it, or an empty key).
+	// header unchanged (a key outside printable ASCII or with a separator, a
+	// plain value with CR, LF, NUL or surrounding blanks), or relations that
+	// are not valid UTF-8.
 	ErrInvalidMetadata = errors.New("invalid metadata for a NATS header")
 )

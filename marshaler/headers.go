@@ -125,12 +125,55 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// validHeaderText reports whether s can be written in a NATS header line.
-func validHeaderText(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '\r' || c == '\n' || c == 0 {
+// validHeaderKey reports whether k can be a NATS header name: printable
+// ASCII without the separators nats.go refuses (it fails the whole publish
+// with ErrBadHeaderMsg otherwise).
+func validHeaderKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= 0x20 || c >= 0x7F || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// validHeaderValue reports whether v survives a NATS header unchanged:
+// nats.go turns CR and LF into spaces and trims surrounding spaces and tabs,
+// and NUL cannot be written. (ce-* values are percent-encoded instead.)
+func validHeaderValue(v string) bool {
+	if v == "" {
+		return true
+	}
+	if isBlank(v[0]) || isBlank(v[len(v)-1]) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// hasPrefixFold reports whether s starts with the lowercase ASCII prefix,
+// ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// lowerASCII returns s in lowercase ASCII, without allocating when it
+// already is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }

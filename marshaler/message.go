@@ -8,18 +8,29 @@ import (
 	"github.com/jetevents/events/envelope"
 )
 
-// ToMessage turns a validated event into a Watermill message: UUID = event id,
+// eventMetadataCount is the number of metadata keys setEventMetadata and
+// SetRelations write at most.
+const eventMetadataCount = 10
+
+// ToMessage turns an event into a Watermill message: UUID = event id,
 // payload = the envelope's JSON, metadata = the attributes under the Metadata*
-// keys. The event is validated first; errors match envelope.ErrInvalidEvent.
+// keys. The event is validated first (with Config.MaxSize); errors match
+// envelope.ErrInvalidEvent and the rule's sentinel. Relations are not part of
+// the event: add them with SetRelations (or let Marshal read them from the
+// message's context).
 func (m *Marshaler) ToMessage(e *envelope.Event) (*message.Message, error) {
-	if err := e.ValidateSize(m.cfg.MaxSize); err != nil {
+	payload, err := e.Encode(m.cfg.MaxSize)
+	if err != nil {
 		return nil, err
 	}
-	msg := message.NewMessage(e.ID, e.AppendJSON(make([]byte, 0, e.EncodedLen())))
+	msg := message.NewMessage(e.ID, payload)
+	msg.Metadata = make(message.Metadata, eventMetadataCount)
 	setEventMetadata(msg.Metadata, e)
 	return msg, nil
 }
 
+// setEventMetadata mirrors e's attributes into md. They are informational
+// (routing, logging, watermill middleware): the payload stays authoritative.
 func setEventMetadata(md message.Metadata, e *envelope.Event) {
 	md[MetadataSpecVersion] = SpecVersion
 	md[MetadataID] = e.ID
@@ -33,35 +44,45 @@ func setEventMetadata(md message.Metadata, e *envelope.Event) {
 	md[MetadataContentType] = ContentTypeJSON
 }
 
-// FromMessage decodes the event carried by a Watermill message (as made by
-// ToMessage or by the NATS/JetStream unmarshalers). Errors match ErrUnmarshal.
+// FromMessage decodes the event carried by a Watermill message's payload (as
+// made by ToMessage, DecodeNATS or the NATS/JetStream unmarshalers); the
+// metadata is not read. The event is validated (Config.MaxSize) and its schema
+// major checked against Config.SchemaMajors. Errors match ErrUnmarshal and a
+// specific sentinel (ErrMalformed, ErrTooLarge, ErrInvalidEvent,
+// ErrUnknownSchemaMajor). The event's Data aliases msg.Payload.
 func (m *Marshaler) FromMessage(msg *message.Message) (*envelope.Event, error) {
-	e, err := m.decodeEnvelope(msg.Payload)
+	e, err := envelope.Decode(msg.Payload, m.cfg.MaxSize)
+	if err == nil {
+		err = m.checkMajor(e)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
+		return nil, fmt.Errorf("%w: message %s: %w", ErrUnmarshal, msg.UUID, err)
 	}
 	return e, nil
 }
 
-// decodeEnvelope decodes and checks a payload in our content mode.
-func (m *Marshaler) decodeEnvelope(payload []byte) (*envelope.Event, error) {
-	e, err := envelope.Decode(payload, m.cfg.MaxSize)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnmarshal, err)
+// RelationsFromMessage returns the relations a Watermill message carries in
+// its metadata: the correlation id under correlation_id (Watermill's key, set
+// by its CorrelationID middleware) or else ce-correlationid, the causation id
+// under ce-causationid.
+func RelationsFromMessage(msg *message.Message) Relations {
+	rel := Relations{
+		CorrelationID: msg.Metadata.Get(MetadataCorrelationID),
+		CausationID:   msg.Metadata.Get(MetadataCausationID),
 	}
-	if err := m.checkMajor(e); err != nil {
-		return nil, err
+	if rel.CorrelationID == "" {
+		rel.CorrelationID = msg.Metadata.Get(HeaderCorrelationID)
 	}
-	return e, nil
+	return rel
 }
 
-func (m *Marshaler) checkMajor(e *envelope.Event) error {
-	major, err := e.SchemaMajor()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnmarshal, err)
+// SetRelations stores the non-empty relations in msg's metadata, where
+// RelationsFromMessage and Marshal read them.
+func SetRelations(msg *message.Message, rel Relations) {
+	if rel.CorrelationID != "" {
+		msg.Metadata.Set(MetadataCorrelationID, rel.CorrelationID)
 	}
-	if !m.acceptsMajor(major) {
-		return fmt.Errorf("%w: %w: %q (accepted majors %v)", ErrUnmarshal, ErrUnknownSchemaMajor, e.SchemaVersion, m.cfg.SchemaMajors)
+	if rel.CausationID != "" {
+		msg.Metadata.Set(MetadataCausationID, rel.CausationID)
 	}
-	return nil
 }
