@@ -47,6 +47,7 @@ type connectConfig struct {
 	retryOnFailed    bool
 
 	authMethod string // which of creds / nkey / user / token was chosen
+	tlsMethod  string // "files" (WithTLS) or "config" (WithTLSConfig)
 	auth       []nats.Option
 	tls        []nats.Option
 	extra      []nats.Option
@@ -194,6 +195,16 @@ func (c *connectConfig) setAuth(method string, opts ...nats.Option) error {
 	return nil
 }
 
+// setTLS refuses WithTLS together with WithTLSConfig: one would silently
+// override parts of the other.
+func (c *connectConfig) setTLS(method string) error {
+	if c.tlsMethod != "" {
+		return fmt.Errorf("%w: TLS set twice (WithTLS and WithTLSConfig, or one of them twice)", ErrInvalidConfig)
+	}
+	c.tlsMethod = method
+	return nil
+}
+
 func fileMustExist(kind, path string) error {
 	if path == "" {
 		return fmt.Errorf("%w: empty %s path", ErrInvalidConfig, kind)
@@ -261,6 +272,9 @@ func WithTLS(caFile, certFile, keyFile string) ConnectOption {
 		if (certFile == "") != (keyFile == "") {
 			return fmt.Errorf("%w: TLS client certificate and key must be given together", ErrInvalidConfig)
 		}
+		if err := c.setTLS("files"); err != nil {
+			return err
+		}
 		opts := []nats.Option{nats.Secure()}
 		if caFile != "" {
 			if err := fileMustExist("TLS CA file", caFile); err != nil {
@@ -288,6 +302,9 @@ func WithTLSConfig(cfg *tls.Config) ConnectOption {
 	return func(c *connectConfig) error {
 		if cfg == nil {
 			return fmt.Errorf("%w: nil tls.Config", ErrInvalidConfig)
+		}
+		if err := c.setTLS("config"); err != nil {
+			return err
 		}
 		c.tls = append(c.tls, nats.Secure(cfg))
 		return nil

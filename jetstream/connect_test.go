@@ -159,6 +159,7 @@ func TestConnectOptions_auth(t *testing.T) {
 		{"missing CA file", []jetstream.ConnectOption{jetstream.WithTLS(filepath.Join(dir, "nope.pem"), "", "")}},
 		{"CA file not PEM", []jetstream.ConnectOption{jetstream.WithTLS(credsFile, "", "")}},
 		{"nil TLS config", []jetstream.ConnectOption{jetstream.WithTLSConfig(nil)}},
+		{"TLS files and TLS config", []jetstream.ConnectOption{jetstream.WithTLS(ca, "", ""), jetstream.WithTLSConfig(&tls.Config{})}},
 		{"nil logger", []jetstream.ConnectOption{jetstream.WithLogger(nil)}},
 		{"backoff max below initial", []jetstream.ConnectOption{jetstream.WithReconnectBackoff(time.Second, time.Millisecond)}},
 		{"zero reconnect buffer", []jetstream.ConnectOption{jetstream.WithReconnectBufferSize(0)}},
