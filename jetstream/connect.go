@@ -297,7 +297,7 @@ func WithTLS(caFile, certFile, keyFile string) ConnectOption {
 }
 
 // WithTLSConfig turns TLS on with a ready tls.Config (certificates from a
-// secret store, custom verification). Do not combine with WithTLS.
+// secret store, custom verification). Combining it with WithTLS is an error.
 func WithTLSConfig(cfg *tls.Config) ConnectOption {
 	return func(c *connectConfig) error {
 		if cfg == nil {
