@@ -1,0 +1,43 @@
+package events
+
+import (
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/middleware"
+)
+
+// Errors to match with errors.Is. They are the subpackages' sentinels, so
+// matching either name works.
+var (
+	// ErrNoStream: no stream listens on the subject published to. Create the
+	// streams first (./scripts/setup-nats-streams.sh or jetstream.Apply).
+	ErrNoStream = jetstream.ErrNoStream
+	// ErrTimeout: the stream's ack did not arrive in time (context deadline
+	// or publish timeout).
+	ErrTimeout = jetstream.ErrTimeout
+	// ErrInvalidSubject: the subject is not dot-separated [A-Za-z0-9_-]
+	// tokens (wildcards are refused).
+	ErrInvalidSubject = jetstream.ErrInvalidSubject
+	// ErrInvalidEvent: the event breaks an envelope rule (see Event.Validate).
+	ErrInvalidEvent = jetstream.ErrInvalidEvent
+	// ErrTooLarge: the encoded event is over the maximum size (1 MiB default).
+	ErrTooLarge = jetstream.ErrTooLarge
+	// ErrClosed: the publisher was closed.
+	ErrClosed = jetstream.ErrClosed
+	// ErrPublish: an event was sent but not confirmed by the stream.
+	ErrPublish = jetstream.ErrPublish
+	// ErrUnmarshal: a message could not be decoded into an event.
+	ErrUnmarshal = marshaler.ErrUnmarshal
+	// ErrPermanent is matched by every error made with Permanent.
+	ErrPermanent = middleware.ErrPermanent
+	// ErrDataDecode: an event's data does not decode into the given type.
+	ErrDataDecode = envelope.ErrDataDecode
+)
+
+// Permanent marks err as not worth retrying: a handler returning it has its
+// event dead-lettered at once instead of redelivered.
+func Permanent(err error) error { return middleware.Permanent(err) }
+
+// IsPermanent reports whether err was made with Permanent.
+func IsPermanent(err error) bool { return middleware.IsPermanent(err) }

@@ -1,0 +1,41 @@
+package events
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetevents/events/jetstream"
+)
+
+// Publisher is what services depend on to publish events; *jetstream.Publisher
+// (from NewPublisher) implements it, and so does PublisherMock for unit tests.
+type Publisher interface {
+	// Publish sends the event on subject and returns once the stream stored
+	// it, or with a typed error (ErrNoStream, ErrTimeout, ErrInvalidEvent, ...).
+	Publish(ctx context.Context, subject string, event *Event) error
+	// PublishAsync queues the event and returns; a failed ack reaches the
+	// publisher's async error handler. Close waits for pending acks.
+	PublishAsync(ctx context.Context, subject string, event *Event) error
+	// Close waits for pending async publishes (within a deadline) and makes
+	// later publishes fail with ErrClosed. It never closes the connection.
+	Close() error
+}
+
+var _ Publisher = (*jetstream.Publisher)(nil)
+
+// NewPublisher returns a JetStream publisher on nc, which it never closes.
+// The result also has PublishBatch, PublishAck, Flush and Stats. Options:
+// jetstream.WithMaxPending, WithAsyncErrorHandler, WithPublishTimeout, ...
+func NewPublisher(nc *nats.Conn, opts ...jetstream.PublisherOption) (*jetstream.Publisher, error) {
+	return jetstream.NewPublisher(nc, opts...)
+}
+
+// Connect dials NATS with production defaults (reconnect forever with
+// backoff and jitter, logged connection events). See jetstream.Connect.
+func Connect(url string, opts ...jetstream.ConnectOption) (*nats.Conn, error) {
+	return jetstream.Connect(url, opts...)
+}
+
+// WithName sets the connection's client name. See jetstream.WithName.
+func WithName(name string) jetstream.ConnectOption { return jetstream.WithName(name) }

@@ -1,0 +1,17 @@
+package router
+
+import "errors"
+
+// ErrInvalidConfig is matched by every configuration error of New, Group and
+// On, wrapped with the field at fault.
+var ErrInvalidConfig = errors.New("router: invalid config")
+
+// ErrRunning is returned by Run on a router that is running or has run:
+// a Router runs once.
+var ErrRunning = errors.New("router: already running or stopped")
+
+// ErrShutdown is matched by the error Run returns when shutting down did not
+// go cleanly: in-flight handlers outlived CloseTimeout (their messages were
+// nacked for redelivery, never acked), async publishes could not be flushed,
+// or the advisory watchers failed to stop.
+var ErrShutdown = errors.New("router: unclean shutdown")
