@@ -152,8 +152,8 @@ func VariantsOf(op Op) []Variant {
 	for _, v := range []Variant{
 		rawSync, jeteventsSync, watermillSync,
 		rawAsync, jeteventsAsync,
-		rawBatch, jeteventsBatch, watermillBatch,
-		rawConsume, jeteventsConsume, watermillConsume,
+		rawBatch, jeteventsBatch, jeteventsMessageBatch, watermillBatch,
+		rawConsume, watermillConsume,
 	} {
 		if v.Op == op && v.prepare != nil {
 			vs = append(vs, v)
