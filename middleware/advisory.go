@@ -54,8 +54,9 @@ type AdvisoryConfig struct {
 	// it is subscribed (the server does not even build an advisory nobody
 	// listens to).
 	CaptureStream string
-	// CaptureDurable is the durable consumer on CaptureStream. Default
-	// "jetevents-dlq-<Stream>".
+	// CaptureDurable is the durable consumer on CaptureStream, shared by the
+	// watchers of every process (each advisory is handled by one of them).
+	// Default "jetevents-dlq-<Stream>-<Consumer>" ("all" for "*").
 	CaptureDurable string
 	// Attempts is how many times one advisory is tried (fetch the message by
 	// stream sequence, publish the dead letter) before it is reported as
@@ -87,7 +88,14 @@ func (c *AdvisoryConfig) setDefaults() {
 		c.Consumer = "*"
 	}
 	if c.CaptureStream != "" && c.CaptureDurable == "" {
-		c.CaptureDurable = "jetevents-dlq-" + c.Stream
+		// One durable per watched (stream, consumer): watchers of different
+		// consumers must not share a durable (its filter would flip between
+		// them), while the processes of one consumer share theirs.
+		who := c.Consumer
+		if who == "*" {
+			who = "all"
+		}
+		c.CaptureDurable = "jetevents-dlq-" + c.Stream + "-" + who
 	}
 	if c.Attempts == 0 {
 		c.Attempts = DefaultAdvisoryAttempts

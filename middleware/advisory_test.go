@@ -172,7 +172,7 @@ func TestAdvisoryWatcher_capture_stream_keeps_advisories_emitted_while_stopped(t
 	assert.Equal(t, "1", got[0].Header.Get(middleware.HeaderStreamSeq))
 	// Acked once stored: the capture consumer has nothing pending.
 	require.Eventually(t, func() bool {
-		c, err := env.srv.JS.Consumer(testCtx(t), "ADVISORIES", "jetevents-dlq-"+testStream)
+		c, err := env.srv.JS.Consumer(testCtx(t), "ADVISORIES", "jetevents-dlq-"+testStream+"-"+testConsumer)
 		if err != nil {
 			return false
 		}
@@ -204,4 +204,18 @@ func TestAdvisoryWatcher_start_stop_lifecycle_and_config(t *testing.T) {
 	}
 	_, err = middleware.NewAdvisoryWatcher(env.srv.Conn, nil, middleware.AdvisoryConfig{Stream: "S"})
 	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+}
+
+func TestAdvisoryWatcher_capture_watchers_of_two_consumers_do_not_steal_each_others_advisories(t *testing.T) {
+	env := newDLQEnv(t, false)
+	_, err := env.srv.JS.CreateStream(testCtx(t), middleware.AdvisoryCaptureStream("ADVISORIES"))
+	require.NoError(t, err)
+	startWatcher(t, env, middleware.AdvisoryConfig{Stream: testStream, Consumer: testConsumer, CaptureStream: "ADVISORIES"})
+	startWatcher(t, env, middleware.AdvisoryConfig{Stream: testStream, Consumer: "audit", CaptureStream: "ADVISORIES"})
+
+	env.neverAck(t, 2) // on consumer "users"
+
+	got := env.waitDLQ(t, 1)
+	require.Len(t, got, 1)
+	assert.Equal(t, testConsumer, got[0].Header.Get(middleware.HeaderConsumer))
 }
