@@ -31,7 +31,8 @@ type Router struct {
 	started bool
 	running chan struct{} // closed once every group's subscription is live
 
-	stats stats
+	stats    stats
+	inFlight atomic.Int64 // deliveries inside the middleware stack
 }
 
 // Group is one durable consumer and the handlers its events are dispatched to.
@@ -232,6 +233,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wm.AddMiddleware(r.track)
 	wm.AddMiddleware(mws...)
 
 	var subs []*jetstream.Subscriber
@@ -269,6 +271,12 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	if err := wm.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	// Watermill's router logs, but does not return, a close timeout: count
+	// the handlers still running ourselves. Their messages were nacked by the
+	// subscriber at its deadline, so they will be redelivered.
+	if n := r.inFlight.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d handlers still running after CloseTimeout %s; their events were nacked for redelivery", n, r.cfg.CloseTimeout))
 	}
 	if err := closeAll(subs); err != nil {
 		errs = append(errs, err)
@@ -316,6 +324,15 @@ func (r *Router) middlewares() ([]message.HandlerMiddleware, error) {
 		mws = append(mws, to)
 	}
 	return append(mws, wmmiddleware.Recoverer), nil
+}
+
+// track counts the deliveries inside the stack, for Run's shutdown report.
+func (r *Router) track(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		r.inFlight.Add(1)
+		defer r.inFlight.Add(-1)
+		return h(msg)
+	}
 }
 
 func (r *Router) flush() []error {
