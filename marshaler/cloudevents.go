@@ -59,7 +59,7 @@ func (m *Marshaler) toEvent(mode string, a attributes, data []byte) (*envelope.E
 // payload is the data (JSON; an empty payload is an event without data).
 func (m *Marshaler) decodeBinary(hd *headerData, data []byte) (*envelope.Event, error) {
 	var raw []byte
-	if len(bytes.TrimSpace(data)) > 0 {
+	if len(trimJSONSpace(data)) > 0 {
 		raw = data
 	}
 	return m.toEvent("binary", attributes{
@@ -135,9 +135,10 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 		if err != nil {
 			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute %q: %w", ErrMalformed, name, err)
 		}
-		if err := hd.setExtra("ce-"+name, v); err != nil {
-			return nil, err
+		if hd.extra == nil {
+			hd.extra = make(map[string]string, 4)
 		}
+		hd.extra["ce-"+name] = v // the event's value wins over a ce-* header
 	}
 	e, err := m.toEvent("structured", a, fields["data"])
 	if err != nil {
@@ -217,25 +218,27 @@ func extensionValue(raw json.RawMessage) (string, error) {
 	}
 }
 
-// structuredEvent is the CloudEvents JSON format written by EncodeStructured.
-type structuredEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Type            string          `json:"type"`
-	Source          string          `json:"source"`
-	Time            string          `json:"time"`
-	OrganizationID  string          `json:"organizationid,omitempty"`
-	SchemaVersion   string          `json:"schemaversion"`
-	CorrelationID   string          `json:"correlationid,omitempty"`
-	CausationID     string          `json:"causationid,omitempty"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
+// structuredAttributes are the CloudEvents JSON-format attributes written by
+// EncodeStructured; the data is appended by hand so that its bytes stay as
+// they are (encoding/json would compact and re-escape a RawMessage).
+type structuredAttributes struct {
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Type            string `json:"type"`
+	Source          string `json:"source"`
+	Time            string `json:"time"`
+	OrganizationID  string `json:"organizationid,omitempty"`
+	SchemaVersion   string `json:"schemaversion"`
+	CorrelationID   string `json:"correlationid,omitempty"`
+	CausationID     string `json:"causationid,omitempty"`
+	DataContentType string `json:"datacontenttype"`
 }
 
 // EncodeStructured writes e as a CloudEvents structured-mode JSON document
 // (Content-Type application/cloudevents+json), for consumers that want it;
 // DecodeNATS reads it back. The event is validated first (errors match
-// envelope.ErrInvalidEvent).
+// envelope.ErrInvalidEvent); relations that are not valid UTF-8 fail with
+// ErrInvalidMetadata. The data's bytes are written unchanged.
 func EncodeStructured(e *envelope.Event, rel Relations) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
@@ -243,14 +246,23 @@ func EncodeStructured(e *envelope.Event, rel Relations) ([]byte, error) {
 	if err := rel.validate(); err != nil {
 		return nil, err
 	}
-	s := structuredEvent{
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(structuredAttributes{
 		SpecVersion: SpecVersion, ID: e.ID, Type: e.Type, Source: e.Source,
 		Time: envelope.FormatTime(e.Timestamp), OrganizationID: e.OrganizationID,
-		SchemaVersion: e.SchemaVersion, DataContentType: ContentTypeJSON, Data: e.Data,
+		SchemaVersion: e.SchemaVersion, DataContentType: ContentTypeJSON,
 		CorrelationID: rel.CorrelationID, CausationID: rel.CausationID,
+	}); err != nil {
+		return nil, fmt.Errorf("encode structured event %s: %w", e.ID, err)
 	}
-	if len(s.Data) == 0 {
-		s.Data = json.RawMessage("null")
+	out := bytes.TrimRight(buf.Bytes(), "\n")
+	out = append(out[:len(out)-1], `,"data":`...) // drop the closing brace
+	if data := trimJSONSpace(e.Data); len(data) > 0 {
+		out = append(out, data...)
+	} else {
+		out = append(out, "null"...)
 	}
-	return json.Marshal(s)
+	return append(out, '}'), nil
 }

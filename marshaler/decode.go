@@ -1,7 +1,6 @@
 package marshaler
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -114,7 +113,7 @@ func (m *Marshaler) decodeOurs(hd *headerData, data []byte) (*envelope.Event, er
 // refuse it too, its data being JSON), so that a truncated envelope reads as
 // ErrMalformed whatever its headers. Only failed decodes get here.
 func isBinaryData(data []byte) bool {
-	if len(bytes.TrimSpace(data)) == 0 {
+	if len(trimJSONSpace(data)) == 0 {
 		return true
 	}
 	if !utf8.Valid(data) || !json.Valid(data) {

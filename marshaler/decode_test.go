@@ -108,6 +108,7 @@ func TestDecodeNATS_binary_mode_edge_payloads(t *testing.T) {
 func TestDecodeNATS_structured_mode_reads_every_attribute(t *testing.T) {
 	h := structuredHeader()
 	h.Set("ce-id", "ignored-in-structured-mode")
+	h.Set("ce-subject", "the-event-wins")
 	wm, e, err := marshaler.Default().DecodeNATS(h, []byte(structuredPayload))
 	require.NoError(t, err)
 

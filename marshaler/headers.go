@@ -177,3 +177,16 @@ func lowerASCII(s string) string {
 	}
 	return s
 }
+
+// trimJSONSpace drops the JSON whitespace (space, tab, CR, LF) around b;
+// other Unicode spaces are not JSON whitespace and stay, to fail as such.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -159,18 +159,24 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 	return &nats.Msg{Subject: topic, Header: h, Data: msg.Payload}, nil
 }
 
-// derivedKeys are the metadata keys whose headers Marshal derives from the
-// payload or the relations rather than copying them.
-var derivedKeys = [...]string{
+// derivedHeaders are the header names whose values Marshal derives from the
+// payload or the relations rather than copying them from metadata.
+var derivedHeaders = [...]string{
 	MetadataSpecVersion, MetadataID, MetadataType, MetadataSource, MetadataTime,
-	MetadataOrganization, MetadataSchemaVersion, MetadataCorrelationID, MetadataCausationID,
+	MetadataOrganization, MetadataSchemaVersion, MetadataCausationID,
 	HeaderCorrelationID, HeaderContentType, HeaderMsgID,
 }
 
-// derivedMetadata reports whether k is one of derivedKeys in any ASCII case
-// (another spelling would read back as a repeated header).
+// derivedMetadata reports whether Marshal derives the header of metadata key
+// k: correlation_id (a Watermill metadata key, matched exactly), or one of
+// derivedHeaders in any ASCII case (the decoder reads those names
+// case-insensitively, so another spelling would read back as a repeated
+// header).
 func derivedMetadata(k string) bool {
-	for _, d := range derivedKeys {
+	if k == MetadataCorrelationID {
+		return true
+	}
+	for _, d := range derivedHeaders {
 		if len(k) == len(d) && strings.EqualFold(k, d) {
 			return true
 		}
