@@ -48,9 +48,13 @@ func runTrial(b *testing.B, v bench.Variant, p bench.Params) {
 	b.SetBytes(int64(p.Size))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := bench.ProcessCPU()
 	b.StartTimer()
 	err = t.Run(ctx)
 	b.StopTimer()
+	// Process CPU (client + embedded server) per event: steadier than ns/op
+	// when other processes compete for the cores.
+	b.ReportMetric(float64(bench.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,13 @@ type Result struct {
 	N int
 	// Elapsed is the duration of the measured run.
 	Elapsed time.Duration
+	// CPU is the process CPU time (client and embedded server) the run used;
+	// less sensitive than Elapsed to other processes on a busy machine.
+	CPU time.Duration
 }
+
+// CPUPerMsg is the process CPU time per event, server included.
+func (r Result) CPUPerMsg() time.Duration { return r.CPU / time.Duration(max(r.N, 1)) }
 
 // MsgsPerSec is events per second.
 func (r Result) MsgsPerSec() float64 { return float64(r.N) / r.Elapsed.Seconds() }
@@ -39,9 +45,9 @@ func Measure(ctx context.Context, env *Env, v Variant, p Params) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
-	start := time.Now()
+	cpu0, start := ProcessCPU(), time.Now()
 	err = t.Run(ctx)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), ProcessCPU()-cpu0
 	if err == nil {
 		err = t.Verify(ctx)
 	}
@@ -51,7 +57,7 @@ func Measure(ctx context.Context, env *Env, v Variant, p Params) (Result, error)
 	if err != nil {
 		return Result{}, fmt.Errorf("bench: %s size %d: %w", v.Name(), p.Size, err)
 	}
-	return Result{Op: v.Op, Impl: v.Impl, Size: p.Size, N: p.N, Elapsed: elapsed}, nil
+	return Result{Op: v.Op, Impl: v.Impl, Size: p.Size, N: p.N, Elapsed: elapsed, CPU: cpu}, nil
 }
 
 // Target is the minimum ratio of ours to the raw baseline per
@@ -107,8 +113,8 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| operation | variant | data size | msgs/s | MB/s | vs raw | target |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| operation | variant | data size | msgs/s | MB/s | vs raw | target | CPU µs/msg |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	for _, r := range results {
 		ratio := "n/a"
 		if base, ok := raw[key{r.Op, r.Size}]; ok && base > 0 {
@@ -124,8 +130,8 @@ func WriteTable(w io.Writer, results []Result) error {
 				target = fmt.Sprintf(">= %.1fx: %s", t, verdict)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.1f | %s | %s |\n",
-			r.Op, r.Impl, formatSize(r.Size), r.MsgsPerSec(), r.MBPerSec(), ratio, target)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.1f | %s | %s | %.1f |\n",
+			r.Op, r.Impl, formatSize(r.Size), r.MsgsPerSec(), r.MBPerSec(), ratio, target, float64(r.CPUPerMsg())/float64(time.Microsecond))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
