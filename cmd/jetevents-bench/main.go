@@ -4,11 +4,12 @@
 // directory), and prints a markdown table with the ratio of each to raw.
 //
 //	go run ./cmd/jetevents-bench [-n 20000] [-size 512,4096] [-window 4096]
-//	    [-batch 100] [-rounds 1] [-ops sync,async,batch,consume]
+//	    [-batch 100] [-rounds 1] [-warmup 1000] [-ops sync,async,batch,consume]
 //
-// Variants of one operation and size run one after the other (interleaved
-// round by round when -rounds > 1, reporting the median), so that drift on a
-// busy machine hits them alike.
+// After a short unmeasured warm-up trial of every variant, the variants of
+// one operation and size run one after the other (round by round when
+// -rounds > 1, each round starting with the next variant, reporting the
+// median), so that drift on a busy machine hits them alike.
 package main
 
 import (
@@ -37,6 +38,7 @@ func run() error {
 		window = flag.Int("window", 4096, "max pending async acks (ours and raw)")
 		batch  = flag.Int("batch", 100, "events per batch")
 		rounds = flag.Int("rounds", 1, "trials per variant; the median is reported")
+		warmup = flag.Int("warmup", 1000, "events per unmeasured warm-up trial of each variant (0: none)")
 		ops    = flag.String("ops", "sync,async,batch,consume", "operations to measure, comma-separated")
 	)
 	flag.Parse()
@@ -60,11 +62,28 @@ func run() error {
 
 	ctx := context.Background()
 	began := time.Now()
+	if *warmup > 0 {
+		// One short trial of each variant first, so that the first measured
+		// variant does not pay for the process's and server's warm-up
+		// (heap growth, first store files, connection setup paths).
+		for _, op := range opList {
+			for _, v := range bench.VariantsOf(op) {
+				p := bench.Params{N: *warmup, Size: sz[0], Window: *window, Batch: *batch}
+				if _, err := bench.Measure(ctx, env, v, p); err != nil {
+					return fmt.Errorf("warm-up: %w", err)
+				}
+			}
+		}
+	}
 	var results []bench.Result
 	for _, op := range opList {
 		for _, size := range sz {
-			for range *rounds {
-				for _, v := range bench.VariantsOf(op) {
+			variants := bench.VariantsOf(op)
+			for round := range *rounds {
+				// Each round starts with another variant, so that none is
+				// always first or always right after a given other one.
+				for i := range variants {
+					v := variants[(i+round)%len(variants)]
 					p := bench.Params{N: *n, Size: size, Window: *window, Batch: *batch}
 					r, err := bench.Measure(ctx, env, v, p)
 					if err != nil {
