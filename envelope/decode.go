@@ -89,13 +89,13 @@ func decodeEnvelope(b []byte, e *Event) error {
 				}
 			case seenTimestamp:
 				var s string
-				if s, i, err = readString(b, i, "timestamp"); err == nil && s != "" {
+				if s, i, err = readString(b, i, key); err == nil && s != "" {
 					if d.Timestamp, err = ParseTime(s); err != nil {
 						return fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
 					}
 				}
 			default:
-				*dst, i, err = readString(b, i, string(key))
+				*dst, i, err = readString(b, i, key)
 			}
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -124,7 +124,7 @@ func decodeEnvelope(b []byte, e *Event) error {
 
 // readString reads the JSON string (or null, read as "") at b[i], the value
 // of key, and returns it with the offset past it.
-func readString(b []byte, i int, key string) (string, int, error) {
+func readString(b []byte, i int, key []byte) (string, int, error) {
 	if i < len(b) && b[i] == 'n' {
 		end, err := scanLiteral(b, i, "null")
 		return "", end, err

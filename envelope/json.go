@@ -122,7 +122,7 @@ func Decode(b []byte, maxSize int) (*Event, error) {
 	if err := decodeEnvelope(b, e); err != nil {
 		return nil, err
 	}
-	// decodeEnvelope has checked the data's syntax and the input's UTF-8.
+	// decodeEnvelope has checked the input's UTF-8 and the data's syntax.
 	if _, err := e.check(maxSize, true); err != nil {
 		return nil, err
 	}

@@ -38,10 +38,10 @@ func (e *Event) Encode(maxSize int) ([]byte, error) {
 	return e.AppendJSON(make([]byte, 0, n)), nil
 }
 
-// check applies the rules and returns the encoded length. dataChecked skips
-// the data's JSON check when the caller has just done it (Decode), because
-// that check reads every byte of the data.
-func (e *Event) check(maxSize int, dataChecked bool) (int, error) {
+// check applies the rules and returns the encoded length. decoded skips the
+// UTF-8 checks and the data's JSON check when decodeEnvelope has just done
+// them on the whole input (Decode), because they read every byte again.
+func (e *Event) check(maxSize int, decoded bool) (int, error) {
 	switch {
 	case e.ID == "":
 		return 0, invalid(ErrMissingID, "")
@@ -62,15 +62,17 @@ func (e *Event) check(maxSize int, dataChecked bool) (int, error) {
 	if _, ok := parseSchemaVersion(e.SchemaVersion); !ok {
 		return 0, invalid(ErrInvalidSchemaVersion, "%q", e.SchemaVersion)
 	}
-	for _, s := range [...]string{e.ID, e.Source, e.OrganizationID} {
-		if !utf8.ValidString(s) {
-			return 0, invalid(ErrInvalidUTF8, "%q", s)
+	if !decoded {
+		for _, s := range [...]string{e.ID, e.Source, e.OrganizationID} {
+			if !utf8.ValidString(s) {
+				return 0, invalid(ErrInvalidUTF8, "%q", s)
+			}
 		}
 	}
 	if e.dataErr != nil {
 		return 0, fmt.Errorf("%w: %w: %w", ErrInvalidEvent, ErrDataNotJSON, e.dataErr)
 	}
-	if len(e.Data) > 0 && !dataChecked {
+	if len(e.Data) > 0 && !decoded {
 		if err := validJSON(e.Data); err != nil {
 			return 0, fmt.Errorf("%w: %w: event %s: %w", ErrInvalidEvent, ErrDataNotJSON, e.ID, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -57,9 +58,20 @@ func (m *Marshaler) DecodeNATS(h nats.Header, data []byte) (*message.Message, *e
 	for k, v := range hd.extra {
 		wm.Metadata[k] = v
 	}
-	setEventMetadata(wm.Metadata, e)
+	setEventMetadata(wm.Metadata, e, hd.canonicalTime(e))
 	SetRelations(wm, hd.rel)
 	return wm, e, nil
+}
+
+// canonicalTime returns the ce-time header when it is already the envelope's
+// text for e's timestamp (as our producer writes it), saving a string, else
+// "".
+func (hd *headerData) canonicalTime(e *envelope.Event) string {
+	var buf [64]byte
+	if hd.time != "" && string(e.Timestamp.UTC().AppendFormat(buf[:0], time.RFC3339Nano)) == hd.time {
+		return hd.time
+	}
+	return ""
 }
 
 // decodeMode picks the content mode (see DecodeNATS) and decodes the event.

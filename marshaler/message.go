@@ -25,18 +25,22 @@ func (m *Marshaler) ToMessage(e *envelope.Event) (*message.Message, error) {
 	}
 	msg := message.NewMessage(e.ID, payload)
 	msg.Metadata = make(message.Metadata, eventMetadataCount)
-	setEventMetadata(msg.Metadata, e)
+	setEventMetadata(msg.Metadata, e, "")
 	return msg, nil
 }
 
 // setEventMetadata mirrors e's attributes into md. They are informational
 // (routing, logging, watermill middleware): the payload stays authoritative.
-func setEventMetadata(md message.Metadata, e *envelope.Event) {
+// ts is e's timestamp already formatted, or "" to format it here.
+func setEventMetadata(md message.Metadata, e *envelope.Event, ts string) {
+	if ts == "" {
+		ts = envelope.FormatTime(e.Timestamp)
+	}
 	md[MetadataSpecVersion] = SpecVersion
 	md[MetadataID] = e.ID
 	md[MetadataType] = e.Type
 	md[MetadataSource] = e.Source
-	md[MetadataTime] = envelope.FormatTime(e.Timestamp)
+	md[MetadataTime] = ts
 	if e.OrganizationID != "" {
 		md[MetadataOrganization] = e.OrganizationID
 	}
