@@ -214,5 +214,6 @@ func TestLoadSpecs_shipped_example(t *testing.T) {
 	assert.Equal(t, jetstream.DeadLetterStream(), specs.Streams[1], "the file declares DeadLetterStream()")
 	require.Len(t, specs.Consumers, 1)
 	assert.Equal(t, "AUTH_EVENTS", specs.Consumers[0].Stream)
-	assert.Equal(t, []string{"auth.user.*"}, specs.Consumers[0].FilterSubjects)
+	assert.Equal(t, "user-notifications", specs.Consumers[0].Durable, "the seed subscriber's durable")
+	assert.Equal(t, []string{"auth.user.>"}, specs.Consumers[0].FilterSubjects)
 }

@@ -115,7 +115,7 @@ func sendDeadLetter(t *testing.T, srv *eventstest.Server, seq uint64, reason str
 	require.NoError(t, err)
 	ack, err := dl.Send(testCtx(t), middleware.Record{
 		Subject: raw.Subject, Header: raw.Header, Data: raw.Data,
-		Stream: "AUTH_EVENTS", Consumer: "auth-user-processor", StreamSeq: seq, Deliveries: 5,
+		Stream: "AUTH_EVENTS", Consumer: "user-notifications", StreamSeq: seq, Deliveries: 5,
 		Handler: "user-created", Reason: reason, Err: cause,
 	})
 	require.NoError(t, err)
@@ -162,7 +162,7 @@ func TestStreamsApply_twice_reports_unchanged(t *testing.T) {
 	assert.Equal(t, []string{
 		"stream AUTH_EVENTS: created",
 		"stream DLQ: created",
-		"consumer AUTH_EVENTS/auth-user-processor: created",
+		"consumer AUTH_EVENTS/user-notifications: created",
 		"3 specs: 3 created, 0 updated, 0 unchanged",
 	}, lines(out))
 
@@ -170,14 +170,14 @@ func TestStreamsApply_twice_reports_unchanged(t *testing.T) {
 	assert.Equal(t, []string{
 		"stream AUTH_EVENTS: unchanged",
 		"stream DLQ: unchanged",
-		"consumer AUTH_EVENTS/auth-user-processor: unchanged",
+		"consumer AUTH_EVENTS/user-notifications: unchanged",
 		"3 specs: 0 created, 0 updated, 3 unchanged",
 	}, lines(out))
 
 	info, err := srv.JS.Stream(ctx, "AUTH_EVENTS")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"auth.>"}, info.CachedInfo().Config.Subjects)
-	_, err = srv.JS.Consumer(ctx, "AUTH_EVENTS", "auth-user-processor")
+	_, err = srv.JS.Consumer(ctx, "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
 }
 
@@ -191,7 +191,7 @@ func TestStreamsApply_reports_updated_fields(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(changed), 0o600))
 
 	out := mustRun(t, testCtx(t), "streams", "apply", "-server", srv.URL, "-f", file)
-	assert.Contains(t, out, "consumer AUTH_EVENTS/auth-user-processor: updated (max_deliver: 5 -> 7)")
+	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: updated (max_deliver: 5 -> 7)")
 	assert.Contains(t, out, "3 specs: 0 created, 1 updated, 2 unchanged")
 }
 
@@ -253,9 +253,9 @@ func TestStreamsList_shows_streams_counts_and_consumers(t *testing.T) {
 	require.Contains(t, fields, "DLQ dlq.>", out)
 	assert.Equal(t, "0", fields["DLQ dlq.>"][4])
 	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING MAX-DELIVER
-	require.Contains(t, fields, "AUTH_EVENTS auth-user-processor", out)
-	assert.Equal(t, []string{"AUTH_EVENTS", "auth-user-processor", "auth.user.*", "2", "0", "0", "0", "5"},
-		fields["AUTH_EVENTS auth-user-processor"])
+	require.Contains(t, fields, "AUTH_EVENTS user-notifications", out)
+	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "5"},
+		fields["AUTH_EVENTS user-notifications"])
 }
 
 func TestStreamsList_without_streams_says_so(t *testing.T) {
@@ -286,7 +286,7 @@ func TestTail_prints_published_event(t *testing.T) {
 
 func mustConsumerPending(t *testing.T, srv *eventstest.Server) uint64 {
 	t.Helper()
-	c, err := srv.JS.Consumer(testCtx(t), "AUTH_EVENTS", "auth-user-processor")
+	c, err := srv.JS.Consumer(testCtx(t), "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
 	return uint64(c.CachedInfo().NumAckPending)
 }
@@ -323,7 +323,7 @@ func TestDLQList_prints_headers_and_decoded_event(t *testing.T) {
 	assert.Equal(t, "dlq.auth.user.created", first.Subject)
 	assert.Equal(t, "auth.user.created", first.OriginalSubject)
 	assert.Equal(t, "AUTH_EVENTS", first.Stream)
-	assert.Equal(t, "auth-user-processor", first.Consumer)
+	assert.Equal(t, "user-notifications", first.Consumer)
 	assert.Equal(t, "1", first.StreamSeq)
 	assert.Equal(t, "5", first.Deliveries)
 	assert.Equal(t, "user-created", first.Handler)
@@ -412,7 +412,7 @@ func TestDLQReplay_republishes_original_and_deletes_dead_letter(t *testing.T) {
 
 func mustConsumerPendingMsgs(t *testing.T, srv *eventstest.Server) uint64 {
 	t.Helper()
-	c, err := srv.JS.Consumer(testCtx(t), "AUTH_EVENTS", "auth-user-processor")
+	c, err := srv.JS.Consumer(testCtx(t), "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
 	return c.CachedInfo().NumPending
 }
@@ -576,7 +576,7 @@ func TestSetupScript_creates_streams_idempotently(t *testing.T) {
 	out := runScript()
 	assert.Contains(t, out, "stream AUTH_EVENTS: created")
 	assert.Contains(t, out, "stream DLQ: created")
-	assert.Contains(t, out, "consumer AUTH_EVENTS/auth-user-processor: created")
+	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: created")
 
 	out = runScript()
 	assert.Contains(t, out, "3 specs: 0 created, 0 updated, 3 unchanged")
@@ -586,7 +586,7 @@ func TestSetupScript_creates_streams_idempotently(t *testing.T) {
 		_, err := srv.JS.Stream(ctx, name)
 		require.NoError(t, err, name)
 	}
-	_, err = srv.JS.Consumer(ctx, "AUTH_EVENTS", "auth-user-processor")
+	_, err = srv.JS.Consumer(ctx, "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
 }
 
