@@ -8,8 +8,10 @@ import (
 
 // Config configures a Marshaler. The zero value is usable: New fills defaults.
 type Config struct {
-	// MaxSize is the largest payload (bytes) encoded or accepted.
-	// Default envelope.DefaultMaxSize (1 MiB, NATS' default max_payload).
+	// MaxSize bounds, in bytes, the envelope encoded or accepted and the
+	// NATS message written (payload and headers, which NATS' max_payload
+	// counts together). Default envelope.DefaultMaxSize (1 MiB, NATS' default
+	// max_payload); set it to your server's max_payload if that differs.
 	MaxSize int
 
 	// SchemaMajors lists the schema_version majors a decoded event may have;
@@ -17,12 +19,18 @@ type Config struct {
 	// to 2.0 breaks its consumers until they opt in here.
 	SchemaMajors []int
 
-	// Source and OrganizationID stamp events built by the CQRS marshaler when
-	// the context does not carry them. Source is required for CQRS use only.
-	Source         string
+	// Source is the source of the events CQRS.Marshal builds (the service's
+	// name, "auth-service"). Default "": required for CQRS use only, where an
+	// event without a source fails with envelope.ErrMissingSource.
+	Source string
+
+	// OrganizationID is the organization of the events CQRS.Marshal builds,
+	// unless CQRS.Stamp finds one in the context. Default "": none.
 	OrganizationID string
 
-	// Clock stamps events built by the CQRS marshaler. Default envelope.SystemClock.
+	// Clock stamps the events CQRS.Marshal builds (the seed's TimeManager):
+	// the marshaler never calls time.Now when one is given. Default
+	// envelope.SystemClock.
 	Clock envelope.Clock
 }
 

@@ -7,28 +7,51 @@ import (
 
 // NATS header names of the wire contract. CloudEvents attribute names are
 // lowercase alphanumeric, so the extensions are ce-organizationid, not
-// ce-organization_id.
+// ce-organization_id. NATS header names are case-sensitive; the decoder reads
+// ce-* and Content-Type in any case (two spellings of one are a repeated
+// header).
 const (
-	HeaderMsgID         = "Nats-Msg-Id"
-	HeaderContentType   = "Content-Type"
-	HeaderSpecVersion   = "ce-specversion"
-	HeaderID            = "ce-id"
-	HeaderType          = "ce-type"
-	HeaderSource        = "ce-source"
-	HeaderTime          = "ce-time"
-	HeaderOrganization  = "ce-organizationid"
+	// HeaderMsgID is JetStream's de-duplication id: the event id.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderContentType is application/json in our mode.
+	HeaderContentType = "Content-Type"
+	// HeaderSpecVersion is the CloudEvents spec version, "1.0".
+	HeaderSpecVersion = "ce-specversion"
+	// HeaderID is the event id (envelope id).
+	HeaderID = "ce-id"
+	// HeaderType is the event type (envelope type).
+	HeaderType = "ce-type"
+	// HeaderSource is the producer (envelope source).
+	HeaderSource = "ce-source"
+	// HeaderTime is the timestamp, RFC 3339 in UTC (envelope timestamp).
+	HeaderTime = "ce-time"
+	// HeaderOrganization is the tenant, an extension (envelope organization_id).
+	HeaderOrganization = "ce-organizationid"
+	// HeaderSchemaVersion is the data's schema version, an extension
+	// (envelope schema_version).
 	HeaderSchemaVersion = "ce-schemaversion"
+	// HeaderCorrelationID is the conversation's id, an extension (not in the
+	// envelope: see Relations).
 	HeaderCorrelationID = "ce-correlationid"
-	HeaderCausationID   = "ce-causationid"
-	HeaderDataSchema    = "ce-dataschema"
-	HeaderSubject       = "ce-subject"
-	HeaderDataCType     = "ce-datacontenttype"
+	// HeaderCausationID is the id of the event that caused this one, an
+	// extension (not in the envelope: see Relations).
+	HeaderCausationID = "ce-causationid"
+	// HeaderDataSchema is the CloudEvents dataschema attribute, read as an
+	// extension (metadata ce-dataschema).
+	HeaderDataSchema = "ce-dataschema"
+	// HeaderSubject is the CloudEvents subject attribute, read as an
+	// extension (metadata ce-subject).
+	HeaderSubject = "ce-subject"
+	// HeaderDataCType is the CloudEvents datacontenttype in binary mode; the
+	// data must be JSON.
+	HeaderDataCType = "ce-datacontenttype"
 )
 
 // Watermill metadata keys set by ToMessage and the decoders. The CloudEvents
 // attributes use their header names; the correlation id uses Watermill's own
 // key, so that watermill's middleware.CorrelationID and MessageCorrelationID
-// work on these messages unchanged.
+// work on these messages unchanged. Other metadata travel as headers of the
+// same name (ce-* extensions lowercased and percent-encoded).
 const (
 	MetadataSpecVersion   = HeaderSpecVersion
 	MetadataID            = HeaderID
@@ -44,7 +67,9 @@ const (
 
 // Content types.
 const (
-	ContentTypeJSON       = "application/json"
+	// ContentTypeJSON is the Content-Type of our mode (and of JSON data).
+	ContentTypeJSON = "application/json"
+	// ContentTypeCloudEvent selects CloudEvents structured mode.
 	ContentTypeCloudEvent = "application/cloudevents+json"
 	// SpecVersion is the CloudEvents version written and the only one read.
 	SpecVersion = "1.0"

@@ -83,9 +83,10 @@ func eventHeader(e *envelope.Event, rel Relations, extra int) nats.Header {
 // subject, in our content mode: payload = the envelope's JSON, headers as in
 // the wire contract, Nats-Msg-Id = event id. It is the publisher's fast path
 // (no Watermill message in between). The event is validated with
-// Config.MaxSize first: errors match envelope.ErrInvalidEvent; relations that
-// are not valid UTF-8 fail with ErrInvalidMetadata. The subject is not
-// checked here (see envelope.ValidateSubject).
+// Config.MaxSize first, and the whole message (payload and headers) must fit
+// it too: errors match envelope.ErrInvalidEvent (ErrTooLarge for the size);
+// relations that are not valid UTF-8 fail with ErrInvalidMetadata. The
+// subject is not checked here (see envelope.ValidateSubject).
 func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations) (*nats.Msg, error) {
 	payload, err := e.Encode(m.cfg.MaxSize)
 	if err != nil {
@@ -94,7 +95,28 @@ func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations
 	if err := rel.validate(); err != nil {
 		return nil, fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	return &nats.Msg{Subject: subject, Header: eventHeader(e, rel, 0), Data: payload}, nil
+	h := eventHeader(e, rel, 0)
+	if err := m.checkMessageSize(h, payload); err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: payload}, nil
+}
+
+// checkMessageSize refuses a message whose payload and headers, as nats.go
+// writes them, exceed Config.MaxSize: NATS' max_payload counts both, and a
+// typed error here beats the server's refusal at publish time.
+func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
+	const frame = len("NATS/1.0\r\n") + len("\r\n")
+	n := len(payload) + frame
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	if n > m.cfg.MaxSize {
+		return fmt.Errorf("%w: %w: %d bytes with headers (payload %d), max %d", ErrInvalidEvent, ErrTooLarge, n, len(payload), m.cfg.MaxSize)
+	}
+	return nil
 }
 
 // Marshal implements watermill-nats' Marshaler: it turns a Watermill message
@@ -111,7 +133,8 @@ func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations
 // written as it is.
 //
 // Errors: a payload that is not a valid envelope fails with ErrNotAnEvent
-// (wrapping the decode error); a metadata key that cannot be a NATS header
+// (wrapping the decode error); a message (payload and headers) larger than
+// Config.MaxSize with ErrTooLarge; a metadata key that cannot be a NATS header
 // name, or a plain value that a NATS header would alter (CR, LF, NUL, leading
 // or trailing blanks), fails with ErrInvalidMetadata.
 func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
@@ -155,6 +178,9 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 			return nil, fmt.Errorf("marshal message %s: %w: value of %q has CR, LF, NUL or surrounding blanks", msg.UUID, ErrInvalidMetadata, k)
 		}
 		h[k] = []string{v}
+	}
+	if err := m.checkMessageSize(h, msg.Payload); err != nil {
+		return nil, fmt.Errorf("marshal message %s: %w", msg.UUID, err)
 	}
 	return &nats.Msg{Subject: topic, Header: h, Data: msg.Payload}, nil
 }

@@ -58,6 +58,27 @@ func TestEventToNATS_refuses_invalid_events_and_relations(t *testing.T) {
 	assert.ErrorIs(t, err, marshaler.ErrInvalidMetadata)
 }
 
+func TestMaxSize_counts_the_headers_as_NATS_does(t *testing.T) {
+	nm, err := marshaler.Default().EventToNATS("s", seedEvent(), marshaler.Relations{})
+	require.NoError(t, err)
+	msgSize := nm.Size() - len(nm.Subject) // nats.go's own count: headers + payload
+	require.Greater(t, msgSize, len(seedPayload))
+
+	fits := mustNew(t, marshaler.Config{MaxSize: msgSize})
+	_, err = fits.EventToNATS("s", seedEvent(), marshaler.Relations{})
+	require.NoError(t, err)
+
+	// The payload alone fits, with its headers it does not.
+	tight := mustNew(t, marshaler.Config{MaxSize: msgSize - 1})
+	_, err = tight.EventToNATS("s", seedEvent(), marshaler.Relations{})
+	assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
+	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+	wm, err := tight.ToMessage(seedEvent())
+	require.NoError(t, err, "a Watermill message has no headers to count")
+	_, err = tight.Marshal("s", wm)
+	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+}
+
 func TestEventToNATS_msg_id_of_an_unusual_id_is_header_safe(t *testing.T) {
 	e := seedEvent()
 	e.ID = "order 42\r\nNats-Expected-Stream: X"
@@ -211,6 +232,7 @@ func TestMarshal_ce_extension_values_are_percent_encoded_not_refused(t *testing.
 }
 
 func TestCorrelationID_watermill_metadata_maps_to_the_ce_header(t *testing.T) {
+	assert.Equal(t, middleware.CorrelationIDMetadataKey, marshaler.MetadataCorrelationID)
 	m := marshaler.Default()
 	wm, err := m.ToMessage(seedEvent())
 	require.NoError(t, err)
