@@ -1,0 +1,439 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Why not watermill-nats' pkg/jetstream Subscriber: at v2.1.3 it closes the
+// output channel while handler goroutines may still send on it (a data race
+// and a possible panic under -race), panics on a message whose unmarshal fails
+// (it dereferences the nil message, which a repeated header triggers with our
+// marshaler), never applies its ConsumerConfigurator to the consumer it
+// creates, keeps one message in flight per subscription, and drains the
+// *nats.Conn on Close even when the caller owns it. This Subscriber is built
+// directly on nats.go's jetstream API (durable pull consumer, Messages()).
+
+// closeGrace is how long Close waits, beyond CloseTimeout, for the final naks
+// and the iterator's drain before giving up on a subscription.
+const closeGrace = 5 * time.Second
+
+// drainWait bounds each read of the client buffer while handing back the
+// messages pulled but never dispatched.
+const drainWait = time.Second
+
+// nextPoll bounds each wait for the iterator's next message (see next).
+const nextPoll = 100 * time.Millisecond
+
+// initTimeout bounds SubscribeInitialize's JetStream API calls.
+const initTimeout = 30 * time.Second
+
+// Subscriber consumes JetStream durable pull consumers as Watermill
+// subscriptions. It implements message.Subscriber and
+// message.SubscribeInitializer. Every Subscribe binds to the durable consumer
+// of its topic (created or updated to match the config), so several
+// Subscribers, in one process or many, bound to one durable share its
+// messages. Close never closes the *nats.Conn.
+type Subscriber struct {
+	js  natsjs.JetStream
+	cfg SubscriberConfig
+	log watermill.LoggerAdapter
+
+	mu        sync.Mutex
+	closed    bool
+	closeDone chan struct{} // closed when the first Close returns
+	subs      map[*subscription]struct{}
+	wg        sync.WaitGroup // one count per running subscription
+}
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
+// NewSubscriber returns a Subscriber on nc, which the caller keeps owning.
+// It fills cfg's defaults and validates it (errors match ErrInvalidConfig).
+func NewSubscriber(nc *nats.Conn, cfg SubscriberConfig) (*Subscriber, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("new subscriber: %w: nil *nats.Conn", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new subscriber: %w", err)
+	}
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("new subscriber: %w: %w", ErrSubscribe, err)
+	}
+	return &Subscriber{
+		js:        js,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		closeDone: make(chan struct{}),
+		subs:      make(map[*subscription]struct{}),
+	}, nil
+}
+
+// SubscribeInitialize creates or updates the stream of topic when
+// InitializeStream is set, then creates or updates the durable consumer of
+// topic, so messages published from now on are kept for it even before
+// Subscribe.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if s.isClosed() {
+		return fmt.Errorf("subscribe initialize %s: %w", topic, ErrSubscriberClosed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), initTimeout)
+	defer cancel()
+	stream, err := s.cfg.streamFor(topic)
+	if err != nil {
+		return fmt.Errorf("subscribe initialize: %w", err)
+	}
+	if s.cfg.InitializeStream != nil {
+		sc := s.cfg.InitializeStream(topic)
+		if sc.Name == "" {
+			sc.Name = stream
+		}
+		if _, err := s.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("subscribe initialize %s: stream %s: %w: %w", topic, sc.Name, ErrSubscribe, err)
+		}
+	}
+	_, err = s.consumer(ctx, topic)
+	return err
+}
+
+// consumer creates or updates the durable consumer of topic.
+func (s *Subscriber) consumer(ctx context.Context, topic string) (natsjs.Consumer, error) {
+	stream, err := s.cfg.streamFor(topic)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	cc := s.cfg.consumerConfig(topic)
+	c, err := s.js.CreateOrUpdateConsumer(ctx, stream, cc)
+	if err != nil {
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			return nil, fmt.Errorf("subscribe %s: %w: %w: stream %s does not exist (provision it first, e.g. with Apply): %w",
+				topic, ErrSubscribe, ErrNoStream, stream, err)
+		}
+		return nil, fmt.Errorf("subscribe %s: durable %s on stream %s: %w: %w", topic, cc.Durable, stream, ErrSubscribe, err)
+	}
+	return c, nil
+}
+
+// Subscribe binds to the durable consumer of topic (creating or updating it)
+// and returns the channel of its messages. At most Concurrency messages are
+// in flight: each is sent, then held until it is acked or nacked (or the
+// close deadline passes) before its slot is released. Ack settles it with
+// Ack (or DoubleAck with AckSync); Nack with NakWithDelay (NakDelay or the
+// NakWithDelay mark) or TermWithReason (Terminate mark).
+//
+// Each message's context derives from ctx, carries the raw message
+// (RawMessage) and is canceled once the message is acked or nacked, or when
+// ctx is canceled or Close is called (Watermill's contract). Canceling ctx or
+// calling Close stops fetching and closes the channel; in-flight messages may
+// still be acked or nacked until CloseTimeout, after which they are nacked
+// for immediate redelivery.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.isClosed() {
+		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrSubscriberClosed)
+	}
+	c, err := s.consumer(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	iter, err := c.Messages(natsjs.PullMaxMessages(s.cfg.FetchBatch))
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w: %w", topic, ErrSubscribe, err)
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	sub := &subscription{
+		s:      s,
+		cfg:    &s.cfg,
+		topic:  topic,
+		ctx:    subCtx,
+		cancel: cancel,
+		iter:   iter,
+		out:    make(chan *message.Message),
+		slots:  make(chan struct{}, s.cfg.Concurrency),
+		log: s.log.With(watermill.LogFields{
+			"topic":    topic,
+			"consumer": c.CachedInfo().Name,
+			"stream":   c.CachedInfo().Stream,
+		}),
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		iter.Stop()
+		cancel()
+		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrSubscriberClosed)
+	}
+	s.subs[sub] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	go sub.run()
+	return sub.out, nil
+}
+
+// Close stops every subscription: fetching stops, output channels close,
+// in-flight messages get up to CloseTimeout to be acked or nacked, then the
+// rest are nacked for immediate redelivery and Close returns an error
+// matching ErrCloseTimeout. Messages pulled but never handed out are nacked at
+// once. Close does not close or drain the *nats.Conn. It is idempotent: a
+// later call waits for the first to finish and returns nil.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.closeDone
+		return nil
+	}
+	s.closed = true
+	defer close(s.closeDone)
+	subs := make([]*subscription, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+
+	for _, sub := range subs {
+		sub.cancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(s.cfg.CloseTimeout + closeGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		return fmt.Errorf("close: subscriptions still running after %s: %w", s.cfg.CloseTimeout+closeGrace, ErrCloseTimeout)
+	}
+	var abandoned int64
+	for _, sub := range subs {
+		abandoned += sub.abandoned.Load()
+	}
+	if abandoned > 0 {
+		return fmt.Errorf("close: %d in-flight messages not settled within %s were nacked for redelivery: %w",
+			abandoned, s.cfg.CloseTimeout, ErrCloseTimeout)
+	}
+	return nil
+}
+
+func (s *Subscriber) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Subscriber) remove(sub *subscription) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// subscription is one Subscribe call: a fetch loop owned by run, and one
+// goroutine per message in flight (at most Concurrency), owned by run too
+// (run waits for them before returning).
+type subscription struct {
+	s      *Subscriber
+	cfg    *SubscriberConfig
+	topic  string
+	ctx    context.Context // canceled by the Subscribe ctx or Close: stop
+	cancel context.CancelFunc
+	iter   natsjs.MessagesContext
+	out    chan *message.Message
+	slots  chan struct{} // one token per message in flight
+	log    watermill.LoggerAdapter
+
+	senders   sync.WaitGroup // messages that may still send on out
+	inflight  sync.WaitGroup // message goroutines
+	abandoned atomic.Int64   // in-flight messages nacked at the close deadline
+}
+
+// run owns the subscription's lifetime: fetch until stopped, close the
+// channel once no goroutine can send on it, wait for in-flight messages
+// (each bounded by CloseTimeout after the stop), then deregister.
+func (sub *subscription) run() {
+	defer sub.s.remove(sub)
+	defer sub.cancel()
+	sub.fetch()
+	sub.handBack()
+	sub.senders.Wait()
+	close(sub.out)
+	sub.inflight.Wait()
+	if n := sub.abandoned.Load(); n > 0 {
+		sub.log.Error("Subscription stopped with unsettled messages", ErrCloseTimeout, watermill.LogFields{"nacked": n})
+	}
+}
+
+// fetch takes messages from the iterator, one per free slot, until the
+// subscription is stopped or the iterator ends.
+func (sub *subscription) fetch() {
+	for {
+		select {
+		case sub.slots <- struct{}{}:
+		case <-sub.ctx.Done():
+			return
+		}
+		msg, ok := sub.next()
+		if !ok {
+			<-sub.slots
+			return
+		}
+		sub.senders.Add(1)
+		sub.inflight.Add(1)
+		go sub.handle(msg)
+	}
+}
+
+// next waits for the iterator's next message; false when the subscription
+// is stopped or the iterator ended.
+//
+// Each wait is cut at nextPoll because nats.go v1.55's Messages() iterator
+// only re-checks whether it must send a new pull request when Next is
+// entered, and skips that check while its pull goroutine is still flagging
+// the previous request as in flight. If the server answers the previous
+// request before the flag is cleared (common on a loaded machine), the
+// iterator waits with no request outstanding until its missed-heartbeat timer
+// fires: a 30 s stall with the default expiry. Re-entering Next bounds that
+// stall to nextPoll; an idle subscription costs one timer per nextPoll.
+func (sub *subscription) next() (natsjs.Msg, bool) {
+	for {
+		ctx, cancel := context.WithTimeout(sub.ctx, nextPoll)
+		msg, err := sub.iter.Next(natsjs.NextContext(ctx))
+		cancel()
+		switch {
+		case err == nil:
+			return msg, true
+		case sub.ctx.Err() != nil:
+			return nil, false
+		case errors.Is(err, context.DeadlineExceeded):
+			continue
+		case errors.Is(err, natsjs.ErrMsgIteratorClosed):
+			// The connection closed or the consumer was deleted: nothing
+			// more will come; end the subscription (closing the channel
+			// tells the router the handler stopped).
+			sub.log.Error("Subscription ended", fmt.Errorf("%w: %w", ErrSubscribe, err), nil)
+			return nil, false
+		default:
+			// Missed heartbeats, reconnects: nats.go re-pulls by itself.
+			sub.log.Debug("Pull interrupted, retrying", watermill.LogFields{"err": err.Error()})
+		}
+	}
+}
+
+// handBack drains the client buffer after a stop: messages pulled but never
+// dispatched are nacked so that another subscriber gets them at once instead
+// of after AckWait.
+func (sub *subscription) handBack() {
+	sub.iter.Drain()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+		msg, err := sub.iter.Next(natsjs.NextContext(ctx))
+		cancel()
+		if err != nil {
+			return
+		}
+		sub.settleErr(msg.Nak(), "nak undispatched", msg)
+	}
+}
+
+// handle carries one message from decoding to settlement. It owns a slot.
+func (sub *subscription) handle(msg natsjs.Msg) {
+	sent := false
+	markSent := func() {
+		if !sent {
+			sent = true
+			sub.senders.Done()
+		}
+	}
+	defer func() {
+		markSent()
+		<-sub.slots
+		sub.inflight.Done()
+	}()
+
+	jm, err := msg.Metadata()
+	if err != nil {
+		markSent()
+		sub.undecodable(msg, nil, fmt.Errorf("%w: not a JetStream delivery: %w", ErrUndecodable, err))
+		return
+	}
+	attempt := deliveryAttempt(jm)
+	wm, err := sub.cfg.Unmarshaler.Unmarshal(msg)
+	if err == nil && wm == nil {
+		err = errors.New("unmarshaler returned no message")
+	}
+	if err != nil {
+		markSent()
+		sub.undecodable(msg, jm, fmt.Errorf("%w: subject %s, stream %s seq %d: %w",
+			ErrUndecodable, msg.Subject(), jm.Stream, jm.Sequence.Stream, err))
+		return
+	}
+	if wm.Metadata == nil {
+		wm.Metadata = make(message.Metadata)
+	}
+	setDeliveryMetadata(wm.Metadata, msg.Subject(), jm)
+	ctx, cancel := context.WithCancel(withRawMessage(sub.ctx, msg))
+	defer cancel()
+	wm.SetContext(ctx)
+
+	fields := watermill.LogFields{"uuid": wm.UUID, "subject": msg.Subject(), "stream_seq": jm.Sequence.Stream, "attempt": attempt}
+	keepAlive := time.NewTicker(sub.cfg.InProgressInterval)
+	defer keepAlive.Stop()
+
+send:
+	for {
+		select {
+		case sub.out <- wm:
+			break send
+		case <-keepAlive.C:
+			sub.settleErr(msg.InProgress(), "in progress", msg)
+		case <-sub.ctx.Done():
+			// Stopping before anyone took it: hand it back at once.
+			sub.settleErr(msg.Nak(), "nak unsent", msg)
+			return
+		}
+	}
+	markSent()
+	sub.log.Trace("Message sent", fields)
+
+	stop := sub.ctx.Done()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-wm.Acked():
+			sub.ack(msg, fields)
+			return
+		case <-wm.Nacked():
+			sub.nack(wm, msg, attempt, fields)
+			return
+		case <-keepAlive.C:
+			sub.settleErr(msg.InProgress(), "in progress", msg)
+		case <-stop:
+			stop = nil
+			t := time.NewTimer(sub.cfg.CloseTimeout)
+			defer t.Stop()
+			deadline = t.C
+		case <-deadline:
+			sub.abandoned.Add(1)
+			sub.settleErr(msg.Nak(), "nak at close deadline", msg)
+			sub.log.Info("Message not settled before the close deadline, nacked for redelivery", fields)
+			return
+		}
+	}
+}
