@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/jetevents/events/jetstream"
+)
+
+// subscriberConsume measures our Subscriber bound to the trial's durable
+// with the shared consumer settings; fetchBatch 0 keeps the default.
+func subscriberConsume(fetchBatch func(p Params) int) consumeSetup {
+	return func(_ context.Context, env *Env, s Stream, durable string, p Params, record func(string)) (func(context.Context) error, func() error, error) {
+		nc, err := env.Connect("bench-jetevents-consume")
+		if err != nil {
+			return nil, nil, err
+		}
+		cc := ConsumerConfig(durable, s.Subject, p)
+		sub, err := jetstream.NewSubscriber(nc, jetstream.SubscriberConfig{
+			Stream:         s.Name,
+			Durable:        durable,
+			FilterSubjects: []string{cc.FilterSubject},
+			DeliverPolicy:  cc.DeliverPolicy,
+			AckWait:        cc.AckWait,
+			MaxDeliver:     cc.MaxDeliver,
+			MaxAckPending:  cc.MaxAckPending,
+			FetchBatch:     fetchBatch(p),
+			Logger:         watermill.NopLogger{},
+		})
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		// The subscription lives until Close, not just the measured run.
+		subCtx, cancel := context.WithCancel(context.Background())
+		closeFn := func() error {
+			cancel()
+			err := sub.Close()
+			nc.Close()
+			return err
+		}
+		return func(ctx context.Context) error {
+			ch, err := sub.Subscribe(subCtx, s.Subject)
+			if err != nil {
+				return err
+			}
+			for range p.N {
+				select {
+				case msg, ok := <-ch:
+					if !ok {
+						return fmt.Errorf("subscription closed early")
+					}
+					record(msg.UUID)
+					msg.Ack()
+				case <-ctx.Done():
+					return fmt.Errorf("consume: %w", ctx.Err())
+				}
+			}
+			return nil
+		}, closeFn, nil
+	}
+}
+
+var jeteventsConsume = Variant{
+	Op: OpConsume, Impl: ImplJetevents,
+	What:    "Subscriber (Concurrency 1, FetchBatch = raw's PullMaxMessages) Subscribe channel + msg.Ack",
+	prepare: consumeTrial(subscriberConsume(func(p Params) int { return p.PullBatch })),
+}
