@@ -8,8 +8,8 @@ import (
 	"github.com/jetevents/events/envelope"
 )
 
-// eventMetadataCount is the number of metadata keys setEventMetadata and
-// SetRelations write at most.
+// eventMetadataCount is the number of metadata keys setEventMetadata (8) and
+// SetRelations (2) write at most.
 const eventMetadataCount = 10
 
 // ToMessage turns an event into a Watermill message: UUID = event id,
@@ -24,7 +24,7 @@ func (m *Marshaler) ToMessage(e *envelope.Event) (*message.Message, error) {
 		return nil, err
 	}
 	msg := message.NewMessage(e.ID, payload)
-	msg.Metadata = make(message.Metadata, eventMetadataCount)
+	// At most 8 keys: the map NewMessage made holds them without growing.
 	setEventMetadata(msg.Metadata, e, "")
 	return msg, nil
 }

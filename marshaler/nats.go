@@ -45,12 +45,12 @@ func (r Relations) validate() error {
 // eventHeaderCount is the number of headers eventHeader writes at most.
 const eventHeaderCount = 11
 
-// eventHeader builds the wire contract's headers for e, with room for extra
-// more. All values share one backing array: one allocation instead of one per
-// header.
-func eventHeader(e *envelope.Event, rel Relations, extra int) nats.Header {
+// eventHeader builds the wire contract's headers for e. All values share one
+// backing array: one allocation instead of one per header. (The map is sized
+// for these headers; it has room for a few more copied from metadata.)
+func eventHeader(e *envelope.Event, rel Relations) nats.Header {
 	vals := make([]string, 0, eventHeaderCount)
-	h := make(nats.Header, eventHeaderCount+extra)
+	h := make(nats.Header, eventHeaderCount)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -95,7 +95,7 @@ func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations
 	if err := rel.validate(); err != nil {
 		return nil, fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	h := eventHeader(e, rel, 0)
+	h := eventHeader(e, rel)
 	if err := m.checkMessageSize(h, payload); err != nil {
 		return nil, fmt.Errorf("event %s: %w", e.ID, err)
 	}
@@ -155,7 +155,7 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 	if err := rel.validate(); err != nil {
 		return nil, fmt.Errorf("marshal message %s: %w", msg.UUID, err)
 	}
-	h := eventHeader(e, rel, len(msg.Metadata))
+	h := eventHeader(e, rel)
 	for k, v := range msg.Metadata {
 		if derivedMetadata(k) {
 			continue
