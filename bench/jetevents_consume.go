@@ -68,3 +68,14 @@ var jeteventsConsume = Variant{
 	What:    "Subscriber (Concurrency 1, FetchBatch = raw's PullMaxMessages) Subscribe channel + msg.Ack",
 	prepare: consumeTrial(subscriberConsume(func(p Params) int { return p.PullBatch })),
 }
+
+// ImplJeteventsDefaults is our Subscriber with its default FetchBatch
+// (2 x Concurrency = 2), to show what the default costs against the
+// comparable setting (FetchBatch = raw's PullMaxMessages).
+const ImplJeteventsDefaults Impl = "jetevents-defaults"
+
+var jeteventsDefaultsConsume = Variant{
+	Op: OpConsume, Impl: ImplJeteventsDefaults,
+	What: "Subscriber with its defaults (Concurrency 1, FetchBatch 2) Subscribe channel + msg.Ack",
+	prepare: consumeTrial(subscriberConsume(func(Params) int { return 0 })),
+}

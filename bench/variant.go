@@ -153,7 +153,7 @@ func VariantsOf(op Op) []Variant {
 		rawSync, jeteventsSync, watermillSync,
 		rawAsync, jeteventsAsync,
 		rawBatch, jeteventsBatch, jeteventsMessageBatch, watermillBatch,
-		rawConsume, jeteventsConsume, watermillConsume,
+		rawConsume, jeteventsConsume, jeteventsDefaultsConsume, watermillConsume,
 	} {
 		if v.Op == op && v.prepare != nil {
 			vs = append(vs, v)
