@@ -76,6 +76,6 @@ const ImplJeteventsDefaults Impl = "jetevents-defaults"
 
 var jeteventsDefaultsConsume = Variant{
 	Op: OpConsume, Impl: ImplJeteventsDefaults,
-	What: "Subscriber with its defaults (Concurrency 1, FetchBatch 2) Subscribe channel + msg.Ack",
+	What:    "Subscriber with its defaults (Concurrency 1, FetchBatch 2) Subscribe channel + msg.Ack",
 	prepare: consumeTrial(subscriberConsume(func(Params) int { return 0 })),
 }
