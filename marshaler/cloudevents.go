@@ -169,7 +169,10 @@ func readObject(data []byte) (map[string]json.RawMessage, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := tok.(string) // inside an object, Token returns keys as strings
+		key, ok := tok.(string) // Token enforces a string key here; checked anyway
+		if !ok {
+			return nil, fmt.Errorf("want an object key, got %v", tok)
+		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, err

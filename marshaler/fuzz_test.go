@@ -244,6 +244,7 @@ func FuzzMarshal(f *testing.F) {
 	f.Add([]byte(seedPayload), "X Bad:1")
 	f.Add([]byte(seedPayload), "X-Note: lead")
 	f.Add([]byte(seedPayload), "ce-x:1\nCE-X:2")
+	f.Add([]byte(seedPayload), "ce-x:\xff")
 	f.Add([]byte(`{"user_id":1}`), "ce-id:1\nce-type:a")
 	f.Fuzz(func(t *testing.T, payload []byte, metadata string) {
 		wm := message.NewMessage("uuid", payload)

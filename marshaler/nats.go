@@ -135,8 +135,9 @@ func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
 // Errors: a payload that is not a valid envelope fails with ErrNotAnEvent
 // (wrapping the decode error); a message (payload and headers) larger than
 // Config.MaxSize with ErrTooLarge; a metadata key that cannot be a NATS header
-// name, or a plain value that a NATS header would alter (CR, LF, NUL, leading
-// or trailing blanks), fails with ErrInvalidMetadata.
+// name, a ce-* value that is not valid UTF-8, or a plain value that a NATS
+// header would alter (CR, LF, NUL, leading or trailing blanks), fails with
+// ErrInvalidMetadata.
 func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
 	e, err := envelope.Decode(msg.Payload, m.cfg.MaxSize)
 	if err != nil {
@@ -167,6 +168,9 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 			}
 			if _, dup := h[lk]; dup {
 				return nil, fmt.Errorf("marshal message %s: %w: %q given twice (CloudEvents names are lowercase)", msg.UUID, ErrInvalidMetadata, lk)
+			}
+			if !utf8.ValidString(v) {
+				return nil, fmt.Errorf("marshal message %s: %w: value of %q is not valid UTF-8", msg.UUID, ErrInvalidMetadata, k)
 			}
 			h[lk] = []string{percentEncode(v)}
 			continue

@@ -197,6 +197,7 @@ func TestMarshal_metadata_that_cannot_be_a_header_is_ErrInvalidMetadata(t *testi
 		{"X-Nöte", "key not ASCII"},
 		{"X-Note\r\nInjected", "key with CRLF"},
 		{"ce-ext\r\n", "ce key with CRLF"},
+		{"ce-ext", "ce value not UTF-8 \xff"},
 		{"", "empty key"},
 	}
 	for _, tt := range tests {
