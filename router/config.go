@@ -97,6 +97,12 @@ type Config struct {
 	// middleware.MemoryStore in tests). Default nil: off.
 	Idempotency middleware.Store
 
+	// Observe, when set, receives the Outcome of every delivery (group,
+	// type, attempt, handled / retried / dead-lettered, duration): the hook
+	// for metrics. It runs on the handler's goroutine; keep it fast. Default
+	// nil: none.
+	Observe func(Outcome)
+
 	// Flush lists publishers whose pending async publishes Run flushes after
 	// the handlers stopped. Default none.
 	Flush []Flusher

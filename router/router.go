@@ -294,7 +294,7 @@ func (r *Router) Run(ctx context.Context) error {
 // middlewares returns the stack, outermost first (see the middleware package
 // doc for why this order):
 //
-//	Correlation -> Logging -> DeadLetterer -> Retry -> Idempotency -> Timeout -> Recoverer -> dispatch
+//	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> Idempotency -> Timeout -> Recoverer -> dispatch
 func (r *Router) middlewares() ([]message.HandlerMiddleware, error) {
 	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
 	if err != nil {
@@ -308,7 +308,11 @@ func (r *Router) middlewares() ([]message.HandlerMiddleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware, r.dlq.Middleware, retry.Middleware}
+	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware}
+	if r.cfg.Observe != nil {
+		mws = append(mws, r.observe)
+	}
+	mws = append(mws, r.dlq.Middleware, retry.Middleware)
 	if r.cfg.Idempotency != nil {
 		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
 		if err != nil {

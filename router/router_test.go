@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,3 +313,47 @@ func TestRouter_runs_once(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestRouter_observe_reports_every_delivery_outcome(t *testing.T) {
+	e := newEnv(t)
+	cfg := fastConfig()
+	var mu sync.Mutex
+	var got []router.Outcome
+	cfg.Observe = func(o router.Outcome) {
+		mu.Lock()
+		got = append(got, o)
+		mu.Unlock()
+	}
+	r, err := router.New(e.srv.Conn, cfg)
+	require.NoError(t, err)
+	var flaky calls
+	g := r.Group("users", "auth.user.>")
+	g.On("user.created", func(ctx context.Context, ev *envelope.Event) error {
+		if flaky.add(ev.ID) == 1 {
+			return errors.New("transient")
+		}
+		return nil
+	})
+	g.On("user.deleted", func(ctx context.Context, ev *envelope.Event) error {
+		return middleware.Permanent(errors.New("cannot delete"))
+	})
+	start(t, r)
+
+	e.publish(t, "auth.user.created", userEvent("user.created", nil))
+	e.publish(t, "auth.user.deleted", userEvent("user.deleted", nil))
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 }, 20*time.Second, 10*time.Millisecond)
+	e.waitSettled(t, "users")
+
+	mu.Lock()
+	defer mu.Unlock()
+	summary := map[string]int{}
+	for _, o := range got {
+		assert.Equal(t, "users", o.Group)
+		summary[o.Type+"/"+string(o.Result)+"/"+o.Reason+"/"+itoa(int(o.Attempt))]++
+	}
+	assert.Equal(t, map[string]int{
+		"user.created/retried//1":                1,
+		"user.created/handled//2":                1,
+		"user.deleted/dead_lettered/permanent/1": 1,
+	}, summary)
+}

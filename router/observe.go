@@ -1,0 +1,76 @@
+package router
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/middleware"
+)
+
+// Result is what became of one delivery.
+type Result string
+
+// Results reported to Config.Observe.
+const (
+	// ResultHandled: the handler returned nil (or the event was a duplicate or
+	// of an unknown type, acked); the event is acked.
+	ResultHandled Result = "handled"
+	// ResultRetried: the handler failed; the event is nacked for redelivery.
+	ResultRetried Result = "retried"
+	// ResultDeadLettered: the event is in the dead-letter stream; it is acked.
+	ResultDeadLettered Result = "dead_lettered"
+)
+
+// Outcome describes one delivery, for metrics (Config.Observe).
+type Outcome struct {
+	// Group is the handler group (durable name).
+	Group string
+	// Type is the event type ("" when the message could not be decoded).
+	Type string
+	// Attempt is the 1-based delivery attempt.
+	Attempt uint64
+	// Result is what became of the delivery.
+	Result Result
+	// Reason is the dead-letter reason, for ResultDeadLettered.
+	Reason string
+	// Duration is the time spent in the middleware stack and handler.
+	Duration time.Duration
+	// Err is the handler's error, if any.
+	Err error
+}
+
+// observe is the metrics hook: it sits just inside Logging and outside the
+// dead-letter middleware, so that it sees each delivery's final verdict.
+func (r *Router) observe(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		start := r.cfg.Clock.Now()
+		out, err := h(msg)
+		o := Outcome{
+			Group:    message.HandlerNameFromCtx(msg.Context()),
+			Type:     msg.Metadata.Get(marshaler.MetadataType),
+			Attempt:  jetstream.DeliveryAttempt(msg),
+			Duration: r.cfg.Clock.Now().Sub(start),
+			Err:      err,
+			Result:   ResultHandled,
+		}
+		switch reason := msg.Metadata.Get(middleware.MetadataDeadLetterReason); {
+		case err != nil:
+			o.Result = ResultRetried
+		case reason != "":
+			o.Result, o.Reason = ResultDeadLettered, reason
+			if cause := msg.Metadata.Get(middleware.MetadataDeadLetterError); cause != "" {
+				o.Err = errorString(cause)
+			}
+		}
+		r.cfg.Observe(o)
+		return out, err
+	}
+}
+
+// errorString carries a dead-letter error text as an error.
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
