@@ -24,17 +24,18 @@ import (
 // directly on nats.go's jetstream API (durable pull consumer, Messages()).
 
 // closeGrace is how long Close waits, beyond CloseTimeout, for the final naks
-// and the iterator's drain before giving up on a subscription.
-const closeGrace = 5 * time.Second
+// and the iterator's drain (handBackWait) before giving up on a subscription.
+const closeGrace = 10 * time.Second
 
-// drainWait bounds each read of the client buffer while handing back the
-// messages pulled but never dispatched.
-const drainWait = time.Second
+// handBackWait bounds the hand-back of messages pulled but never dispatched.
+const handBackWait = 5 * time.Second
 
 // nextPoll bounds each wait for the iterator's next message (see next).
 const nextPoll = 100 * time.Millisecond
 
-// initTimeout bounds SubscribeInitialize's JetStream API calls.
+// initTimeout bounds the JetStream API calls of Subscribe and
+// SubscribeInitialize (nats.go's own default, 5s, is short for a loaded
+// server at startup).
 const initTimeout = 30 * time.Second
 
 // Subscriber consumes JetStream durable pull consumers as Watermill
@@ -145,7 +146,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.isClosed() {
 		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrSubscriberClosed)
 	}
-	c, err := s.consumer(ctx, topic)
+	cctx, cancel := context.WithTimeout(ctx, initTimeout)
+	c, err := s.consumer(cctx, topic)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -338,15 +341,19 @@ func (sub *subscription) next() (natsjs.Msg, bool) {
 
 // handBack drains the client buffer after a stop: messages pulled but never
 // dispatched are nacked so that another subscriber gets them at once instead
-// of after AckWait.
+// of after AckWait. It reads until the iterator reports the end of the
+// drain, for at most handBackWait.
 func (sub *subscription) handBack() {
 	sub.iter.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), handBackWait)
+	defer cancel()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), drainWait)
 		msg, err := sub.iter.Next(natsjs.NextContext(ctx))
-		cancel()
 		if err != nil {
-			return
+			if ctx.Err() != nil || errors.Is(err, natsjs.ErrMsgIteratorClosed) {
+				return
+			}
+			continue
 		}
 		sub.settleErr(msg.Nak(), "nak undispatched", msg)
 	}

@@ -52,6 +52,11 @@ func (f *subFixture) subscriber(cfg jetstream.SubscriberConfig) *jetstream.Subsc
 	if cfg.Stream == "" && cfg.StreamForTopic == nil {
 		cfg.Stream = testStream
 	}
+	if cfg.CloseTimeout == 0 {
+		// A failed test may leave a message in flight: don't let the cleanup
+		// Close wait the 30s default for it.
+		cfg.CloseTimeout = 2 * time.Second
+	}
 	sub, err := jetstream.NewSubscriber(f.srv.Connect(f.t), cfg)
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { _ = sub.Close() })

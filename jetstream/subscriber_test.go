@@ -304,7 +304,11 @@ func TestSubscriber_in_progress_keeps_a_long_handler_from_redelivery(t *testing.
 	f := newSubFixture(t)
 	ids := f.publish(testSubject, 1)
 	// Concurrency 2: a redelivery would have a free slot to arrive through.
-	sub := f.subscriber(jetstream.SubscriberConfig{Durable: "long", AckWait: ackWait, Concurrency: 2})
+	// InProgress every 200ms (default AckWait/3) leaves room for a loaded
+	// 2-core machine to be late with a few of them.
+	sub := f.subscriber(jetstream.SubscriberConfig{
+		Durable: "long", AckWait: ackWait, Concurrency: 2, InProgressInterval: 200 * time.Millisecond,
+	})
 	ch := f.subscribe(sub, testSubject)
 
 	m := receive(t, ch)
@@ -340,10 +344,16 @@ func TestSubscriber_two_subscribers_on_one_durable_split_the_work(t *testing.T) 
 	for i := range gotFirst {
 		gotFirst[i] = make(chan struct{})
 	}
+	var chans [2]<-chan *message.Message
+	for i := range chans {
+		chans[i] = f.subscribe(f.subscriber(jetstream.SubscriberConfig{Durable: "shared"}), testSubject)
+	}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopAll := func() { stopOnce.Do(func() { close(stop) }) }
 	var wg sync.WaitGroup
-	for i := range 2 {
-		sub := f.subscriber(jetstream.SubscriberConfig{Durable: "shared"})
-		ch := f.subscribe(sub, testSubject)
+	t.Cleanup(func() { stopAll(); wg.Wait() })
+	for i, ch := range chans {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -359,26 +369,28 @@ func TestSubscriber_two_subscribers_on_one_durable_split_the_work(t *testing.T) 
 						close(gotFirst[i])
 						select {
 						case <-gotFirst[1-i]:
-						case <-time.After(waitFor):
+						case <-stop:
 						}
 					}
 					m.Ack()
-				case <-time.After(time.Second):
-					return // idle: the other subscriber is done too, or never will be
+				case <-stop:
+					return
 				}
 			}
 		}()
 	}
-	require.Eventually(t, func() bool {
-		total := 0
+	total := func() int {
+		n := 0
 		for i := range results {
 			results[i].mu.Lock()
-			total += len(results[i].seen)
+			n += len(results[i].seen)
 			results[i].mu.Unlock()
 		}
-		return total >= n
-	}, waitFor, 10*time.Millisecond)
+		return n
+	}
+	require.Eventually(t, func() bool { return total() >= n }, waitFor, 10*time.Millisecond)
 	f.requireSettled("shared")
+	stopAll()
 	wg.Wait()
 
 	count := map[string]int{}
@@ -700,4 +712,42 @@ func TestSubscriber_repeated_header_does_not_panic(t *testing.T) {
 	assert.Equal(t, same.ID, m.UUID)
 	require.True(t, m.Ack())
 	f.requireSettled("hdr")
+}
+
+func TestSubscriber_survives_a_server_restart(t *testing.T) {
+	f := newSubFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	_, err := f.srv.JS.CreateStream(ctx, natsjs.StreamConfig{
+		Name: "DURABLE", Subjects: []string{"dur.>"}, Storage: natsjs.FileStorage,
+	})
+	require.NoError(t, err)
+	sub := f.subscriber(jetstream.SubscriberConfig{Stream: "DURABLE", Durable: "restart"})
+	ch := f.subscribe(sub, "dur.x")
+
+	before := f.publish("dur.x", 1)
+	m := receive(t, ch)
+	require.Equal(t, before[0], m.UUID)
+	require.True(t, m.Ack())
+
+	require.NoError(t, f.srv.Restart())
+	// The test's own connection reconnects too; publish once it has.
+	require.Eventually(t, func() bool { return f.srv.Conn.IsConnected() }, waitFor, 10*time.Millisecond)
+	var after []string
+	require.Eventually(t, func() bool {
+		e := envelope.NewEvent("user.created", "test", "", time.Now(), nil)
+		nm, err := marshaler.Default().EventToNATS("dur.x", e, marshaler.Relations{})
+		require.NoError(t, err)
+		pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
+		defer pcancel()
+		if _, err := f.srv.JS.PublishMsg(pctx, nm); err != nil {
+			return false
+		}
+		after = append(after, e.ID)
+		return true
+	}, waitFor, 50*time.Millisecond)
+
+	m = receive(t, ch)
+	require.Equal(t, after[0], m.UUID)
+	require.True(t, m.Ack())
 }
