@@ -14,7 +14,9 @@ var ErrUnmarshal = errors.New("cannot unmarshal event")
 var (
 	// ErrRepeatedHeader: a header this package reads appears with more than one value.
 	ErrRepeatedHeader = errors.New("repeated header")
-	// ErrMissingAttribute: a required attribute (id, type, source, time, specversion) is absent.
+	// ErrMissingAttribute: a CloudEvent lacks a required attribute (id, type,
+	// source, time, specversion; time is optional in CloudEvents but the
+	// envelope needs a timestamp).
 	ErrMissingAttribute = errors.New("missing required attribute")
 	// ErrInvalidHeaderValue: a ce-* header is not valid percent-encoded UTF-8.
 	ErrInvalidHeaderValue = errors.New("invalid header value")
@@ -24,7 +26,8 @@ var (
 	ErrUnsupportedContentType = errors.New("unsupported content type")
 	// ErrUnknownSchemaMajor: a schema_version whose major is not among Config.SchemaMajors.
 	ErrUnknownSchemaMajor = errors.New("unknown schema major version")
-	// ErrHeaderMismatch: the ce-id or ce-type header disagrees with the payload.
+	// ErrHeaderMismatch: in our mode, a ce-* attribute header (id, type,
+	// source, time, organizationid, schemaversion) disagrees with the payload.
 	ErrHeaderMismatch = errors.New("header disagrees with payload")
 )
 
@@ -32,7 +35,8 @@ var (
 var (
 	// ErrMalformed: the payload is not an envelope (bad JSON, wrong JSON types).
 	ErrMalformed = envelope.ErrMalformed
-	// ErrTooLarge: the payload is larger than Config.MaxSize.
+	// ErrTooLarge: the payload (or, when encoding, the whole NATS message) is
+	// larger than Config.MaxSize.
 	ErrTooLarge = envelope.ErrTooLarge
 	// ErrInvalidEvent: the decoded event breaks an envelope rule.
 	ErrInvalidEvent = envelope.ErrInvalidEvent
