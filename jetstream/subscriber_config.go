@@ -122,6 +122,9 @@ type SubscriberConfig struct {
 	// FetchBatch/Concurrency times the handler duration well below AckWait.
 	// Default 2*Concurrency: one message ready per slot and one on the way,
 	// which keeps a buffered message's wait at about one handler duration.
+	// With handlers of microseconds the pull round trip dominates: raise it
+	// (e.g. 256) for throughput (measured on 2 cores, Concurrency 1: about
+	// 22k msg/s at 2, 57k at 256).
 	FetchBatch int
 
 	// CloseTimeout bounds how long Close (or a canceled Subscribe ctx) waits
