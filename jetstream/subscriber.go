@@ -415,6 +415,11 @@ func (sub *subscription) handle(msg natsjs.Msg) {
 	keepAlive := time.NewTicker(sub.cfg.InProgressInterval)
 	defer keepAlive.Stop()
 
+	if sub.ctx.Err() != nil {
+		// Stopped while decoding: don't hand out anything new.
+		sub.settleErr(msg.Nak(), "nak unsent", msg)
+		return
+	}
 send:
 	for {
 		select {
