@@ -25,11 +25,13 @@ var (
 
 	// ErrTimeout: the ack did not arrive before the context's deadline, the
 	// publisher's timeout, or the async ack timeout; or a wait for a free
-	// pending slot ended with the context's deadline.
-	ErrTimeout = errors.New("jetstream publish timed out")
+	// pending slot ended with the context's deadline. The subscriber's
+	// ErrCloseTimeout matches it too.
+	ErrTimeout = errors.New("jetstream: timed out")
 
-	// ErrClosed: the publisher was closed.
-	ErrClosed = errors.New("jetstream publisher closed")
+	// ErrClosed: the publisher (or, as ErrSubscriberClosed, the subscriber)
+	// was closed.
+	ErrClosed = errors.New("jetstream: closed")
 
 	// ErrTooManyPending: PublishAsync (or a batch) could not queue an event
 	// because MaxPending acks were outstanding until the context ended. It is
@@ -77,3 +79,41 @@ var (
 // creating or updating a stream or consumer (the server's error is kept:
 // errors.Is / errors.As on natsjs errors work).
 var ErrApply = errors.New("cannot apply stream or consumer spec")
+
+// Subscriber failures. ErrSubscriberClosed and ErrCloseTimeout also match the
+// shared sentinel of their kind, so errors.Is(err, ErrClosed) and
+// errors.Is(err, ErrTimeout) hold for publisher and subscriber alike.
+var (
+	// ErrSubscriberClosed: Subscribe or SubscribeInitialize after Close.
+	// Matches ErrClosed.
+	ErrSubscriberClosed error = &kindError{msg: "jetstream subscriber closed", kind: ErrClosed}
+
+	// ErrCloseTimeout: Close (or a canceled Subscribe ctx) reached
+	// CloseTimeout with messages still in flight; they were nacked for
+	// immediate redelivery, so nothing is lost. Matches ErrTimeout.
+	ErrCloseTimeout error = &kindError{msg: "subscriber close deadline passed with messages in flight", kind: ErrTimeout}
+
+	// ErrUndecodable wraps the Unmarshaler's error handed to OnUndecodable
+	// (and logged): the message could not be turned into a Watermill message.
+	ErrUndecodable = errors.New("undecodable message")
+
+	// ErrSubscribe: the durable consumer could not be created, updated or
+	// consumed (the cause is wrapped; a missing stream also matches
+	// ErrNoStream).
+	ErrSubscribe = errors.New("cannot subscribe")
+
+	// ErrSettle: an ack, nak, term or in-progress could not be sent. The
+	// subscriber logs it (the server redelivers after AckWait, so nothing is
+	// lost).
+	ErrSettle = errors.New("cannot settle message")
+)
+
+// kindError is a sentinel with its own text that also matches a broader
+// sentinel (its kind) with errors.Is.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
