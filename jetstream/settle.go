@@ -73,9 +73,13 @@ func (sub *subscription) undecodable(msg natsjs.Msg, jm *natsjs.MsgMetadata, err
 		sub.nakAfter(msg, sub.cfg.NakDelay(attempt))
 		return
 	}
-	stop := sub.keepAlive(msg)
-	herr := hook(withRawMessage(sub.ctx, msg), msg, err)
+	// Like a handler's, the hook's ctx survives the stop and ends at the
+	// close deadline: a shutdown must not fail a dead-letter publish under way.
+	ctx, cancel := context.WithCancelCause(withRawMessage(sub.msgCtx, msg))
+	stop := sub.keepAlive(msg, func() { cancel(errCloseDeadline(sub.cfg.CloseTimeout)) })
+	herr := hook(ctx, msg, err)
 	stop()
+	cancel(nil)
 	if herr != nil {
 		sub.log.Error("OnUndecodable failed, message nacked", fmt.Errorf("%w (decoding: %w)", herr, err), fields)
 		sub.nakAfter(msg, sub.cfg.NakDelay(attempt))
@@ -86,18 +90,30 @@ func (sub *subscription) undecodable(msg natsjs.Msg, jm *natsjs.MsgMetadata, err
 }
 
 // keepAlive sends InProgress for msg every InProgressInterval until the
-// returned stop is called (which waits for the goroutine to end).
-func (sub *subscription) keepAlive(msg natsjs.Msg) (stop func()) {
+// returned stop is called (which waits for the goroutine to end). Once the
+// subscription stops, onDeadline is called CloseTimeout later (unless stop
+// came first).
+func (sub *subscription) keepAlive(msg natsjs.Msg, onDeadline func()) (stop func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
 		t := time.NewTicker(sub.cfg.InProgressInterval)
 		defer t.Stop()
+		stopped := sub.ctx.Done()
+		var deadline <-chan time.Time
 		for {
 			select {
 			case <-t.C:
 				sub.settleErr(msg.InProgress(), "in progress", msg)
+			case <-stopped:
+				stopped = nil
+				dt := time.NewTimer(sub.cfg.CloseTimeout)
+				defer dt.Stop()
+				deadline = dt.C
+			case <-deadline:
+				deadline = nil
+				onDeadline()
 			case <-done:
 				return
 			}

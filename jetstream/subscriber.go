@@ -23,6 +23,12 @@ import (
 // *nats.Conn on Close even when the caller owns it. This Subscriber is built
 // directly on nats.go's jetstream API (durable pull consumer, Messages()).
 
+// errCloseDeadline is the cause (context.Cause) of a message context canceled
+// at the close deadline: the handler can tell it from a settlement.
+func errCloseDeadline(d time.Duration) error {
+	return fmt.Errorf("%w: not settled within CloseTimeout %s of the stop, nacked for redelivery", ErrCloseTimeout, d)
+}
+
 // closeGrace is how long Close waits, beyond CloseTimeout, for the final naks
 // and the iterator's drain (handBackWait) before giving up on a subscription.
 const closeGrace = 10 * time.Second
@@ -136,12 +142,15 @@ func (s *Subscriber) consumer(ctx context.Context, topic string) (natsjs.Consume
 // Ack (or DoubleAck with AckSync); Nack with NakWithDelay (NakDelay or the
 // NakWithDelay mark) or TermWithReason (Terminate mark).
 //
-// Each message's context derives from ctx, carries the raw message
-// (RawMessage) and is canceled once the message is acked or nacked, or when
-// ctx is canceled or Close is called (Watermill's contract). Canceling ctx or
-// calling Close stops fetching and closes the channel; in-flight messages may
-// still be acked or nacked until CloseTimeout, after which they are nacked
-// for immediate redelivery.
+// Each message's context carries ctx's values and the raw message
+// (RawMessage) but not ctx's cancellation: it is canceled once the message is
+// acked or nacked, or at the close deadline. Canceling ctx or calling Close
+// stops fetching and closes the channel; in-flight messages keep a live
+// context and may still be acked or nacked for CloseTimeout, after which
+// their contexts are canceled and they are nacked for immediate redelivery
+// (Watermill's contract, a context canceled after Close, holds once that
+// deadline passes; context.Cause then matches ErrCloseTimeout). The
+// OnUndecodable hook's context gets the same treatment.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.isClosed() {
 		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrSubscriberClosed)
@@ -163,6 +172,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		topic:  topic,
 		ctx:    subCtx,
 		cancel: cancel,
+		msgCtx: context.WithoutCancel(ctx),
 		iter:   iter,
 		out:    make(chan *message.Message),
 		slots:  make(chan struct{}, s.cfg.Concurrency),
@@ -189,8 +199,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // Close stops every subscription: fetching stops, output channels close,
-// in-flight messages get up to CloseTimeout to be acked or nacked, then the
-// rest are nacked for immediate redelivery and Close returns an error
+// in-flight messages get up to CloseTimeout to be acked or nacked (their
+// contexts stay live meanwhile), then the contexts of the rest are canceled,
+// they are nacked for immediate redelivery and Close returns an error
 // matching ErrCloseTimeout. Messages pulled but never handed out are nacked at
 // once. Close does not close or drain the *nats.Conn. It is idempotent: a
 // later call waits for the first to finish and returns nil.
@@ -258,6 +269,11 @@ type subscription struct {
 	topic  string
 	ctx    context.Context // canceled by the Subscribe ctx or Close: stop
 	cancel context.CancelFunc
+	// msgCtx is the parent of the messages' contexts: the Subscribe ctx's
+	// values without its cancellation, so that a stop does not cut in-flight
+	// handlers short (each message's ctx ends at its settlement or at the
+	// close deadline instead).
+	msgCtx context.Context
 	iter   natsjs.MessagesContext
 	out    chan *message.Message
 	slots  chan struct{} // one token per message in flight
@@ -407,8 +423,8 @@ func (sub *subscription) handle(msg natsjs.Msg) {
 		wm.Metadata = make(message.Metadata)
 	}
 	setDeliveryMetadata(wm.Metadata, msg.Subject(), jm)
-	ctx, cancel := context.WithCancel(withRawMessage(sub.ctx, msg))
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(withRawMessage(sub.msgCtx, msg))
+	defer cancel(nil)
 	wm.SetContext(ctx)
 
 	fields := watermill.LogFields{"uuid": wm.UUID, "subject": msg.Subject(), "stream_seq": jm.Sequence.Stream, "attempt": attempt}
@@ -454,6 +470,8 @@ send:
 			defer t.Stop()
 			deadline = t.C
 		case <-deadline:
+			// Tell the handler first: whatever it does now comes too late.
+			cancel(errCloseDeadline(sub.cfg.CloseTimeout))
 			sub.abandoned.Add(1)
 			sub.settleErr(msg.Nak(), "nak at close deadline", msg)
 			sub.log.Info("Message not settled before the close deadline, nacked for redelivery", fields)

@@ -37,7 +37,9 @@ type Unmarshaler interface {
 // error (which matches ErrUndecodable). Returning nil means the message is
 // safely stored elsewhere (typically the dead-letter stream), and the
 // subscriber terminates it; returning an error makes the subscriber nak it
-// with delay, so it comes back. ctx carries the raw message (RawMessage).
+// with delay, so it comes back. ctx carries the raw message (RawMessage) and
+// the Subscribe ctx's values; a stop (canceled Subscribe ctx, Close) does not
+// cancel it, the close deadline (CloseTimeout after the stop) does.
 type UndecodableHandler func(ctx context.Context, msg natsjs.Msg, err error) error
 
 // SubscriberConfig configures a Subscriber. The zero value of every field

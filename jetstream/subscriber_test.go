@@ -464,9 +464,10 @@ func TestSubscriber_close_waits_for_handlers_that_finish_in_time(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- sub.Close() }()
+	requireClosed(t, ch) // Close is under way...
 	for _, m := range held {
-		<-m.Context().Done()     // Close cancels the handlers' contexts first...
-		require.True(t, m.Ack()) // ...but their acks still count.
+		require.NoError(t, m.Context().Err()) // ...the handlers keep their ctx...
+		require.True(t, m.Ack())              // ...and their acks count.
 	}
 	select {
 	case err := <-closed:
@@ -474,7 +475,6 @@ func TestSubscriber_close_waits_for_handlers_that_finish_in_time(t *testing.T) {
 	case <-time.After(2 * waitFor):
 		t.Fatal("Close did not return")
 	}
-	requireClosed(t, ch)
 	f.requireSettled("graceful")
 	info := f.consumerInfo("graceful")
 	assert.Zero(t, info.NumRedelivered)
@@ -491,9 +491,9 @@ func TestSubscriber_canceling_the_subscribe_context_closes_the_channel(t *testin
 	m := receive(t, ch)
 	require.Equal(t, ids[0], m.UUID)
 	cancel()
-	<-m.Context().Done()
-	require.True(t, m.Ack()) // in flight: still settled
 	requireClosed(t, ch)
+	require.NoError(t, m.Context().Err(), "in flight: its ctx outlives the Subscribe ctx")
+	require.True(t, m.Ack()) // and it is still settled
 
 	// The second event was pulled ahead (FetchBatch 2) and handed back with a
 	// nak: a new subscription gets it now, not after AckWait.
