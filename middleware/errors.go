@@ -43,3 +43,8 @@ var ErrStore = errors.New("idempotency store")
 // delivery will settle the event: the message is retried later (Nack), never
 // acked unhandled.
 var ErrClaimed = errors.New("event is being handled by another delivery")
+
+// ErrAttemptsExhausted is the cause of the dead-letter verdict Retry gives a
+// delivery past MaxDeliver, without calling the handler: the handler had all
+// its attempts, and the previous dead-letter publish failed.
+var ErrAttemptsExhausted = errors.New("handler attempts exhausted")

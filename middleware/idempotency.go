@@ -139,6 +139,13 @@ func decide(r record, h Holder, now time.Time) ClaimStatus {
 		return ClaimBusy
 	}
 	if r.known() && h.known() {
+		// Another stored copy of the event holds the claim: its own delivery
+		// cycle settles the event, unless the claim expired (its holder
+		// crashed, or was dead-lettered without releasing it): then this
+		// copy takes over rather than being acked unhandled.
+		if expired {
+			return ClaimAcquired
+		}
 		return ClaimDuplicate
 	}
 	if expired {

@@ -13,7 +13,12 @@ type PermanentError struct {
 
 // Error returns the cause's text unchanged, so logs and the dead letter's
 // error header read as the handler wrote them.
-func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return "permanent error"
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the cause.
 func (e *PermanentError) Unwrap() error { return e.Err }

@@ -62,6 +62,9 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 //     DeadLetterer middleware outside to publish;
 //   - on the last delivery (attempt >= MaxDeliver) the error becomes the
 //     verdict DeadLetter(ReasonMaxDeliver, err);
+//   - a delivery past MaxDeliver (the consumer may keep extra deliveries to
+//     retry a failed dead-letter publish) does not call the handler: it is
+//     the verdict DeadLetter(ReasonMaxDeliver, ErrAttemptsExhausted);
 //   - otherwise the message is marked for redelivery after Backoff.Delay(attempt)
 //     and the error is returned, so that the router Nacks it.
 //
@@ -72,6 +75,12 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 // The messages a failed handler produced are dropped.
 func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		if attempt := deliveryOf(msg).attempt; r.beyond(attempt) {
+			// The consumer keeps a few deliveries past MaxDeliver only to
+			// retry a dead-letter publish that failed on the last one: the
+			// handler had all its attempts.
+			return nil, DeadLetter(ReasonMaxDeliver, fmt.Errorf("delivery %d after %d handler attempts: %w", attempt, r.cfg.MaxDeliver, ErrAttemptsExhausted))
+		}
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
@@ -87,6 +96,12 @@ func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		nakWithDelay(msg, r.cfg.Backoff.Delay(attempt))
 		return nil, err
 	}
+}
+
+// beyond reports whether attempt is past MaxDeliver (a delivery kept by the
+// consumer to retry a failed dead-letter publish).
+func (r *Retry) beyond(attempt uint64) bool {
+	return r.cfg.MaxDeliver > 0 && attempt > uint64(r.cfg.MaxDeliver)
 }
 
 // last reports whether attempt is the consumer's last delivery. An unknown

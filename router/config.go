@@ -36,6 +36,8 @@ const (
 	DefaultAckWait      = 30 * time.Second
 	DefaultConcurrency  = 1
 	DefaultCloseTimeout = 30 * time.Second
+	// DefaultDeadLetterRetries: see Config.DeadLetterRetries.
+	DefaultDeadLetterRetries = 3
 )
 
 // Config configures a Router. Zero fields take the documented defaults.
@@ -78,6 +80,14 @@ type Config struct {
 	// DeadLetter configures the dead-letter path (subject prefix "dlq",
 	// publish timeout, ...). Its Clock and Logger default to the router's.
 	DeadLetter middleware.DeadLetterConfig
+
+	// DeadLetterRetries is the number of deliveries the consumer keeps beyond
+	// MaxDeliver to retry a dead-letter publish that failed on the last
+	// delivery (the handler is not called again on them). Without them, an
+	// event whose dead letter cannot be stored on its last delivery depends
+	// on the MAX_DELIVERIES advisory alone. Default 3; -1 for none (the
+	// consumer's MaxDeliver is then exactly MaxDeliver).
+	DeadLetterRetries int
 
 	// DisableAdvisories turns off the MAX_DELIVERIES advisory watcher that
 	// dead-letters events which exhausted their deliveries without a verdict
@@ -128,6 +138,9 @@ func (c *Config) setDefaults() {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
+	if c.DeadLetterRetries == 0 {
+		c.DeadLetterRetries = DefaultDeadLetterRetries
+	}
 	if c.Logger == nil {
 		c.Logger = watermill.NewSlogLogger(nil)
 	}
@@ -156,6 +169,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Concurrency %d must be >= 1", ErrInvalidConfig, c.Concurrency)
 	case c.CloseTimeout <= 0:
 		return fmt.Errorf("%w: CloseTimeout %s must be > 0", ErrInvalidConfig, c.CloseTimeout)
+	case c.DeadLetterRetries < -1:
+		return fmt.Errorf("%w: DeadLetterRetries %d must be >= -1", ErrInvalidConfig, c.DeadLetterRetries)
 	case c.HandlerTimeout < 0:
 		return fmt.Errorf("%w: HandlerTimeout %s is negative", ErrInvalidConfig, c.HandlerTimeout)
 	case c.UnknownType != UnknownTypeAck && c.UnknownType != UnknownTypeDeadLetter:
@@ -190,7 +205,7 @@ func (r *Router) subscriberConfig(g *Group) jetstream.SubscriberConfig {
 		Durable:        g.cfg.Durable,
 		FilterSubjects: g.cfg.FilterSubjects,
 		AckWait:        g.cfg.AckWait,
-		MaxDeliver:     g.cfg.MaxDeliver,
+		MaxDeliver:     g.cfg.MaxDeliver + max(r.cfg.DeadLetterRetries, 0),
 		Concurrency:    g.cfg.Concurrency,
 		CloseTimeout:   r.cfg.CloseTimeout,
 		NakDelay:       r.cfg.Backoff.Delay,

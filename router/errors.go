@@ -15,3 +15,8 @@ var ErrRunning = errors.New("router: already running or stopped")
 // nacked for redelivery, never acked), async publishes could not be flushed,
 // or the advisory watchers failed to stop.
 var ErrShutdown = errors.New("router: unclean shutdown")
+
+// ErrSubscriptionEnded is matched by the error Run returns when a group's
+// subscription ended while Run's context was live (its consumer or stream was
+// deleted, for instance): Run stops every group rather than run without one.
+var ErrSubscriptionEnded = errors.New("router: subscription ended")

@@ -43,6 +43,9 @@ func (h *handlerSpec) accepts(major int) bool { return slices.Contains(h.majors,
 // does not decode into T is dead-lettered with reason "unmarshal": retrying
 // cannot fix it.
 func Handle[T any](g *Group, eventType string, fn func(ctx context.Context, e *envelope.Event, data T) error, opts ...HandlerOption) *Group {
+	if fn == nil {
+		return g.On(eventType, nil, opts...) // reports the nil handler
+	}
 	return g.On(eventType, func(ctx context.Context, e *envelope.Event) error {
 		var data T
 		if err := e.DecodeData(&data); err != nil {

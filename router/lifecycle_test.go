@@ -65,6 +65,7 @@ func crashConfig() router.Config {
 	cfg.MaxDeliver = 2
 	cfg.AckWait = 300 * time.Millisecond
 	cfg.AdvisoryCaptureStream = captureName
+	cfg.DeadLetterRetries = -1 // no extra deliveries: the advisory path only
 	return cfg
 }
 

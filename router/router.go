@@ -100,6 +100,9 @@ func (r *Router) AddGroup(cfg GroupConfig) *Group {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.started && g.err == nil {
+		g.err = fmt.Errorf("%w: group %s added after Run", ErrRunning, cfg.Durable)
+	}
 	for _, other := range r.groups {
 		if other.cfg.Durable == cfg.Durable && g.err == nil {
 			g.err = fmt.Errorf("%w: two groups named %s", ErrInvalidConfig, cfg.Durable)
@@ -117,7 +120,12 @@ func (g *Group) On(eventType string, fn HandlerFunc, opts ...HandlerOption) *Gro
 	for _, o := range opts {
 		o(h)
 	}
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
 	switch {
+	case g.r.started:
+		// Handlers are read without a lock while the router runs.
+		g.err = fmt.Errorf("%w: handler for %q registered after Run", ErrRunning, eventType)
 	case g.err != nil:
 	case fn == nil:
 		g.err = fmt.Errorf("%w: nil handler for %q in group %s", ErrInvalidConfig, eventType, g.cfg.Durable)
@@ -136,6 +144,14 @@ func (g *Group) On(eventType string, fn HandlerFunc, opts ...HandlerOption) *Gro
 // Running is closed once Run has subscribed every group: events published
 // from then on are handled. It stays open if Run fails to start.
 func (r *Router) Running() <-chan struct{} { return r.running }
+
+// Err returns the group's first registration error (also returned by Run),
+// or nil.
+func (g *Group) Err() error {
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	return g.err
+}
 
 // Stats returns the router's counters.
 func (r *Router) Stats() Stats {
@@ -211,32 +227,33 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	r.started = true
 	groups := slices.Clone(r.groups)
+	var cfgErr error
+	for _, g := range groups {
+		if cfgErr == nil && g.err != nil {
+			cfgErr = g.err
+		}
+		if cfgErr == nil && len(g.handlers) == 0 {
+			cfgErr = fmt.Errorf("%w: group %s has no handler", ErrInvalidConfig, g.cfg.Durable)
+		}
+	}
 	r.mu.Unlock()
-
+	if cfgErr != nil {
+		return cfgErr
+	}
 	if len(groups) == 0 {
 		return fmt.Errorf("%w: no handler group", ErrInvalidConfig)
-	}
-	for _, g := range groups {
-		if g.err != nil {
-			return g.err
-		}
-		if len(g.handlers) == 0 {
-			return fmt.Errorf("%w: group %s has no handler", ErrInvalidConfig, g.cfg.Durable)
-		}
 	}
 
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.CloseTimeout}, r.cfg.Logger)
 	if err != nil {
 		return err
 	}
-	mws, err := r.middlewares()
-	if err != nil {
-		return err
-	}
 	wm.AddMiddleware(r.track)
-	wm.AddMiddleware(mws...)
 
-	var subs []*jetstream.Subscriber
+	var (
+		subs     []*jetstream.Subscriber
+		handlers []*message.Handler
+	)
 	for _, g := range groups {
 		scfg := r.subscriberConfig(g)
 		sub, err := jetstream.NewSubscriber(r.nc, scfg)
@@ -245,8 +262,17 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
 		}
 		subs = append(subs, sub)
+		// The stack is per group: the retry decision must know the group's
+		// own MaxDeliver.
+		mws, err := r.middlewares(g)
+		if err != nil {
+			closeAll(subs)
+			return err
+		}
 		m := scfg.Unmarshaler.(marshaler.JetStream).Marshaler
-		wm.AddConsumerHandler(g.cfg.Durable, g.cfg.FilterSubjects[0], sub, g.dispatch(m))
+		h := wm.AddConsumerHandler(g.cfg.Durable, g.cfg.FilterSubjects[0], sub, g.dispatch(m))
+		h.AddMiddleware(mws...)
+		handlers = append(handlers, h)
 	}
 
 	stopWatchers, err := r.startAdvisoryWatchers(groups)
@@ -255,7 +281,16 @@ func (r *Router) Run(ctx context.Context) error {
 		return err
 	}
 
+	// A subscription that ends while ctx is live (consumer deleted, stream
+	// gone) would stop its group silently; stop everything and say so, so
+	// that the process's supervisor restarts it.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	runDone := make(chan struct{})
+	var (
+		endedMu sync.Mutex
+		ended   []error
+	)
 	go func() {
 		select {
 		case <-wm.Running():
@@ -263,9 +298,33 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-runDone:
 		}
 	}()
-	runErr := wm.Run(ctx)
+	for i, h := range handlers {
+		go func() {
+			// Watermill builds a handler's Stopped channel when it starts
+			// running: wait for that before reading it.
+			select {
+			case <-wm.Running():
+			case <-runDone:
+				return
+			}
+			select {
+			case <-h.Stopped():
+				if ctx.Err() == nil {
+					endedMu.Lock()
+					ended = append(ended, fmt.Errorf("%w: group %s", ErrSubscriptionEnded, groups[i].cfg.Durable))
+					endedMu.Unlock()
+					cancelRun()
+				}
+			case <-runDone:
+			}
+		}()
+	}
+	runErr := wm.Run(runCtx)
 	close(runDone)
 	var errs []error
+	endedMu.Lock()
+	errs = append(errs, ended...)
+	endedMu.Unlock()
 	if runErr != nil {
 		errs = append(errs, runErr)
 	}
@@ -295,7 +354,7 @@ func (r *Router) Run(ctx context.Context) error {
 // doc for why this order):
 //
 //	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> Idempotency -> Timeout -> Recoverer -> dispatch
-func (r *Router) middlewares() ([]message.HandlerMiddleware, error) {
+func (r *Router) middlewares(g *Group) ([]message.HandlerMiddleware, error) {
 	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
 	if err != nil {
 		return nil, err
@@ -304,7 +363,7 @@ func (r *Router) middlewares() ([]message.HandlerMiddleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: r.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
+	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: g.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
 	if err != nil {
 		return nil, err
 	}
