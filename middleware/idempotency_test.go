@@ -212,3 +212,27 @@ func waitFor(t *testing.T, ch <-chan struct{}) {
 		t.Fatal("timed out waiting")
 	}
 }
+
+func TestMemoryStore_expired_claim_of_another_copy_is_taken_over(t *testing.T) {
+	clock := eventstest.NewClock(time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC))
+	s, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{ClaimTTL: time.Minute, Clock: clock})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	// Copy 1 (seq 10) claims and its process dies: the claim is never released.
+	c1, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 10, Attempt: 2})
+	require.NoError(t, err)
+	require.Equal(t, middleware.ClaimAcquired, c1.Status)
+
+	// A live claim of another copy: this copy is a duplicate (copy 1 settles it).
+	c2, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimDuplicate, c2.Status)
+
+	// Once the claim expired, a later copy (e.g. a dead-letter replay) takes
+	// over instead of being acked unhandled.
+	clock.Advance(time.Minute + time.Second)
+	c3, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimAcquired, c3.Status)
+}
