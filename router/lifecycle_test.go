@@ -3,9 +3,14 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +27,7 @@ import (
 // The crash test re-executes this test binary as a consumer process whose
 // handler kills the process on every delivery (see TestMain).
 const (
+	idemURLEnv   = "JETEVENTS_IDEMPOTENT_URL"
 	crashURLEnv  = "JETEVENTS_CRASHER_URL"
 	crashExit    = 3
 	captureName  = "ADVISORIES"
@@ -31,6 +37,9 @@ const (
 func TestMain(m *testing.M) {
 	if url := os.Getenv(crashURLEnv); url != "" {
 		os.Exit(runCrasher(url))
+	}
+	if url := os.Getenv(idemURLEnv); url != "" {
+		os.Exit(runIdempotent(url))
 	}
 	os.Exit(m.Run())
 }
@@ -149,34 +158,94 @@ func (l *lockedBuffer) String() string {
 	return string(l.b)
 }
 
+// idempotentConfig is the router both processes of the idempotency test run.
+func idempotentConfig(nc *nats.Conn) (router.Config, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	store, err := middleware.NewKVStore(ctx, nc, middleware.KVStoreConfig{Bucket: "PROCESSED", TTL: time.Hour})
+	if err != nil {
+		return router.Config{}, err
+	}
+	cfg := fastConfig()
+	cfg.Idempotency = store
+	return cfg, nil
+}
+
+// runIdempotent is the second process: it prints "handled <id>" per call
+// and stops cleanly on SIGTERM.
+func runIdempotent(url string) int {
+	nc, err := nats.Connect(url, nats.Timeout(20*time.Second))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idempotent:", err)
+		return 1
+	}
+	defer nc.Close()
+	cfg, err := idempotentConfig(nc)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idempotent:", err)
+		return 1
+	}
+	cfg.Logger = middleware.NewSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := router.New(nc, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idempotent:", err)
+		return 1
+	}
+	r.Group("users", "auth.user.*").On("user.created", func(ctx context.Context, ev *envelope.Event) error {
+		fmt.Printf("handled %s\n", ev.ID)
+		return nil
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-r.Running()
+		fmt.Println("running")
+	}()
+	if err := r.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "idempotent:", err)
+		return 1
+	}
+	return 0
+}
+
 func TestRouter_same_event_delivered_twice_is_handled_once_across_two_processes(t *testing.T) {
 	e := newEnv(t)
-	store := func() middleware.Store {
-		nc := e.srv.Connect(t)
-		s, err := middleware.NewKVStore(ctxT(t), nc, middleware.KVStoreConfig{Bucket: "PROCESSED", TTL: time.Hour})
-		require.NoError(t, err)
-		return s
-	}
-	var mu sync.Mutex
-	handled := map[string]int{}
-	for i := 0; i < 2; i++ { // two "processes": own connection, own store client
-		cfg := fastConfig()
-		cfg.Idempotency = store()
-		r, err := router.New(e.srv.Connect(t), cfg)
-		require.NoError(t, err)
-		r.Group("users", "auth.user.*").On("user.created", func(ctx context.Context, ev *envelope.Event) error {
-			mu.Lock()
-			handled[ev.ID]++
-			mu.Unlock()
-			return nil
-		})
-		start(t, r)
-	}
-
 	ev := userEvent("user.created", map[string]any{"user_id": 7})
+
+	// Process A (this one) handles the event and records it in the bucket.
+	cfg, err := idempotentConfig(e.srv.Connect(t))
+	require.NoError(t, err)
+	a, err := router.New(e.srv.Connect(t), cfg)
+	require.NoError(t, err)
+	handledByA := make(chan string, 4)
+	a.Group("users", "auth.user.*").On("user.created", func(ctx context.Context, got *envelope.Event) error {
+		handledByA <- got.ID
+		return nil
+	})
+	stopA := start(t, a)
 	e.publish(t, "auth.user.created", ev)
-	// The producer retries after the window, with a fresh message id: the
-	// stream stores it twice; only idempotency stops the second handling.
+	select {
+	case id := <-handledByA:
+		require.Equal(t, ev.ID, id)
+	case <-time.After(20 * time.Second):
+		t.Fatal("process A did not handle the event")
+	}
+	e.waitSettled(t, "users")
+	require.NoError(t, stopA())
+
+	// Process B: another OS process, same durable, same KV bucket.
+	b := exec.Command(os.Args[0], "-test.run=^$")
+	b.Env = append(os.Environ(), idemURLEnv+"="+e.srv.URL)
+	var out lockedBuffer
+	b.Stdout, b.Stderr = &out, &out
+	require.NoError(t, b.Start())
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.Wait() }()
+	t.Cleanup(func() { _ = b.Process.Kill() })
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "running") }, 30*time.Second, 10*time.Millisecond, out.String())
+
+	// The producer retries with a fresh message id: the stream stores the
+	// event a second time; then an unrelated event follows.
 	raw, err := marshaler.Default().EventToNATS("auth.user.created", ev, marshaler.Relations{})
 	require.NoError(t, err)
 	raw.Header.Set("Nats-Msg-Id", "retry-"+ev.ID)
@@ -186,11 +255,16 @@ func TestRouter_same_event_delivered_twice_is_handled_once_across_two_processes(
 	other := userEvent("user.created", map[string]any{"user_id": 8})
 	e.publish(t, "auth.user.created", other)
 
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "handled "+other.ID) }, 30*time.Second, 10*time.Millisecond, out.String())
 	e.waitSettled(t, "users")
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return handled[other.ID] == 1 }, 10*time.Second, 10*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, 1, handled[ev.ID], "handled once although delivered twice")
+	require.NoError(t, b.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-bDone:
+		require.NoError(t, err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("process B did not stop")
+	}
+	assert.NotContains(t, out.String(), "handled "+ev.ID, "process B skipped the copy process A had handled")
 	assert.Empty(t, e.deadLetters(t))
 }
 
