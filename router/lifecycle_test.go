@@ -293,9 +293,17 @@ func TestRouter_cancelling_Run_with_slow_handlers_in_flight_loses_nothing(t *tes
 			release := make(chan struct{})
 			var mu sync.Mutex
 			completed := map[string]int{}
+			cancelled := 0
 			r1.Group("slow", "auth.user.*").On("user.created", func(ctx context.Context, ev *envelope.Event) error {
 				inFlight <- ev.ID
-				<-release
+				select { // a well-behaved handler: it gives up when its ctx ends
+				case <-release:
+				case <-ctx.Done():
+					mu.Lock()
+					cancelled++
+					mu.Unlock()
+					return ctx.Err()
+				}
 				mu.Lock()
 				completed[ev.ID]++
 				mu.Unlock()
@@ -320,11 +328,27 @@ func TestRouter_cancelling_Run_with_slow_handlers_in_flight_loses_nothing(t *tes
 			stopped := make(chan error, 1)
 			go func() { stopped <- stop() }()
 			if tt.finishFirst {
+				// Shutdown has begun: fetching stops (the consumer sees no
+				// more pull requests), yet the handlers' contexts stay live.
+				require.Eventually(t, func() bool {
+					c, err := e.srv.JS.Consumer(ctxT(t), stream, "slow")
+					if err != nil {
+						return false
+					}
+					info, err := c.Info(ctxT(t))
+					return err == nil && info.NumWaiting == 0
+				}, 20*time.Second, 10*time.Millisecond)
+				select {
+				case err := <-stopped:
+					t.Fatalf("Run returned with handlers in flight: %v", err)
+				default:
+				}
 				close(release) // they finish while Run is shutting down
 				require.NoError(t, <-stopped, "clean shutdown")
 				e.waitSettled(t, "slow")
 				mu.Lock()
-				assert.Len(t, completed, n)
+				assert.Len(t, completed, n, "every in-flight handler finished")
+				assert.Zero(t, cancelled, "no handler's context was cancelled by the shutdown")
 				mu.Unlock()
 				return
 			}

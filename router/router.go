@@ -32,7 +32,8 @@ type Router struct {
 	running chan struct{} // closed once every group's subscription is live
 
 	stats    stats
-	inFlight atomic.Int64 // deliveries inside the middleware stack
+	inFlight atomic.Int64  // deliveries inside the middleware stack
+	aborted  atomic.Uint64 // deliveries whose context the close deadline cancelled
 }
 
 // Group is one durable consumer and the handlers its events are dispatched to.
@@ -337,6 +338,9 @@ func (r *Router) Run(ctx context.Context) error {
 	if n := r.inFlight.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d handlers still running after CloseTimeout %s; their events were nacked for redelivery", n, r.cfg.CloseTimeout))
 	}
+	if n := r.aborted.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d handlers cancelled at CloseTimeout %s; their events were nacked for redelivery", n, r.cfg.CloseTimeout))
+	}
 	if err := closeAll(subs); err != nil {
 		errs = append(errs, err)
 	}
@@ -394,7 +398,13 @@ func (r *Router) track(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		r.inFlight.Add(1)
 		defer r.inFlight.Add(-1)
-		return h(msg)
+		out, err := h(msg)
+		// The subscriber cancels a message's context only when the close
+		// deadline passes with the message unsettled (it is then nacked).
+		if msg.Context().Err() != nil {
+			r.aborted.Add(1)
+		}
+		return out, err
 	}
 }
 
