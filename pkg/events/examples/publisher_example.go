@@ -14,13 +14,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	events "github.com/jetevents/events"
+	"github.com/jetevents/events/jetstream"
 )
 
 // UserService is the service integration pattern: the publisher and the
@@ -30,15 +33,23 @@ type UserService struct {
 	publisher   events.Publisher
 	timeManager events.TimeManager
 	log         *slog.Logger
+	// asyncFailures counts PublishAsync events whose ack failed: they reach
+	// the publisher's async error handler, never the caller.
+	asyncFailures atomic.Int64
 }
 
 // NewUserService wires the service to a NATS connection it does not own.
 func NewUserService(nc *nats.Conn, tm events.TimeManager, log *slog.Logger) (*UserService, error) {
-	publisher, err := events.NewPublisher(nc)
+	s := &UserService{timeManager: tm, log: log}
+	publisher, err := events.NewPublisher(nc, jetstream.WithAsyncErrorHandler(func(ae jetstream.AsyncError) {
+		s.asyncFailures.Add(1)
+		log.Error("async publish failed", "err", ae)
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return &UserService{publisher: publisher, timeManager: tm, log: log}, nil
+	s.publisher = publisher
+	return s, nil
 }
 
 // CreateUser publishes user.created synchronously: it returns once the stream
@@ -86,8 +97,17 @@ func (s *UserService) DeleteUser(ctx context.Context, orgID string, userID int) 
 	return nil
 }
 
-// Close flushes pending async publishes; the connection stays open.
-func (s *UserService) Close() error { return s.publisher.Close() }
+// Close flushes pending async publishes (the connection stays open) and
+// reports async publishes that failed.
+func (s *UserService) Close() error {
+	if err := s.publisher.Close(); err != nil {
+		return err
+	}
+	if n := s.asyncFailures.Load(); n > 0 {
+		return fmt.Errorf("%d async publishes failed", n)
+	}
+	return nil
+}
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
