@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -11,7 +12,9 @@ import (
 
 // Metadata the Subscriber sets on every delivered Watermill message, read
 // from the JetStream delivery (not from the message's headers, so a producer
-// cannot forge them).
+// cannot forge them). The "js-" prefix is the Subscriber's: before setting
+// these, it deletes every "js-" key the Unmarshaler produced, so neither
+// these nor the settlement marks below can come from a producer's headers.
 const (
 	// MetadataStream is the stream the message is stored in.
 	MetadataStream = "js-stream"
@@ -94,8 +97,19 @@ func NakWithDelay(msg *message.Message, d time.Duration) {
 	msg.Metadata.Set(MetadataNakDelay, d.String())
 }
 
-// setDeliveryMetadata writes the Metadata* keys of one delivery.
+// metadataPrefix is the prefix of every key the Subscriber owns.
+const metadataPrefix = "js-"
+
+// setDeliveryMetadata writes the Metadata* keys of one delivery, after
+// deleting any "js-" key the Unmarshaler copied from the headers: a forged
+// js-terminate would otherwise turn the handler's retryable error into a
+// Term (the event lost, no dead letter).
 func setDeliveryMetadata(md message.Metadata, subject string, jm *natsjs.MsgMetadata) {
+	for k := range md {
+		if strings.HasPrefix(k, metadataPrefix) {
+			delete(md, k)
+		}
+	}
 	md[MetadataStream] = jm.Stream
 	md[MetadataConsumer] = jm.Consumer
 	md[MetadataStreamSeq] = strconv.FormatUint(jm.Sequence.Stream, 10)
