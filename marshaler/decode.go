@@ -28,7 +28,9 @@ import (
 // its payload the envelope's JSON (in our mode the received bytes, not a
 // copy), its metadata the attributes (Metadata* keys), the relations, the
 // CloudEvents extensions (ce-<name>) and the other headers as they are
-// (except Nats-*, which belong to the transport).
+// (except Nats-*, which belong to the transport, and the process-local marks
+// js-* and dlq-reason/-subject/-error, which no producer may set: see
+// localMark).
 //
 // Errors match ErrUnmarshal and a specific sentinel: ErrTooLarge,
 // ErrRepeatedHeader, ErrInvalidHeaderValue, ErrMalformed (with
@@ -194,15 +196,16 @@ const (
 // readHeaders reads every header once: the ce-* attributes (names in any case,
 // values percent-decoded) and Content-Type into fields, other ce-* headers
 // into extra under their lowercase name, other headers into extra as they are,
-// Nats-* headers not at all (they belong to the transport). A header with two
-// different values, under one name or two spellings of it, is an error.
+// Nats-* headers (they belong to the transport) and process-local marks
+// (localMark) not at all. A header with two different values, under one name
+// or two spellings of it, is an error.
 func readHeaders(h nats.Header) (headerData, error) {
 	var (
 		hd   headerData
 		seen int
 	)
 	for k, vs := range h {
-		if len(vs) == 0 || hasPrefixFold(k, "nats-") {
+		if len(vs) == 0 || hasPrefixFold(k, "nats-") || localMark(k) {
 			continue
 		}
 		for _, v := range vs[1:] {
@@ -270,6 +273,35 @@ func readHeaders(h nats.Header) (headerData, error) {
 		*dst = dv
 	}
 	return hd, nil
+}
+
+// Dead-letter marks: the metadata keys of jetevents' middleware
+// (middleware.MetadataDeadLetterReason, ...Subject, ...Error; this package
+// sits below middleware and cannot import it). The dead letter's own headers
+// (Dlq-Reason, ...) are spelled differently and travel as plain headers.
+const (
+	markDeadLetterReason  = "dlq-reason"
+	markDeadLetterSubject = "dlq-subject"
+	markDeadLetterError   = "dlq-error"
+)
+
+// localMark reports whether k is a process-local metadata key, which never
+// crosses the wire in either direction: any js-* key in any case (the
+// jetstream subscriber's delivery metadata and its settlement marks
+// js-terminate and js-nak-delay) and the dead-letter marks, matched exactly.
+// A producer able to set them as headers could steer consumers (a forged
+// js-terminate turns a retryable failure into a Term: the event lost, no
+// dead letter), and a consumed message republished as is would carry its
+// delivery's metadata into the next one.
+func localMark(k string) bool {
+	if hasPrefixFold(k, "js-") {
+		return true
+	}
+	switch k {
+	case markDeadLetterReason, markDeadLetterSubject, markDeadLetterError:
+		return true
+	}
+	return false
 }
 
 // checkAgainst refuses an envelope whose attribute headers describe another

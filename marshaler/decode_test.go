@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
@@ -349,5 +350,56 @@ func TestDecodeNATS_ignores_transport_headers(t *testing.T) {
 	require.NoError(t, err)
 	for k := range wm.Metadata {
 		assert.False(t, strings.HasPrefix(strings.ToLower(k), "nats-"), k)
+	}
+}
+
+func TestDecodeNATS_does_not_import_process_local_marks_from_headers(t *testing.T) {
+	// js-* keys are the subscriber's delivery metadata and settlement marks,
+	// dlq-reason/subject/error the dead-letterer's marks: a producer that
+	// could set them as headers would steer the consumer (a forged
+	// js-terminate drops an event without a dead letter).
+	forged := []string{
+		"js-terminate", "js-nak-delay", "js-delivery-attempt", "js-stream", "JS-Terminate", "Js-Nak-Delay",
+		"dlq-reason", "dlq-subject", "dlq-error",
+	}
+	kept := map[string]string{
+		// The dead letter's own headers (capitalised) are data, not marks.
+		"Dlq-Reason": "max_deliver", "Dlq-Error": "boom", "Dlq-Original-Subject": "auth.user.created",
+		// Only the exact lowercase marks are dropped.
+		"DLQ-REASON": "x", "dlq-other": "y", "X-Tenant": "eu", "xjs-terminate": "z",
+	}
+	h := header()
+	for _, k := range forged {
+		h[k] = []string{"forged", "twice"} // not even read: no repeated-header error
+	}
+	for k, v := range kept {
+		h[k] = []string{v}
+	}
+	for _, tt := range []struct {
+		name   string
+		decode func() (*message.Message, error)
+	}{
+		{"DecodeNATS", func() (*message.Message, error) {
+			wm, _, err := marshaler.Default().DecodeNATS(h, []byte(seedPayload))
+			return wm, err
+		}},
+		{"NATS.Unmarshal", func() (*message.Message, error) {
+			return marshaler.NATS{Marshaler: marshaler.Default()}.Unmarshal(&nats.Msg{Subject: "auth.user.created", Header: h, Data: []byte(seedPayload)})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wm, err := tt.decode()
+			require.NoError(t, err)
+			for _, k := range forged {
+				_, ok := wm.Metadata[k]
+				assert.False(t, ok, "%s imported into metadata", k)
+			}
+			for k := range wm.Metadata {
+				assert.False(t, strings.HasPrefix(strings.ToLower(k), "js-"), "%s imported into metadata", k)
+			}
+			for k, v := range kept {
+				assert.Equal(t, v, wm.Metadata[k], k)
+			}
+		})
 	}
 }

@@ -128,9 +128,11 @@ func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
 // headers can never disagree with the payload; the corresponding metadata keys
 // are ignored. The correlation id is read from metadata correlation_id (else
 // ce-correlationid), the causation id from ce-causationid, and either falls
-// back to msg.Context() (RelationsFromContext). Other ce-* metadata (CloudEvents
-// extensions) are written lowercase and percent-encoded; any other key is
-// written as it is.
+// back to msg.Context() (RelationsFromContext). Process-local metadata (js-*
+// delivery metadata and settlement marks, the dlq-reason/-subject/-error
+// dead-letter marks) is not written: it describes this process's delivery,
+// not the event. Other ce-* metadata (CloudEvents extensions) are written
+// lowercase and percent-encoded; any other key is written as it is.
 //
 // Errors: a payload that is not a valid envelope fails with ErrNotAnEvent
 // (wrapping the decode error); a message (payload and headers) larger than
@@ -158,7 +160,7 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 	}
 	h := eventHeader(e, rel)
 	for k, v := range msg.Metadata {
-		if derivedMetadata(k) {
+		if derivedMetadata(k) || localMark(k) {
 			continue
 		}
 		if hasPrefixFold(k, "ce-") {

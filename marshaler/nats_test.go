@@ -419,3 +419,46 @@ func assertEventMessage(t *testing.T, m *marshaler.Marshaler, want *envelope.Eve
 	require.NoError(t, err)
 	assert.Equal(t, json.Number("12345"), data["user_id"])
 }
+
+func TestMarshal_does_not_write_process_local_marks_as_headers(t *testing.T) {
+	m := marshaler.Default()
+	wm, err := m.ToMessage(seedEvent())
+	require.NoError(t, err)
+	// What a consumed message carries when a handler republishes it: the
+	// subscriber's delivery metadata and marks, the dead-letterer's marks.
+	local := map[string]string{
+		"js-stream": "AUTH_EVENTS", "js-consumer": "users", "js-stream-seq": "7", "js-consumer-seq": "9",
+		"js-delivery-attempt": "3", "js-subject": "auth.user.created",
+		"js-terminate": "permanent", "js-nak-delay": "1h", "JS-Custom": "x",
+		"dlq-reason": "permanent", "dlq-subject": "dlq.auth.user.created", "dlq-error": "boom",
+	}
+	kept := map[string]string{"Dlq-Reason": "max_deliver", "Dlq-Original-Subject": "auth.user.created", "dlq-other": "y", "X-Tenant": "eu"}
+	for k, v := range local {
+		wm.Metadata.Set(k, v)
+	}
+	for k, v := range kept {
+		wm.Metadata.Set(k, v)
+	}
+
+	nm, err := m.Marshal("auth.user.created", wm)
+	require.NoError(t, err)
+	for k := range local {
+		assert.NotContains(t, nm.Header, k)
+	}
+	for k := range nm.Header {
+		assert.False(t, strings.HasPrefix(strings.ToLower(k), "js-"), "%s written as a header", k)
+	}
+	for k, v := range kept {
+		assert.Equal(t, v, nm.Header.Get(k), k)
+	}
+
+	// Round trip: the kept keys come back, the local ones do not.
+	back, err := m.Unmarshal(nm)
+	require.NoError(t, err)
+	for k, v := range kept {
+		assert.Equal(t, v, back.Metadata.Get(k), k)
+	}
+	for k := range local {
+		assert.NotContains(t, back.Metadata, k)
+	}
+}
