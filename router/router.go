@@ -399,9 +399,9 @@ func (r *Router) track(h message.HandlerFunc) message.HandlerFunc {
 		r.inFlight.Add(1)
 		defer r.inFlight.Add(-1)
 		out, err := h(msg)
-		// The subscriber cancels a message's context only when the close
-		// deadline passes with the message unsettled (it is then nacked).
-		if msg.Context().Err() != nil {
+		// The subscriber cancels a message's context with ErrCloseTimeout
+		// when the close deadline passes with it unsettled (it is nacked).
+		if errors.Is(context.Cause(msg.Context()), jetstream.ErrCloseTimeout) {
 			r.aborted.Add(1)
 		}
 		return out, err
