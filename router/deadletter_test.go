@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +103,54 @@ func TestRouter_typed_nil_handler_is_a_config_error(t *testing.T) {
 	router.Handle[roleUpdated](g, "user.role.updated", nil)
 	assert.ErrorIs(t, g.Err(), router.ErrInvalidConfig)
 	assert.ErrorIs(t, r.Run(ctxT(t)), router.ErrInvalidConfig)
+}
+
+// flusher records Flush calls and fails when told to.
+type flusher struct {
+	calls atomic.Int32
+	err   error
+}
+
+func (f *flusher) Flush(ctx context.Context) error {
+	f.calls.Add(1)
+	return f.err
+}
+
+func TestRouter_run_flushes_publishers_at_shutdown(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		wantErr error
+	}{
+		{"flush ok: clean shutdown", nil, nil},
+		{"flush failure is reported", errors.New("acks pending"), router.ErrShutdown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			f := &flusher{err: tt.err}
+			cfg := fastConfig()
+			cfg.Flush = []router.Flusher{f, e.pub}
+			r, err := router.New(e.srv.Conn, cfg)
+			require.NoError(t, err)
+			r.Group("users", "auth.user.*").On("user.created", func(ctx context.Context, ev *envelope.Event) error {
+				// A handler that publishes asynchronously: its publish must
+				// be flushed when Run returns.
+				return e.pub.PublishAsync(ctx, "auth.user.welcomed", userEvent("user.welcomed", nil))
+			})
+			stop := start(t, r)
+			e.publish(t, "auth.user.created", userEvent("user.created", nil))
+			e.waitSettled(t, "users")
+			assert.Zero(t, f.calls.Load(), "not flushed while running")
+
+			err = stop()
+			assert.Equal(t, int32(1), f.calls.Load(), "flushed once at shutdown")
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tt.wantErr)
+			}
+			assert.Zero(t, e.pub.Stats().Pending, "the async publish was flushed")
+		})
+	}
 }
