@@ -16,24 +16,26 @@ const maxTermReason = 256
 
 // ack settles an acked message: a plain ack, or DoubleAck (bounded by
 // AckWait: past it the server redelivers anyway) with AckSync.
-func (sub *subscription) ack(msg natsjs.Msg, fields watermill.LogFields) {
+func (sub *subscription) ack(msg natsjs.Msg, ml *msgLog) {
 	if !sub.cfg.AckSync {
 		sub.settleErr(msg.Ack(), "ack", msg)
-		sub.log.Trace("Message acked", fields)
+		sub.trace("Message acked", ml)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sub.cfg.AckWait)
 	defer cancel()
 	sub.settleErr(msg.DoubleAck(ctx), "ack sync", msg)
-	sub.log.Trace("Message acked (confirmed)", fields)
+	sub.trace("Message acked (confirmed)", ml)
 }
 
 // nack settles a nacked message: TermWithReason when marked with Terminate,
 // else NakWithDelay with the NakWithDelay mark or the NakDelay policy.
-func (sub *subscription) nack(wm *message.Message, msg natsjs.Msg, attempt uint64, fields watermill.LogFields) {
+func (sub *subscription) nack(wm *message.Message, msg natsjs.Msg, attempt uint64, ml *msgLog) {
 	if reason, ok := wm.Metadata[MetadataTerminate]; ok {
 		sub.settleErr(msg.TermWithReason(truncateReason(reason, maxTermReason)), "term", msg)
-		sub.log.Debug("Message terminated", fields.Add(watermill.LogFields{"reason": reason}))
+		if !sub.quiet {
+			sub.log.Debug("Message terminated", ml.fields().Add(watermill.LogFields{"reason": reason}))
+		}
 		return
 	}
 	delay := sub.cfg.NakDelay(attempt)
@@ -41,13 +43,15 @@ func (sub *subscription) nack(wm *message.Message, msg natsjs.Msg, attempt uint6
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			sub.log.Error("Invalid nak delay mark, using the NakDelay policy",
-				fmt.Errorf("%w: %s %q: %w", ErrSettle, MetadataNakDelay, v, err), fields)
+				fmt.Errorf("%w: %s %q: %w", ErrSettle, MetadataNakDelay, v, err), ml.fields())
 		} else {
 			delay = d
 		}
 	}
 	sub.nakAfter(msg, delay)
-	sub.log.Debug("Message nacked", fields.Add(watermill.LogFields{"delay": delay.String()}))
+	if !sub.quiet {
+		sub.log.Debug("Message nacked", ml.fields().Add(watermill.LogFields{"delay": delay.String()}))
+	}
 }
 
 // nakAfter naks msg for redelivery after delay (at once when delay <= 0).

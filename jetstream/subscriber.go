@@ -182,6 +182,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			"stream":   c.CachedInfo().Stream,
 		}),
 	}
+	sub.quiet = isNopLogger(sub.log)
 
 	s.mu.Lock()
 	if s.closed {
@@ -246,6 +247,16 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
+// isNopLogger reports whether l discards every call, so that building log
+// fields for it is wasted work.
+func isNopLogger(l watermill.LoggerAdapter) bool {
+	switch l.(type) {
+	case watermill.NopLogger, *watermill.NopLogger:
+		return true
+	}
+	return false
+}
+
 func (s *Subscriber) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,7 +273,7 @@ func (s *Subscriber) remove(sub *subscription) {
 // subscription is one Subscribe call: a fetch loop and Concurrency workers,
 // all owned by run (which waits for them before returning). Workers live as
 // long as the subscription: a goroutine per message would regrow its stack
-// through the decoder every time (about a tenth of the CPU per message).
+// every time (about a tenth of the CPU per message).
 type subscription struct {
 	s      *Subscriber
 	cfg    *SubscriberConfig
@@ -278,9 +289,27 @@ type subscription struct {
 	out    chan *message.Message
 	slots  chan struct{} // one token per message in flight
 	log    watermill.LoggerAdapter
+	// quiet is set when log is watermill.NopLogger: the per-message Trace
+	// and Debug calls (and the fields they would take) are skipped.
+	quiet bool
+
+	// The current wait bound of next, shared by successive Next calls until
+	// it expires (see next). Only the fetch loop touches them.
+	poll       context.Context
+	pollCancel context.CancelFunc
+	pollOpts   []natsjs.NextOpt
 
 	senders   sync.WaitGroup // messages that may still send on out
 	abandoned atomic.Int64   // in-flight messages nacked at the close deadline
+}
+
+// delivery is one pulled message, decoded by the fetch loop: wm and jm are
+// set, or err (matching ErrUndecodable) is, with jm when it could be read.
+type delivery struct {
+	msg natsjs.Msg
+	jm  *natsjs.MsgMetadata
+	wm  *message.Message
+	err error
 }
 
 // run owns the subscription's lifetime: fetch until stopped, close the
@@ -289,18 +318,26 @@ type subscription struct {
 func (sub *subscription) run() {
 	defer sub.s.remove(sub)
 	defer sub.cancel()
-	work := make(chan natsjs.Msg)
+	work := make(chan delivery)
 	var workers sync.WaitGroup
 	for range sub.cfg.Concurrency {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for msg := range work {
-				sub.handle(msg)
+			// One keep-alive ticker per worker, armed per message: a ticker
+			// per message cost an allocation and a timer start and stop.
+			keepAlive := time.NewTicker(sub.cfg.InProgressInterval)
+			stopTicker(keepAlive)
+			defer keepAlive.Stop()
+			for d := range work {
+				sub.handle(d, keepAlive)
 			}
 		}()
 	}
 	sub.fetch(work)
+	if sub.pollCancel != nil {
+		sub.pollCancel()
+	}
 	close(work)
 	sub.handBack()
 	sub.senders.Wait()
@@ -311,25 +348,66 @@ func (sub *subscription) run() {
 	}
 }
 
-// fetch takes messages from the iterator, one per free slot, and hands them
-// to the workers until the subscription is stopped or the iterator ends. A
-// slot is taken before pulling, so a message never waits here for a worker
-// (only for the instant the worker that freed the slot needs to come back).
-func (sub *subscription) fetch(work chan<- natsjs.Msg) {
+// stopTicker stops t and drops a tick it may have buffered, so that the
+// next Reset starts a full interval with nothing stale in t.C (Go 1.23's
+// timers never deliver a stale tick after Stop; the drain keeps this true
+// under GODEBUG=asynctimerchan=1 as well).
+func stopTicker(t *time.Ticker) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+}
+
+// fetch takes messages from the iterator, decodes each, then waits for a
+// free slot and hands it to the workers, until the subscription is stopped
+// or the iterator ends. Decoding before the wait takes it off the critical
+// path: while a handler works on message N, message N+1 is pulled and
+// decoded. At most one decoded message waits here; the rest stay in the
+// client buffer (FetchBatch). A slot is taken before the handoff, so a
+// message never waits for a worker (only for the instant the worker that
+// freed the slot needs to come back).
+func (sub *subscription) fetch(work chan<- delivery) {
 	for {
+		msg, ok := sub.next()
+		if !ok {
+			return
+		}
+		d := sub.decode(msg)
 		select {
 		case sub.slots <- struct{}{}:
 		case <-sub.ctx.Done():
-			return
-		}
-		msg, ok := sub.next()
-		if !ok {
-			<-sub.slots
+			// Stopped while it waited for a slot: never sent, so hand it
+			// back at once.
+			sub.settleErr(msg.Nak(), "nak unsent", msg)
 			return
 		}
 		sub.senders.Add(1)
-		work <- msg
+		work <- d
 	}
+}
+
+// decode reads the delivery metadata and unmarshals msg into a Watermill
+// message carrying the Metadata* keys of this delivery.
+func (sub *subscription) decode(msg natsjs.Msg) delivery {
+	jm, err := msg.Metadata()
+	if err != nil {
+		return delivery{msg: msg, err: fmt.Errorf("%w: not a JetStream delivery: %w", ErrUndecodable, err)}
+	}
+	wm, err := sub.cfg.Unmarshaler.Unmarshal(msg)
+	if err == nil && wm == nil {
+		err = errors.New("unmarshaler returned no message")
+	}
+	if err != nil {
+		return delivery{msg: msg, jm: jm, err: fmt.Errorf("%w: subject %s, stream %s seq %d: %w",
+			ErrUndecodable, msg.Subject(), jm.Stream, jm.Sequence.Stream, err)}
+	}
+	if wm.Metadata == nil {
+		wm.Metadata = make(message.Metadata)
+	}
+	setDeliveryMetadata(wm.Metadata, msg.Subject(), jm)
+	return delivery{msg: msg, jm: jm, wm: wm}
 }
 
 // next waits for the iterator's next message; false when the subscription
@@ -343,11 +421,21 @@ func (sub *subscription) fetch(work chan<- natsjs.Msg) {
 // iterator waits with no request outstanding until its missed-heartbeat timer
 // fires: a 30 s stall with the default expiry. Re-entering Next bounds that
 // stall to nextPoll; an idle subscription costs one timer per nextPoll.
+//
+// The bound is one context with a nextPoll timeout, shared by the Next calls
+// made until it expires, then replaced: no single wait outlasts nextPoll (a
+// call made late in its life waits less), and a busy subscription makes one
+// context per nextPoll instead of one per message.
 func (sub *subscription) next() (natsjs.Msg, bool) {
 	for {
-		ctx, cancel := context.WithTimeout(sub.ctx, nextPoll)
-		msg, err := sub.iter.Next(natsjs.NextContext(ctx))
-		cancel()
+		if sub.poll == nil || sub.poll.Err() != nil {
+			if sub.pollCancel != nil {
+				sub.pollCancel()
+			}
+			sub.poll, sub.pollCancel = context.WithTimeout(sub.ctx, nextPoll)
+			sub.pollOpts = []natsjs.NextOpt{natsjs.NextContext(sub.poll)}
+		}
+		msg, err := sub.iter.Next(sub.pollOpts...)
 		switch {
 		case err == nil:
 			return msg, true
@@ -388,8 +476,34 @@ func (sub *subscription) handBack() {
 	}
 }
 
-// handle carries one message from decoding to settlement. It owns a slot.
-func (sub *subscription) handle(msg natsjs.Msg) {
+// msgLog describes one message for the logs; its fields are built on the
+// first log call that needs them, not per message.
+type msgLog struct {
+	uuid    string
+	subject string
+	seq     uint64
+	attempt uint64
+	f       watermill.LogFields
+}
+
+func (l *msgLog) fields() watermill.LogFields {
+	if l.f == nil {
+		l.f = watermill.LogFields{"uuid": l.uuid, "subject": l.subject, "stream_seq": l.seq, "attempt": l.attempt}
+	}
+	return l.f
+}
+
+// trace logs at Trace unless the logger discards everything.
+func (sub *subscription) trace(msg string, l *msgLog) {
+	if !sub.quiet {
+		sub.log.Trace(msg, l.fields())
+	}
+}
+
+// handle carries one decoded message from its send to its settlement. It
+// owns a slot. keepAlive is the worker's ticker, stopped on entry and left
+// stopped on return.
+func (sub *subscription) handle(d delivery, keepAlive *time.Ticker) {
 	sent := false
 	markSent := func() {
 		if !sent {
@@ -402,37 +516,24 @@ func (sub *subscription) handle(msg natsjs.Msg) {
 		<-sub.slots
 	}()
 
-	jm, err := msg.Metadata()
-	if err != nil {
+	msg := d.msg
+	if d.err != nil {
 		markSent()
-		sub.undecodable(msg, nil, fmt.Errorf("%w: not a JetStream delivery: %w", ErrUndecodable, err))
+		sub.undecodable(msg, d.jm, d.err)
 		return
 	}
+	wm, jm := d.wm, d.jm
 	attempt := deliveryAttempt(jm)
-	wm, err := sub.cfg.Unmarshaler.Unmarshal(msg)
-	if err == nil && wm == nil {
-		err = errors.New("unmarshaler returned no message")
-	}
-	if err != nil {
-		markSent()
-		sub.undecodable(msg, jm, fmt.Errorf("%w: subject %s, stream %s seq %d: %w",
-			ErrUndecodable, msg.Subject(), jm.Stream, jm.Sequence.Stream, err))
-		return
-	}
-	if wm.Metadata == nil {
-		wm.Metadata = make(message.Metadata)
-	}
-	setDeliveryMetadata(wm.Metadata, msg.Subject(), jm)
 	ctx, cancel := context.WithCancelCause(withRawMessage(sub.msgCtx, msg))
 	defer cancel(nil)
 	wm.SetContext(ctx)
 
-	fields := watermill.LogFields{"uuid": wm.UUID, "subject": msg.Subject(), "stream_seq": jm.Sequence.Stream, "attempt": attempt}
-	keepAlive := time.NewTicker(sub.cfg.InProgressInterval)
-	defer keepAlive.Stop()
+	ml := msgLog{uuid: wm.UUID, subject: msg.Subject(), seq: jm.Sequence.Stream, attempt: attempt}
+	keepAlive.Reset(sub.cfg.InProgressInterval)
+	defer stopTicker(keepAlive)
 
 	if sub.ctx.Err() != nil {
-		// Stopped while decoding: don't hand out anything new.
+		// Stopped before the send: don't hand out anything new.
 		sub.settleErr(msg.Nak(), "nak unsent", msg)
 		return
 	}
@@ -450,17 +551,17 @@ send:
 		}
 	}
 	markSent()
-	sub.log.Trace("Message sent", fields)
+	sub.trace("Message sent", &ml)
 
 	stop := sub.ctx.Done()
 	var deadline <-chan time.Time
 	for {
 		select {
 		case <-wm.Acked():
-			sub.ack(msg, fields)
+			sub.ack(msg, &ml)
 			return
 		case <-wm.Nacked():
-			sub.nack(wm, msg, attempt, fields)
+			sub.nack(wm, msg, attempt, &ml)
 			return
 		case <-keepAlive.C:
 			sub.settleErr(msg.InProgress(), "in progress", msg)
@@ -474,7 +575,7 @@ send:
 			cancel(errCloseDeadline(sub.cfg.CloseTimeout))
 			sub.abandoned.Add(1)
 			sub.settleErr(msg.Nak(), "nak at close deadline", msg)
-			sub.log.Info("Message not settled before the close deadline, nacked for redelivery", fields)
+			sub.log.Info("Message not settled before the close deadline, nacked for redelivery", ml.fields())
 			return
 		}
 	}
