@@ -328,6 +328,33 @@ func TestSubscriber_in_progress_keeps_a_long_handler_from_redelivery(t *testing.
 	assert.Equal(t, uint64(1), info.Delivered.Consumer, "exactly one delivery")
 }
 
+func TestSubscriber_in_progress_keeps_each_long_handler_of_a_worker_from_redelivery(t *testing.T) {
+	// Concurrency 1: one worker, whose keep-alive timer is re-armed for each
+	// message; the second message must be kept alive like the first. Each
+	// event is published only once the previous one is acked: a message
+	// waiting for a slot is not kept alive (see FetchBatch), and it is not
+	// what this test is about.
+	const ackWait = time.Second
+	f := newSubFixture(t)
+	sub := f.subscriber(jetstream.SubscriberConfig{
+		Durable: "long2", AckWait: ackWait, Concurrency: 1, InProgressInterval: 200 * time.Millisecond,
+	})
+	ch := f.subscribe(sub, testSubject)
+
+	for i := range 2 {
+		id := f.publish(testSubject, 1)[0]
+		m := receive(t, ch)
+		require.Equal(t, id, m.UUID, "message %d", i)
+		require.Equal(t, uint64(1), jetstream.DeliveryAttempt(m), "message %d", i)
+		<-time.After(2 * ackWait) // the handler's own duration, not a wait for a condition
+		require.True(t, m.Ack())
+		f.requireSettled("long2")
+	}
+	info := f.consumerInfo("long2")
+	assert.Equal(t, uint64(2), info.Delivered.Consumer, "exactly one delivery of each")
+	assert.Equal(t, 0, info.NumRedelivered)
+}
+
 func TestSubscriber_two_subscribers_on_one_durable_split_the_work(t *testing.T) {
 	const n = 200
 	f := newSubFixture(t)
