@@ -125,8 +125,9 @@ type SubscriberConfig struct {
 	// Default 2*Concurrency: one message ready per slot and one on the way,
 	// which keeps a buffered message's wait at about one handler duration.
 	// With handlers of microseconds the pull round trip dominates: raise it
-	// (e.g. 256) for throughput (measured on 2 cores, Concurrency 1: about
-	// 22k msg/s at 2, 57k at 256).
+	// (e.g. 256-500) for throughput (measured on 2 cores, Concurrency 1,
+	// 512 B events: about 23k msg/s at 2, about 100k at 500; see the README's
+	// benchmarks).
 	FetchBatch int
 
 	// CloseTimeout bounds how long Close (or a canceled Subscribe ctx) waits
