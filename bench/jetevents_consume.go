@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/jetstream"
 )
@@ -33,33 +35,7 @@ func subscriberConsume(fetchBatch func(p Params) int) consumeSetup {
 			nc.Close()
 			return nil, nil, err
 		}
-		// The subscription lives until Close, not just the measured run.
-		subCtx, cancel := context.WithCancel(context.Background())
-		closeFn := func() error {
-			cancel()
-			err := sub.Close()
-			nc.Close()
-			return err
-		}
-		return func(ctx context.Context) error {
-			ch, err := sub.Subscribe(subCtx, s.Subject)
-			if err != nil {
-				return err
-			}
-			for range p.N {
-				select {
-				case msg, ok := <-ch:
-					if !ok {
-						return fmt.Errorf("subscription closed early")
-					}
-					record(msg.UUID)
-					msg.Ack()
-				case <-ctx.Done():
-					return fmt.Errorf("consume: %w", ctx.Err())
-				}
-			}
-			return nil
-		}, closeFn, nil
+		return consumeWatermill(sub, nc, s.Subject, p.N, record)
 	}
 }
 
@@ -78,4 +54,37 @@ var jeteventsDefaultsConsume = Variant{
 	Op: OpConsume, Impl: ImplJeteventsDefaults,
 	What:    "Subscriber with its defaults (Concurrency 1, FetchBatch 2) Subscribe channel + msg.Ack",
 	prepare: consumeTrial(subscriberConsume(func(Params) int { return 0 })),
+}
+
+// consumeWatermill measures a Watermill subscriber on nc: Subscribe, then
+// receive and ack n messages. The subscription lives until the returned
+// close (which also closes nc), not just the measured run, so that the last
+// acks are not raced by a cancelled context.
+func consumeWatermill(sub message.Subscriber, nc *nats.Conn, subject string, n int, record func(string)) (func(context.Context) error, func() error, error) {
+	subCtx, cancel := context.WithCancel(context.Background())
+	closeFn := func() error {
+		cancel()
+		err := sub.Close()
+		nc.Close()
+		return err
+	}
+	return func(ctx context.Context) error {
+		ch, err := sub.Subscribe(subCtx, subject)
+		if err != nil {
+			return err
+		}
+		for range n {
+			select {
+			case msg, ok := <-ch:
+				if !ok {
+					return fmt.Errorf("subscription closed early")
+				}
+				record(msg.UUID)
+				msg.Ack()
+			case <-ctx.Done():
+				return fmt.Errorf("consume: %w", ctx.Err())
+			}
+		}
+		return nil
+	}, closeFn, nil
 }

@@ -122,33 +122,6 @@ var watermillConsume = Variant{
 			nc.Close()
 			return nil, nil, err
 		}
-		// The subscription lives until Close, not just the measured run, so
-		// that the last acks are not raced by a cancelled context.
-		subCtx, cancel := context.WithCancel(context.Background())
-		closeFn := func() error {
-			cancel()
-			err := sub.Close()
-			nc.Close()
-			return err
-		}
-		return func(ctx context.Context) error {
-			ch, err := sub.Subscribe(subCtx, s.Subject)
-			if err != nil {
-				return err
-			}
-			for range p.N {
-				select {
-				case msg, ok := <-ch:
-					if !ok {
-						return fmt.Errorf("subscription closed early")
-					}
-					record(msg.UUID)
-					msg.Ack()
-				case <-ctx.Done():
-					return fmt.Errorf("consume: %w", ctx.Err())
-				}
-			}
-			return nil
-		}, closeFn, nil
+		return consumeWatermill(sub, nc, s.Subject, p.N, record)
 	}),
 }
