@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress demo examples streams tools clean
+.PHONY: all test test-short lint fuzz bench bench-cmd stress demo clean
 
 all: lint test
 
@@ -25,7 +25,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## fuzz: run every Fuzz target for FUZZTIME each (corpus lands in testdata/fuzz).
+## fuzz: run every Fuzz target for FUZZTIME each. New inputs go to the Go cache;
+## a crasher is written to testdata/fuzz/<Target>/ (commit it with its fix).
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
