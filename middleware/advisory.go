@@ -315,7 +315,13 @@ func (w *AdvisoryWatcher) run(loopCtx, workCtx context.Context, done chan<- stru
 		}
 		m, err := iter.Next(natsjs.NextContext(loopCtx))
 		if err != nil {
-			if loopCtx.Err() != nil || errors.Is(err, natsjs.ErrMsgIteratorClosed) {
+			if loopCtx.Err() != nil {
+				return
+			}
+			if errors.Is(err, natsjs.ErrMsgIteratorClosed) {
+				// Closed behind Stop's back (capture consumer or stream
+				// deleted, connection closed): the safety net is gone; say so.
+				w.report(fmt.Errorf("%w: capture consumer %s on %s stopped: %w", ErrAdvisory, w.cfg.CaptureDurable, w.cfg.CaptureStream, err), nil)
 				return
 			}
 			continue // heartbeat or transient error: the iterator recovers
