@@ -1,0 +1,56 @@
+package events_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/jetevents/events"
+
+// deps lists the packages pkg imports, directly or not.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+	require.NoError(t, err, "go list -deps %s: %s", pkg, out)
+	return strings.Fields(string(out))
+}
+
+// TestLayering_follows_the_package_map guards DESIGN.md's layers: production
+// packages never link nats-server (only tests, examples, the command and
+// embedded do), no subpackage imports the root facade, and each layer
+// imports only the layers below it.
+func TestLayering_follows_the_package_map(t *testing.T) {
+	tests := []struct {
+		pkg     string
+		mayUse  []string // packages of this module it may import
+		noNatsd bool
+	}{
+		{module, []string{"envelope", "marshaler", "jetstream", "middleware", "router", "eventsmock"}, true},
+		{module + "/envelope", nil, true},
+		{module + "/marshaler", []string{"envelope"}, true},
+		{module + "/jetstream", []string{"envelope", "marshaler"}, true},
+		{module + "/middleware", []string{"envelope", "marshaler", "jetstream"}, true},
+		{module + "/router", []string{"envelope", "marshaler", "jetstream", "middleware"}, true},
+		{module + "/eventsmock", []string{"envelope"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pkg, func(t *testing.T) {
+			allowed := map[string]bool{tt.pkg: true}
+			for _, p := range tt.mayUse {
+				allowed[module+"/"+p] = true
+			}
+			for _, d := range deps(t, tt.pkg) {
+				if tt.noNatsd {
+					assert.False(t, strings.HasPrefix(d, "github.com/nats-io/nats-server"), "%s links %s", tt.pkg, d)
+				}
+				if d == module || strings.HasPrefix(d, module+"/") {
+					assert.True(t, allowed[d], "%s imports %s", tt.pkg, d)
+				}
+			}
+		})
+	}
+}
