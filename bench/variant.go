@@ -162,6 +162,22 @@ func VariantsOf(op Op) []Variant {
 	return vs
 }
 
+// newTrial builds a trial's events and its fresh stream, deleted when the
+// trial closes: the prologue every publish and consume trial shares.
+func newTrial(ctx context.Context, env *Env, p Params) (*Trial, Stream, []*envelope.Event, error) {
+	events, err := Events(p.N, p.Size)
+	if err != nil {
+		return nil, Stream{}, nil, err
+	}
+	s, err := env.NewStream(ctx)
+	if err != nil {
+		return nil, Stream{}, nil, err
+	}
+	t := &Trial{N: p.N}
+	t.onClose(func() error { return env.DeleteStream(context.Background(), s) })
+	return t, s, events, nil
+}
+
 // publishSetup is what a publish variant builds on the trial's connection:
 // the measured run and an optional close.
 type publishSetup func(ctx context.Context, nc *nats.Conn, s Stream, p Params, events []*envelope.Event) (run func(ctx context.Context) error, closeFn func() error, err error)
@@ -170,21 +186,15 @@ type publishSetup func(ctx context.Context, nc *nats.Conn, s Stream, p Params, e
 // built beforehand, and a check that the stream holds exactly those events.
 func publishTrial(name string, setup publishSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
 	return func(ctx context.Context, env *Env, p Params) (t *Trial, err error) {
-		events, err := Events(p.N, p.Size)
+		t, s, events, err := newTrial(ctx, env, p)
 		if err != nil {
 			return nil, err
 		}
-		t = &Trial{N: p.N}
 		defer func() {
 			if err != nil {
 				_ = t.Close()
 			}
 		}()
-		s, err := env.NewStream(ctx)
-		if err != nil {
-			return nil, err
-		}
-		t.onClose(func() error { return env.DeleteStream(context.Background(), s) })
 		nc, err := env.Connect(name)
 		if err != nil {
 			return nil, err
@@ -219,21 +229,15 @@ type consumeSetup func(ctx context.Context, env *Env, s Stream, durable string, 
 // that every event was handed over exactly once and acked on the server.
 func consumeTrial(setup consumeSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
 	return func(ctx context.Context, env *Env, p Params) (t *Trial, err error) {
-		events, err := Events(p.N, p.Size)
+		t, s, events, err := newTrial(ctx, env, p)
 		if err != nil {
 			return nil, err
 		}
-		t = &Trial{N: p.N}
 		defer func() {
 			if err != nil {
 				_ = t.Close()
 			}
 		}()
-		s, err := env.NewStream(ctx)
-		if err != nil {
-			return nil, err
-		}
-		t.onClose(func() error { return env.DeleteStream(context.Background(), s) })
 		if err := env.Prefill(ctx, s, events); err != nil {
 			return nil, err
 		}
