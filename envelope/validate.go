@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -177,4 +178,27 @@ func parseUint(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// ValidatePattern checks a subject filter: dot-separated tokens, each '*',
+// or '>' as the last token, or [A-Za-z0-9_-]+ (the tokens ValidateSubject
+// accepts). The error matches ErrInvalidSubject.
+func ValidatePattern(pattern string) error {
+	bad := func() error {
+		return fmt.Errorf("%w: filter %q must be dot-separated tokens of [A-Za-z0-9_-], '*' (one token) or a final '>'", ErrInvalidSubject, pattern)
+	}
+	if pattern == "" {
+		return bad()
+	}
+	toks := strings.Split(pattern, ".")
+	for i, t := range toks {
+		switch {
+		case t == "*":
+		case t == ">" && i == len(toks)-1:
+		case ValidToken(t):
+		default:
+			return bad()
+		}
+	}
+	return nil
 }

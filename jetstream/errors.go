@@ -117,3 +117,12 @@ type kindError struct {
 
 func (e *kindError) Error() string        { return e.msg }
 func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// ErrPermission is matched when the server refused an operation for lack of
+// permission (publish, consume, JetStream API): the credentials in use are
+// not allowed the subject; grant it in the account or user's permissions.
+var ErrPermission = errors.New("permission denied")
+
+// ErrStalled is the cause reported (transport.Status.Err, logs) when a
+// consumer's pulls went unanswered and it is recovering.
+var ErrStalled = errors.New("consumer stalled")

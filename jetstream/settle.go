@@ -8,6 +8,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/transport"
 )
 
 // maxTermReason caps the reason sent with TermWithReason: it travels in an
@@ -30,16 +32,23 @@ func (sub *subscription) ack(msg natsjs.Msg, ml *msgLog) {
 
 // nack settles a nacked message: TermWithReason when marked with Terminate,
 // else NakWithDelay with the NakWithDelay mark or the NakDelay policy.
-func (sub *subscription) nack(wm *message.Message, msg natsjs.Msg, attempt uint64, ml *msgLog) {
-	if reason, ok := wm.Metadata[MetadataTerminate]; ok {
+func (sub *subscription) nack(wm *message.Message, dv *transport.Delivery, msg natsjs.Msg, attempt uint64, ml *msgLog) {
+	reason, term := dv.Terminate()
+	if !term {
+		reason, term = wm.Metadata[MetadataTerminate]
+	}
+	if term {
 		sub.settleErr(msg.TermWithReason(truncateReason(reason, maxTermReason)), "term", msg)
 		if !sub.quiet {
 			sub.log.Debug("Message terminated", ml.fields().Add(watermill.LogFields{"reason": reason}))
 		}
 		return
 	}
-	delay := sub.cfg.NakDelay(attempt)
-	if v, ok := wm.Metadata[MetadataNakDelay]; ok {
+	delay, marked := dv.NakDelay()
+	if !marked {
+		delay = sub.cfg.NakDelay(attempt)
+	}
+	if v, ok := wm.Metadata[MetadataNakDelay]; ok && !marked {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			sub.log.Error("Invalid nak delay mark, using the NakDelay policy",

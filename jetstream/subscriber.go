@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/transport"
 )
 
 // Why not watermill-nats' pkg/jetstream Subscriber: at v2.1.3 it closes the
@@ -524,7 +526,16 @@ func (sub *subscription) handle(d delivery, keepAlive *time.Ticker) {
 	}
 	wm, jm := d.wm, d.jm
 	attempt := deliveryAttempt(jm)
-	ctx, cancel := context.WithCancelCause(withRawMessage(sub.msgCtx, msg))
+	// The delivery view lets the module's middleware (retry, dead letters,
+	// idempotency) work in a plain Watermill router too; their verdict marks
+	// on it are read by nack.
+	dv := &transport.Delivery{
+		Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
+		Stream: jm.Stream, Consumer: jm.Consumer,
+		StreamSeq: jm.Sequence.Stream, ConsumerSeq: jm.Sequence.Consumer,
+		Attempt: attempt, Pending: jm.NumPending, Published: jm.Timestamp, Received: time.Now(),
+	}
+	ctx, cancel := context.WithCancelCause(transport.NewContext(withRawMessage(sub.msgCtx, msg), dv))
 	defer cancel(nil)
 	wm.SetContext(ctx)
 
@@ -561,7 +572,7 @@ send:
 			sub.ack(msg, &ml)
 			return
 		case <-wm.Nacked():
-			sub.nack(wm, msg, attempt, &ml)
+			sub.nack(wm, dv, msg, attempt, &ml)
 			return
 		case <-keepAlive.C:
 			sub.settleErr(msg.InProgress(), "in progress", msg)

@@ -12,6 +12,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // Subscriber defaults. Each is documented on the SubscriberConfig field it fills.
@@ -176,15 +177,10 @@ func DefaultNakDelay(attempt uint64) time.Duration {
 }
 
 // ExponentialNakDelay returns a NakDelay policy: initial for attempt 1 (and
-// 0), doubling per attempt, never above max.
+// 0), doubling per attempt, never above max, never negative (it is
+// transport.Backoff without jitter: the module's one schedule).
 func ExponentialNakDelay(initial, max time.Duration) func(attempt uint64) time.Duration {
-	return func(attempt uint64) time.Duration {
-		d := initial
-		for i := uint64(1); i < attempt && d < max; i++ {
-			d *= 2
-		}
-		return min(d, max)
-	}
+	return transport.Backoff{Initial: initial, Max: max, Multiplier: 2, Jitter: -1}.Delay
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -357,9 +353,7 @@ func (c *SubscriberConfig) consumerConfig(topic string) natsjs.ConsumerConfig {
 }
 
 // validJetStreamName reports whether s can name a stream or consumer.
-func validJetStreamName(s string) bool {
-	return s != "" && !strings.ContainsAny(s, ">*. /\\\t\r\n")
-}
+func validJetStreamName(s string) bool { return ValidateName(s) == nil }
 
 // durableForTopic derives a durable name from a topic: characters invalid in
 // a name become '_', and a hash of the topic is appended when anything was

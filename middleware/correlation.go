@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
@@ -11,16 +10,13 @@ import (
 // CorrelationConfig configures Correlation.
 type CorrelationConfig struct {
 	// NewID makes a correlation id for an event that arrives without one (the
-	// first event of a conversation). Default uuid.NewString. Tests inject a
-	// fixed function.
+	// first event of a conversation). Default nil: the event's own id, so
+	// that every redelivery of the event, in any process, starts the same
+	// conversation.
 	NewID func() string
 }
 
-func (c *CorrelationConfig) setDefaults() {
-	if c.NewID == nil {
-		c.NewID = uuid.NewString
-	}
-}
+func (c *CorrelationConfig) setDefaults() {}
 
 // Validate reports an unusable configuration (nothing can be wrong after
 // defaults; kept for the package's constructor pattern).
@@ -54,11 +50,14 @@ func NewCorrelation(cfg CorrelationConfig) (*Correlation, error) {
 func (c *Correlation) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		corr := msg.Metadata.Get(marshaler.MetadataCorrelationID)
+		cause := eventID(msg)
 		if corr == "" {
-			corr = c.cfg.NewID()
+			corr = cause
+			if c.cfg.NewID != nil {
+				corr = c.cfg.NewID()
+			}
 			msg.Metadata.Set(marshaler.MetadataCorrelationID, corr)
 		}
-		cause := eventID(msg)
 		msg.SetContext(envelope.WithCausationID(envelope.WithCorrelationID(msg.Context(), corr), cause))
 
 		out, err := h(msg)

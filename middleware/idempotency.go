@@ -9,11 +9,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/jetevents/events/transport"
 )
 
 // Holder identifies the delivery that claims an event: the stream message
 // (stream and sequence) and its delivery attempt. Zero fields mean unknown
-// (a message that did not come from the jetstream subscriber).
+// (a message that did not come from a transport).
 type Holder struct {
 	Stream    string `json:"stream,omitempty"`
 	StreamSeq uint64 `json:"seq,omitempty"`
@@ -250,14 +252,14 @@ func (i *Idempotency) Key(msg *message.Message) string {
 	return i.namespace(msg, deliveryOf(msg)) + "/" + eventID(msg)
 }
 
-func (i *Idempotency) namespace(msg *message.Message, dv delivery) string {
+func (i *Idempotency) namespace(msg *message.Message, dv *transport.Delivery) string {
 	switch {
 	case i.cfg.Namespace != "":
 		return i.cfg.Namespace
-	case dv.stream != "" && dv.consumer != "":
-		return dv.stream + "." + dv.consumer
+	case dv.Stream != "" && dv.Consumer != "":
+		return dv.Stream + "." + dv.Consumer
 	}
-	return message.HandlerNameFromCtx(msg.Context())
+	return dv.Subject
 }
 
 // Middleware claims the event before the handler and records it after:
@@ -268,7 +270,7 @@ func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		dv := deliveryOf(msg)
 		key := i.namespace(msg, dv) + "/" + eventID(msg)
-		holder := Holder{Stream: dv.stream, StreamSeq: dv.streamSeq, Attempt: dv.attempt}
+		holder := Holder{Stream: dv.Stream, StreamSeq: dv.StreamSeq, Attempt: dv.Attempt}
 
 		ctx, cancel := context.WithTimeout(msg.Context(), i.cfg.StoreTimeout)
 		c, err := i.cfg.Store.Claim(ctx, key, holder)

@@ -18,6 +18,13 @@ type WarnLogger interface {
 	Warn(msg string, err error, fields watermill.LogFields)
 }
 
+// LevelLogger is implemented by logger adapters that can tell whether a
+// level is logged (NewSlogLogger's can), so that per-event debug lines below
+// the level cost nothing.
+type LevelLogger interface {
+	Enabled(level slog.Level) bool
+}
+
 // NewSlogLogger returns a watermill.LoggerAdapter over l (slog.Default() when
 // nil) that also implements WarnLogger.
 func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter {
@@ -30,6 +37,10 @@ func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter {
 type slogWarnAdapter struct {
 	watermill.LoggerAdapter
 	l *slog.Logger
+}
+
+func (a slogWarnAdapter) Enabled(level slog.Level) bool {
+	return a.l.Enabled(context.Background(), level)
 }
 
 func (a slogWarnAdapter) Warn(msg string, err error, fields watermill.LogFields) {
@@ -72,7 +83,8 @@ func (c LoggingConfig) Validate() error { return nil }
 // sees dead-lettered messages through the MetadataDeadLetter* marks. It logs
 // and passes everything through: it never changes an outcome.
 type Logging struct {
-	cfg LoggingConfig
+	cfg   LoggingConfig
+	debug bool
 }
 
 // NewLogging returns the logging middleware configured by cfg.
@@ -81,50 +93,65 @@ func NewLogging(cfg LoggingConfig) (*Logging, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Logging{cfg: cfg}, nil
+	return &Logging{cfg: cfg, debug: DebugEnabled(cfg.Logger)}, nil
 }
 
-// Middleware implements the logging described on Logging.
+// Middleware implements the logging described on Logging. Lines below the
+// logger's level cost nothing when the adapter tells its level (LevelLogger):
+// their fields are never built.
 func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		dv := deliveryOf(msg)
-		fields := watermill.LogFields{
-			"event_id":   eventID(msg),
-			"event_type": msg.Metadata.Get(marshaler.MetadataType),
-			"subject":    dv.subject,
-			"attempt":    dv.attempt,
-			"handler":    message.HandlerNameFromCtx(msg.Context()),
+		if l.debug {
+			l.cfg.Logger.Debug("Event received", l.fields(msg))
 		}
-		if corr := msg.Metadata.Get(marshaler.MetadataCorrelationID); corr != "" {
-			fields["correlation_id"] = corr
-		}
-		l.cfg.Logger.Debug("Event received", fields)
-
 		out, err := h(msg)
-
-		if _, ok := fields["correlation_id"]; !ok {
-			if corr := msg.Metadata.Get(marshaler.MetadataCorrelationID); corr != "" {
-				fields["correlation_id"] = corr
-			}
-		}
-		switch reason := msg.Metadata.Get(MetadataDeadLetterReason); {
+		reason := msg.Metadata.Get(MetadataDeadLetterReason)
+		switch {
 		case err == nil && reason != "":
+			fields := l.fields(msg)
 			fields["reason"] = reason
 			fields["dead_letter_subject"] = msg.Metadata.Get(MetadataDeadLetterSubject)
 			l.cfg.Logger.Error("Event dead-lettered", errors.New(msg.Metadata.Get(MetadataDeadLetterError)), fields)
 		case err == nil:
-			l.cfg.Logger.Debug("Event handled", fields)
+			if l.debug {
+				l.cfg.Logger.Debug("Event handled", l.fields(msg))
+			}
 		case errors.Is(err, ErrDeadLetter):
-			fields["retry_in"] = nakDelayOf(msg)
+			fields := l.fields(msg)
+			if d, ok := nakDelayOf(msg); ok {
+				fields["retry_in"] = d.String()
+			}
 			l.cfg.Logger.Error("Event not dead-lettered, will be redelivered", err, fields)
 		default:
-			if d := nakDelayOf(msg); d != "" {
-				fields["retry_in"] = d
+			fields := l.fields(msg)
+			if d, ok := nakDelayOf(msg); ok {
+				fields["retry_in"] = d.String()
 			}
 			l.warn("Event handling failed, will be redelivered", err, fields)
 		}
 		return out, err
 	}
+}
+
+// fields are the fields of every line about msg.
+func (l *Logging) fields(msg *message.Message) watermill.LogFields {
+	dv := deliveryOf(msg)
+	fields := watermill.LogFields{
+		"event_id":   eventID(msg),
+		"event_type": msg.Metadata.Get(marshaler.MetadataType),
+		"subject":    dv.Subject,
+		"attempt":    dv.Attempt,
+	}
+	if dv.Consumer != "" {
+		fields["group"] = dv.Consumer
+	}
+	if dv.StreamSeq > 0 {
+		fields["stream_seq"] = dv.StreamSeq
+	}
+	if corr := msg.Metadata.Get(marshaler.MetadataCorrelationID); corr != "" {
+		fields["correlation_id"] = corr
+	}
+	return fields
 }
 
 func (l *Logging) warn(msg string, err error, fields watermill.LogFields) {
@@ -134,4 +161,14 @@ func (l *Logging) warn(msg string, err error, fields watermill.LogFields) {
 	}
 	fields["error"] = err.Error()
 	l.cfg.Logger.Info(msg, fields)
+}
+
+// DebugEnabled reports whether l logs at debug level: false only when l
+// tells its level (LevelLogger) and debug is below it.
+func DebugEnabled(l watermill.LoggerAdapter) bool {
+	if ll, ok := l.(LevelLogger); ok {
+		return ll.Enabled(slog.LevelDebug)
+	}
+	_, nop := l.(watermill.NopLogger)
+	return !nop
 }

@@ -8,15 +8,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/transport"
 )
 
 // Headers a dead letter carries on top of the original message's headers.
@@ -42,6 +43,10 @@ const (
 	// HeaderTime is when the message was dead-lettered, RFC 3339 UTC with
 	// nanoseconds, from DeadLetterConfig.Clock.
 	HeaderTime = "Dlq-Time"
+	// HeaderTruncated, present when the dead letter's payload was cut to fit
+	// the broker's max payload, is the original payload's size in bytes;
+	// the original stays in its stream (HeaderStream, HeaderStreamSeq).
+	HeaderTruncated = "Dlq-Truncated"
 	// HeaderOriginalPrefix prefixes the original message's Nats-* headers
 	// (Nats-Msg-Id becomes Dlq-Original-Nats-Msg-Id). Those headers steer a
 	// JetStream publish (de-duplication id, expected stream or sequence,
@@ -66,7 +71,9 @@ type DeadLetterConfig struct {
 	SubjectPrefix string
 	// Stream, when set, is the stream the dead letter must land in
 	// (Nats-Expected-Stream): a publish that another stream would capture
-	// fails instead. Default "": whichever stream listens on the subject.
+	// fails instead. The transport applies it (the router passes it to
+	// jetstream.TransportConfig.DeadLetterStream). Default "": whichever
+	// stream listens on the subject.
 	Stream string
 	// PublishTimeout bounds one dead-letter publish (waiting for the stream's
 	// ack). It is applied on a context that ignores the message's own
@@ -82,9 +89,6 @@ type DeadLetterConfig struct {
 	// dead-letter publish failed (the message is Nacked, never acked).
 	// Default: the zero Backoff (1s doubling to 1m, ±20%).
 	RetryBackoff Backoff
-	// Logger logs dead letters sent by Undecodable (the subscriber's hook has
-	// no Logging middleware around it). Default watermill.NopLogger.
-	Logger watermill.LoggerAdapter
 }
 
 // Defaults of DeadLetterConfig.
@@ -107,9 +111,6 @@ func (c *DeadLetterConfig) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = envelope.SystemClock{}
 	}
-	if c.Logger == nil {
-		c.Logger = watermill.NopLogger{}
-	}
 }
 
 // Validate reports an unusable configuration; errors match ErrInvalidConfig.
@@ -126,37 +127,65 @@ func (c DeadLetterConfig) Validate() error {
 	if c.Stream != "" && strings.ContainsAny(c.Stream, ".*> \t\r\n") {
 		return fmt.Errorf("%w: Stream %q is not a stream name", ErrInvalidConfig, c.Stream)
 	}
-	return c.RetryBackoff.Validate()
+	if err := c.RetryBackoff.Validate(); err != nil {
+		return fmt.Errorf("%w: RetryBackoff: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Publisher stores dead letters: the transport's dead-letter publish
+// (jetstream.Transport, memory.Bus). transport.Transport implements it.
+type Publisher interface {
+	PublishDeadLetter(ctx context.Context, msg *transport.Message) error
+	MaxPayload() int
 }
 
 // DeadLetterer stores poison messages in the dead-letter stream: the original
 // message unchanged (payload and headers, Nats-* headers moved under
 // HeaderOriginalPrefix) on SubjectPrefix.<original subject>, with the Header*
-// headers added and a Nats-Msg-Id stable per (stream, stream sequence), so
-// that the same message dead-lettered twice (a retried publish, or both the
-// handler path and the advisory path) is stored once within the DLQ stream's
-// duplicate window. A publish waits for the stream's ack: success means
-// stored. Safe for concurrent use.
+// headers added and a de-duplication id stable per (stream, stream sequence),
+// so that the same message dead-lettered twice (a retried publish) is stored
+// once within the DLQ stream's duplicate window. A publish waits for the
+// stream's ack: success means stored. A dead letter that would not fit the
+// broker's max payload keeps its headers and a truncated payload
+// (HeaderTruncated says how large the original was; it stays in its stream
+// at HeaderStream / HeaderStreamSeq). Safe for concurrent use.
 type DeadLetterer struct {
 	cfg DeadLetterConfig
-	js  natsjs.JetStream
+	pub Publisher
+
+	// verdicts remembers, per stream message, the verdict whose dead-letter
+	// publish failed, so that its redeliveries retry the publish without
+	// running the handler again (bounded: the oldest entries go first).
+	mu       sync.Mutex
+	verdicts map[verdictKey]verdict
+	order    []verdictKey
 }
 
-// NewDeadLetterer returns a DeadLetterer publishing through nc, which it never
-// closes. Errors match ErrInvalidConfig.
-func NewDeadLetterer(nc *nats.Conn, cfg DeadLetterConfig) (*DeadLetterer, error) {
-	if nc == nil {
-		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
+type verdictKey struct {
+	stream string
+	seq    uint64
+}
+
+type verdict struct {
+	reason string
+	err    error
+}
+
+// maxVerdicts bounds the verdicts a DeadLetterer remembers.
+const maxVerdicts = 10000
+
+// NewDeadLetterer returns a DeadLetterer publishing through pub. Errors
+// match ErrInvalidConfig.
+func NewDeadLetterer(pub Publisher, cfg DeadLetterConfig) (*DeadLetterer, error) {
+	if pub == nil {
+		return nil, fmt.Errorf("%w: nil dead-letter Publisher", ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := natsjs.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: jetstream: %w", ErrInvalidConfig, err)
-	}
-	return &DeadLetterer{cfg: cfg, js: js}, nil
+	return &DeadLetterer{cfg: cfg, pub: pub, verdicts: make(map[verdictKey]verdict)}, nil
 }
 
 // Record is one message to dead-letter and why.
@@ -172,7 +201,7 @@ type Record struct {
 	Consumer   string
 	StreamSeq  uint64
 	Deliveries uint64
-	// Handler is the Watermill handler name, if known.
+	// Handler names the handler (group), if known.
 	Handler string
 	// Reason is one of the Reason* constants; ReasonHandlerError if empty.
 	Reason string
@@ -185,10 +214,9 @@ func (d *DeadLetterer) Subject(original string) string {
 	return d.cfg.SubjectPrefix + "." + original
 }
 
-// MsgID returns the Nats-Msg-Id of the dead letter of rec: "dlq:<stream>:<seq>"
-// when the stream sequence is known (the same id whichever path dead-letters
-// the message), else a hash of the subject, the original Nats-Msg-Id and the
-// payload.
+// MsgID returns the de-duplication id of the dead letter of rec:
+// "dlq:<stream>:<seq>" when the stream sequence is known, else a hash of the
+// subject, the original Nats-Msg-Id and the payload.
 func MsgID(rec Record) string {
 	if rec.Stream != "" && rec.StreamSeq > 0 {
 		return "dlq:" + rec.Stream + ":" + strconv.FormatUint(rec.StreamSeq, 10)
@@ -203,17 +231,17 @@ func MsgID(rec Record) string {
 }
 
 // Send publishes rec to the dead-letter stream and waits for the stream's
-// ack. A duplicate (already stored under the same MsgID) is a success. Errors
-// match ErrDeadLetter (and the nats.go cause, e.g. natsjs.ErrNoStreamResponse
-// when no stream listens on the dead-letter subject).
-func (d *DeadLetterer) Send(ctx context.Context, rec Record) (*natsjs.PubAck, error) {
+// ack. A duplicate (already stored under the same MsgID) is a success.
+// Errors match ErrDeadLetter (and the transport's cause, e.g.
+// jetstream.ErrNoStream when no stream listens on the dead-letter subject).
+func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 	if rec.Subject == "" {
-		return nil, fmt.Errorf("%w: %w: record without subject", ErrDeadLetter, ErrNoRawMessage)
+		return fmt.Errorf("%w: %w: record without subject", ErrDeadLetter, ErrNoRawMessage)
 	}
 	if rec.Reason == "" {
 		rec.Reason = ReasonHandlerError
 	}
-	h := make(nats.Header, len(rec.Header)+10)
+	h := make(nats.Header, len(rec.Header)+11)
 	for k, vs := range rec.Header {
 		switch {
 		case hasPrefixFold(k, "Dlq-"):
@@ -242,17 +270,32 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) (*natsjs.PubAck, er
 	}
 	h.Set(HeaderTime, d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano))
 
-	id := MsgID(rec)
-	opts := []natsjs.PublishOpt{natsjs.WithMsgID(id)}
-	if d.cfg.Stream != "" {
-		opts = append(opts, natsjs.WithExpectStream(d.cfg.Stream))
-	}
 	subject := d.Subject(rec.Subject)
-	ack, err := d.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: rec.Data}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s (%s, stream %s seq %d): %w", ErrDeadLetter, subject, rec.Reason, rec.Stream, rec.StreamSeq, err)
+	data := rec.Data
+	if limit := d.pub.MaxPayload(); limit > 0 {
+		// Room for the subject, the id header JetStream adds and framing.
+		room := limit - headerSize(h) - len(subject) - 256
+		if len(data) > room {
+			h.Set(HeaderTruncated, strconv.Itoa(len(data)))
+			data = data[:max(room-64, 0)]
+		}
 	}
-	return ack, nil
+	msg := &transport.Message{Subject: subject, Header: h, Data: data, ID: MsgID(rec)}
+	if err := d.pub.PublishDeadLetter(ctx, msg); err != nil {
+		return fmt.Errorf("%w: %s (%s, stream %s seq %d): %w", ErrDeadLetter, subject, rec.Reason, rec.Stream, rec.StreamSeq, err)
+	}
+	return nil
+}
+
+// headerSize is the wire size of h (NATS/1.0 line, "key: value" lines).
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
 
 // Middleware dead-letters the messages whose handler error carries a verdict
@@ -260,12 +303,23 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) (*natsjs.PubAck, er
 // nil for them, so that the router acks them; ordinary errors pass through
 // untouched (Retry decides about those). The messages the failed handler
 // produced are dropped. If the dead-letter publish fails, the returned error
-// joins the handler's error and one matching ErrDeadLetter, and the message
-// is marked for redelivery after RetryBackoff: an event is never acked while
-// it is nowhere.
+// joins the handler's error and one matching ErrDeadLetter, the message is
+// marked for redelivery after RetryBackoff, and the verdict is remembered:
+// its redeliveries retry the publish without calling the handler again. An
+// event is never acked while it is nowhere.
 func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
+		dv := deliveryOf(msg)
+		key := verdictKey{dv.Stream, dv.StreamSeq}
+		var (
+			out []*message.Message
+			err error
+		)
+		if v, ok := d.verdict(key); ok {
+			err = DeadLetter(v.reason, v.err)
+		} else {
+			out, err = h(msg)
+		}
 		if err == nil {
 			return out, nil
 		}
@@ -273,16 +327,16 @@ func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if !ok {
 			return nil, err
 		}
-		dv := deliveryOf(msg)
 		rec := recordOf(msg, dv)
-		rec.Handler = message.HandlerNameFromCtx(msg.Context())
 		rec.Reason, rec.Err = reason, verdictCause(err)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), d.cfg.PublishTimeout)
 		defer cancel()
-		if _, pubErr := d.Send(ctx, rec); pubErr != nil {
-			nakWithDelay(msg, d.cfg.RetryBackoff.Delay(dv.attempt))
+		if pubErr := d.Send(ctx, rec); pubErr != nil {
+			d.remember(key, verdict{reason: reason, err: rec.Err})
+			nakWithDelay(msg, d.cfg.RetryBackoff.Delay(dv.Attempt))
 			return nil, errors.Join(err, pubErr)
 		}
+		d.forget(key)
 		msg.Metadata.Set(MetadataDeadLetterReason, reason)
 		msg.Metadata.Set(MetadataDeadLetterSubject, d.Subject(rec.Subject))
 		msg.Metadata.Set(MetadataDeadLetterError, err.Error())
@@ -290,47 +344,59 @@ func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// Undecodable is the subscriber's OnUndecodable hook: it dead-letters a
-// message that could not be decoded, with reason ReasonSchemaVersion when
-// err matches marshaler.ErrUnknownSchemaMajor, else ReasonUnmarshal (or the
-// verdict err carries). It returns nil only once the dead letter is stored;
-// the subscriber terminates the message after that, and naks it otherwise.
-func (d *DeadLetterer) Undecodable(ctx context.Context, msg natsjs.Msg, err error) error {
-	if msg == nil {
-		return fmt.Errorf("%w: %w: nil message", ErrDeadLetter, ErrNoRawMessage)
+func (d *DeadLetterer) verdict(k verdictKey) (verdict, bool) {
+	if k.seq == 0 {
+		return verdict{}, false
 	}
-	reason, ok := Classify(err)
-	if !ok {
-		reason = ReasonUnmarshal
-	}
-	dv := deliveryFromRaw(msg)
-	rec := Record{
-		Subject: dv.subject, Header: msg.Headers(), Data: msg.Data(),
-		Stream: dv.stream, Consumer: dv.consumer, StreamSeq: dv.streamSeq, Deliveries: dv.attempt,
-		Handler: message.HandlerNameFromCtx(ctx), Reason: reason, Err: err,
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.PublishTimeout)
-	defer cancel()
-	fields := watermill.LogFields{"subject": rec.Subject, "stream": rec.Stream, "stream_seq": rec.StreamSeq, "reason": reason}
-	if _, pubErr := d.Send(pctx, rec); pubErr != nil {
-		d.cfg.Logger.Error("Undecodable message not dead-lettered, will be redelivered", pubErr, fields)
-		return pubErr
-	}
-	d.cfg.Logger.Error("Undecodable message dead-lettered", err, fields)
-	return nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.verdicts[k]
+	return v, ok
 }
 
-// recordOf builds the record of a delivered message: the raw JetStream
-// message when the subscriber provided it, else (another transport, such as
-// the in-memory bus) the Watermill payload with its metadata as headers,
-// minus the transport's own keys.
-func recordOf(msg *message.Message, dv delivery) Record {
-	rec := Record{
-		Subject: dv.subject, Stream: dv.stream, Consumer: dv.consumer,
-		StreamSeq: dv.streamSeq, Deliveries: dv.attempt,
+func (d *DeadLetterer) remember(k verdictKey, v verdict) {
+	if k.seq == 0 {
+		return
 	}
-	if dv.raw != nil {
-		rec.Header, rec.Data = dv.raw.Headers(), dv.raw.Data()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.verdicts[k]; !ok {
+		d.order = append(d.order, k)
+		if len(d.order) > maxVerdicts {
+			delete(d.verdicts, d.order[0])
+			d.order = d.order[1:]
+		}
+	}
+	d.verdicts[k] = v
+}
+
+func (d *DeadLetterer) forget(k verdictKey) {
+	if k.seq == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.verdicts[k]; ok {
+		delete(d.verdicts, k)
+		for i, o := range d.order {
+			if o == k {
+				d.order = append(d.order[:i], d.order[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// recordOf builds the record of a delivered message: the message as the
+// transport delivered it (headers and payload as stored) when it has them,
+// else the Watermill payload with its metadata as headers.
+func recordOf(msg *message.Message, dv *transport.Delivery) Record {
+	rec := Record{
+		Subject: dv.Subject, Stream: dv.Stream, Consumer: dv.Consumer,
+		StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt, Handler: dv.Consumer,
+	}
+	if dv.Data != nil || dv.Header != nil {
+		rec.Header, rec.Data = nats.Header(dv.Header), dv.Data
 		return rec
 	}
 	if rec.Subject == "" {
@@ -345,6 +411,32 @@ func recordOf(msg *message.Message, dv delivery) Record {
 		rec.Header[k] = []string{v}
 	}
 	return rec
+}
+
+// Undecodable is a hook for jetstream.SubscriberConfig.OnUndecodable, for
+// users of the Subscriber in a plain Watermill router (the router's own
+// pipeline dead-letters undecodable messages through the stack): it
+// dead-letters a message that could not be decoded, with reason
+// ReasonSchemaVersion when err matches marshaler.ErrUnknownSchemaMajor, else
+// ReasonUnmarshal (or the verdict err carries). It returns nil only once the
+// dead letter is stored; the subscriber terminates the message after that,
+// and naks it otherwise.
+func (d *DeadLetterer) Undecodable(ctx context.Context, msg natsjs.Msg, err error) error {
+	if msg == nil {
+		return fmt.Errorf("%w: %w: nil message", ErrDeadLetter, ErrNoRawMessage)
+	}
+	reason, ok := Classify(err)
+	if !ok {
+		reason = ReasonUnmarshal
+	}
+	rec := Record{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(), Reason: reason, Err: err}
+	if md, merr := msg.Metadata(); merr == nil {
+		rec.Stream, rec.Consumer, rec.StreamSeq, rec.Deliveries = md.Stream, md.Consumer, md.Sequence.Stream, md.NumDelivered
+		rec.Handler = md.Consumer
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.PublishTimeout)
+	defer cancel()
+	return d.Send(pctx, rec)
 }
 
 // verdictCause strips a top-level DeadLetterError, whose reason already has

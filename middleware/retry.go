@@ -36,7 +36,10 @@ func (c RetryConfig) Validate() error {
 	if c.MaxDeliver < -1 || c.MaxDeliver == 0 {
 		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 or -1 (unlimited)", ErrInvalidConfig, c.MaxDeliver)
 	}
-	return c.Backoff.Validate()
+	if err := c.Backoff.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
 }
 
 // Retry is the retry decision. The consumer never sleeps to retry: a failed
@@ -75,7 +78,7 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 // The messages a failed handler produced are dropped.
 func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if attempt := deliveryOf(msg).attempt; r.beyond(attempt) {
+		if attempt := deliveryOf(msg).Attempt; r.beyond(attempt) {
 			// The consumer keeps a few deliveries past MaxDeliver only to
 			// retry a dead-letter publish that failed on the last one: the
 			// handler had all its attempts.
@@ -88,7 +91,7 @@ func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if _, ok := Classify(err); ok {
 			return nil, err
 		}
-		attempt := deliveryOf(msg).attempt
+		attempt := deliveryOf(msg).Attempt
 		cancelled := errors.Is(err, context.Canceled) && msg.Context().Err() != nil
 		if !cancelled && r.last(attempt) {
 			return nil, DeadLetter(ReasonMaxDeliver, fmt.Errorf("attempt %d of %d: %w", attempt, r.cfg.MaxDeliver, err))

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // UnknownTypePolicy says what happens to an event no handler of its group
@@ -18,7 +20,7 @@ type UnknownTypePolicy int
 
 const (
 	// UnknownTypeAck acks the event and counts it (Stats().UnknownType): a
-	// group filtering auth.user.* may see types it does not care about.
+	// group filtering auth.user.> may see types it does not care about.
 	UnknownTypeAck UnknownTypePolicy = iota
 	// UnknownTypeDeadLetter dead-letters it with reason "unknown_type".
 	UnknownTypeDeadLetter
@@ -30,13 +32,32 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
-// Defaults of Config (and of GroupConfig fields left zero).
+// Defaults of Config (and of GroupConfig fields left zero). This is the one
+// table of the router's defaults; the values shared with lower packages are
+// theirs.
 const (
-	DefaultMaxDeliver   = 5
-	DefaultAckWait      = 30 * time.Second
-	DefaultConcurrency  = 1
+	// DefaultMaxDeliver: handler attempts before an event is dead-lettered.
+	DefaultMaxDeliver = middleware.DefaultMaxDeliver
+	// DefaultAckWait: how long the server waits for a settlement or a lease
+	// renewal.
+	DefaultAckWait = 30 * time.Second
+	// DefaultConcurrency: handlers of one group running at once.
+	DefaultConcurrency = 1
+	// DefaultFetchBatch: messages a group holds (queued and in handlers).
+	// Measured on 2 cores with 512 B events and Concurrency 1: 64 holds the
+	// pipe full (each pull asks for half of it while the other half is
+	// handled), beyond it the gain is within noise; every held message is
+	// leased, so slow handlers are safe with it too.
+	DefaultFetchBatch = 64
+	// DefaultMaxAckPending: unsettled messages of a durable across every
+	// process bound to it.
+	DefaultMaxAckPending = 1000
+	// DefaultCloseTimeout: how long shutdown waits for in-flight handlers.
 	DefaultCloseTimeout = 30 * time.Second
-	// DefaultDeadLetterRetries: see Config.DeadLetterRetries.
+	// DefaultHeartbeat: the pulls' idle heartbeat (jetstream.DefaultHeartbeat).
+	DefaultHeartbeat = jetstream.DefaultHeartbeat
+	// DefaultDeadLetterRetries is kept for compatibility; see
+	// Config.DeadLetterRetries.
 	DefaultDeadLetterRetries = 3
 )
 
@@ -45,14 +66,19 @@ type Config struct {
 	// Stream is the stream every group consumes from. Required.
 	Stream string
 
-	// MaxDeliver is the number of deliveries of an event before it is
-	// dead-lettered (the consumer's MaxDeliver and the retry decision's).
-	// Default 5.
+	// MaxDeliver is the number of times a handler is called for an event
+	// before it is dead-lettered (reason max_deliver). The router enforces it
+	// from the delivery count before calling the handler: a delivery past it
+	// (the process crashed on the last attempt, or the dead-letter publish
+	// failed) goes straight to the dead-letter stream. The server's own
+	// max_deliver is unlimited, so it never drops an event the router has
+	// not stored elsewhere. Default 5.
 	MaxDeliver int
 
-	// AckWait is how long the server waits for a verdict before redelivering;
-	// long handlers are kept alive with InProgress, so it bounds the time to
-	// notice a crashed process, not handler duration. Default 30s.
+	// AckWait is how long the server waits for a verdict or a lease renewal
+	// before redelivering. Every held message is renewed (InProgress) every
+	// AckWait/3 until settled, so it bounds the time to notice a crashed
+	// process, not handler duration. Default 30s.
 	AckWait time.Duration
 
 	// Backoff is the broker-side delay before the next delivery after a
@@ -63,6 +89,26 @@ type Config struct {
 	// Concurrency is the number of events of one group handled in parallel.
 	// Default 1 (stream order kept within a group).
 	Concurrency int
+
+	// FetchBatch is how many messages a group holds at most: queued for its
+	// workers and in their handlers. Pulls are sized by it (one pull asks for
+	// half of it while the other half is handled). Every held message is
+	// leased (InProgress every AckWait/3) until settled, so a slow handler
+	// does not let the queue behind it expire. Default 64; at least
+	// Concurrency.
+	FetchBatch int
+
+	// MaxAckPending caps the messages of a group's durable delivered and not
+	// settled, across every process bound to it (-1: no cap). Default 1000;
+	// at least FetchBatch.
+	MaxAckPending int
+
+	// Heartbeat is the idle heartbeat of the pulls: a pull that brings
+	// neither a message nor a heartbeat for two Heartbeats is declared dead
+	// (lost request, leader change, server restart), the durable is checked
+	// (recreated from the group's config when it is gone) and pulling
+	// resumes. Default 5s.
+	Heartbeat time.Duration
 
 	// CloseTimeout bounds how long shutdown waits for in-flight handlers;
 	// events still in flight then are nacked for redelivery, never acked.
@@ -78,27 +124,45 @@ type Config struct {
 	UnknownType UnknownTypePolicy
 
 	// DeadLetter configures the dead-letter path (subject prefix "dlq",
-	// publish timeout, ...). Its Clock and Logger default to the router's.
+	// publish timeout, ...). Its Clock defaults to the router's.
 	DeadLetter middleware.DeadLetterConfig
 
-	// DeadLetterRetries is the number of deliveries the consumer keeps beyond
-	// MaxDeliver to retry a dead-letter publish that failed on the last
-	// delivery (the handler is not called again on them). Without them, an
-	// event whose dead letter cannot be stored on its last delivery depends
-	// on the MAX_DELIVERIES advisory alone. Default 3; -1 for none (the
-	// consumer's MaxDeliver is then exactly MaxDeliver).
+	// AckSync makes each ack wait for the server's confirmation. Default
+	// false: a lost ack means a redelivery (at-least-once either way).
+	AckSync bool
+
+	// Middleware are Watermill handler middlewares of the user (Watermill's
+	// metrics, throttle, circuit breaker, tracing...), run for every
+	// delivery of every group, outermost first, between Retry and
+	// Idempotency:
+	//
+	//	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> Middleware... -> Idempotency -> Timeout -> Recoverer -> handler
+	//
+	// So they see each attempt with the correlation id in its context, an
+	// error they return is retried and finally dead-lettered like a
+	// handler's, and a skipped duplicate never reaches them. Messages they
+	// return are dropped (the router publishes nothing). Default none.
+	Middleware []message.HandlerMiddleware
+
+	// DeadLetterRetries is kept for source compatibility and has no effect:
+	// the server's max_deliver is unlimited and a failed dead-letter publish
+	// is retried for as long as it fails.
+	//
+	// Deprecated: not needed any more.
 	DeadLetterRetries int
 
-	// DisableAdvisories turns off the MAX_DELIVERIES advisory watcher that
-	// dead-letters events which exhausted their deliveries without a verdict
-	// (crashing processes, expiring AckWait). Default false: watched.
+	// DisableAdvisories is kept for source compatibility and has no effect:
+	// the MAX_DELIVERIES advisory watcher is gone, since the server never
+	// gives up on a message (max_deliver unlimited) and the router
+	// dead-letters a delivery past MaxDeliver before its handler runs.
+	//
+	// Deprecated: not needed any more.
 	DisableAdvisories bool
 
-	// AdvisoryCaptureStream, when set, is a stream storing the MAX_DELIVERIES
-	// advisories (create it with middleware.AdvisoryCaptureStream): the
-	// watchers then read them through a durable consumer, so advisories
-	// emitted while no router runs are not lost. Default "": a core
-	// subscription, which sees the advisories emitted while the router runs.
+	// AdvisoryCaptureStream is kept for source compatibility and has no
+	// effect (see DisableAdvisories).
+	//
+	// Deprecated: not needed any more.
 	AdvisoryCaptureStream string
 
 	// Idempotency, when set, skips events already handled by the same group
@@ -117,8 +181,10 @@ type Config struct {
 	// the handlers stopped. Default none.
 	Flush []Flusher
 
-	// Logger receives the router's logs. Default: log/slog's default logger
-	// through watermill.NewSlogLogger.
+	// Logger receives the router's logs: per event at debug, retries and
+	// stalls at warn, dead letters and failures at error. Default
+	// middleware.NewSlogLogger(nil): log/slog's default logger, with a warn
+	// level.
 	Logger watermill.LoggerAdapter
 
 	// Clock stamps dead letters. Default envelope.SystemClock.
@@ -135,14 +201,20 @@ func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
+	if c.FetchBatch == 0 {
+		c.FetchBatch = max(DefaultFetchBatch, c.Concurrency)
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = max(DefaultMaxAckPending, c.FetchBatch)
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
-	if c.DeadLetterRetries == 0 {
-		c.DeadLetterRetries = DefaultDeadLetterRetries
-	}
 	if c.Logger == nil {
-		c.Logger = watermill.NewSlogLogger(nil)
+		c.Logger = middleware.NewSlogLogger(nil)
 	}
 	if c.Clock == nil {
 		c.Clock = envelope.SystemClock{}
@@ -150,37 +222,68 @@ func (c *Config) setDefaults() {
 	if c.DeadLetter.Clock == nil {
 		c.DeadLetter.Clock = c.Clock
 	}
-	if c.DeadLetter.Logger == nil {
-		c.DeadLetter.Logger = c.Logger
-	}
 }
 
 // Validate reports a configuration that cannot work; errors match
 // ErrInvalidConfig.
 func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if c.Stream == "" {
+		return bad("Stream is required")
+	}
+	if err := jetstream.ValidateName(c.Stream); err != nil {
+		return fmt.Errorf("%w: Stream: %w", ErrInvalidConfig, err)
+	}
 	switch {
-	case c.Stream == "":
-		return fmt.Errorf("%w: Stream is required", ErrInvalidConfig)
 	case c.MaxDeliver < 1:
-		return fmt.Errorf("%w: MaxDeliver %d must be >= 1", ErrInvalidConfig, c.MaxDeliver)
+		return bad("MaxDeliver %d must be >= 1", c.MaxDeliver)
 	case c.AckWait <= 0:
-		return fmt.Errorf("%w: AckWait %s must be > 0", ErrInvalidConfig, c.AckWait)
+		return bad("AckWait %s must be > 0", c.AckWait)
 	case c.Concurrency < 1:
-		return fmt.Errorf("%w: Concurrency %d must be >= 1", ErrInvalidConfig, c.Concurrency)
+		return bad("Concurrency %d must be >= 1", c.Concurrency)
+	case c.FetchBatch < c.Concurrency:
+		return bad("FetchBatch %d must be >= Concurrency %d", c.FetchBatch, c.Concurrency)
+	case c.MaxAckPending != -1 && c.MaxAckPending < c.FetchBatch:
+		return bad("MaxAckPending %d must be >= FetchBatch %d (or -1)", c.MaxAckPending, c.FetchBatch)
+	case c.Heartbeat <= 0:
+		return bad("Heartbeat %s must be > 0", c.Heartbeat)
 	case c.CloseTimeout <= 0:
-		return fmt.Errorf("%w: CloseTimeout %s must be > 0", ErrInvalidConfig, c.CloseTimeout)
-	case c.DeadLetterRetries < -1:
-		return fmt.Errorf("%w: DeadLetterRetries %d must be >= -1", ErrInvalidConfig, c.DeadLetterRetries)
+		return bad("CloseTimeout %s must be > 0", c.CloseTimeout)
 	case c.HandlerTimeout < 0:
-		return fmt.Errorf("%w: HandlerTimeout %s is negative", ErrInvalidConfig, c.HandlerTimeout)
+		return bad("HandlerTimeout %s is negative", c.HandlerTimeout)
 	case c.UnknownType != UnknownTypeAck && c.UnknownType != UnknownTypeDeadLetter:
-		return fmt.Errorf("%w: UnknownType %d", ErrInvalidConfig, c.UnknownType)
+		return bad("UnknownType %d", c.UnknownType)
+	}
+	for i, m := range c.Middleware {
+		if m == nil {
+			return bad("Middleware[%d] is nil", i)
+		}
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("%w: Backoff: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }
+
+// StartPosition is where a group's new durable starts in the stream. A
+// durable that exists keeps its position.
+type StartPosition = transport.StartPosition
+
+// Start positions of a group's new durable.
+const (
+	// StartAll: every event the stream holds (the default).
+	StartAll = transport.StartAll
+	// StartNew: only events stored after the durable is created, for a
+	// projection that must not replay the stream's history.
+	StartNew = transport.StartNew
+	// StartAtSequence: from GroupConfig.StartSeq.
+	StartAtSequence = transport.StartAtSequence
+	// StartAtTime: from the first event stored at or after
+	// GroupConfig.StartTime.
+	StartAtTime = transport.StartAtTime
+)
 
 // GroupConfig configures one handler group: one durable consumer whose events
 // are dispatched by type to the group's handlers. Zero fields take the
@@ -189,28 +292,100 @@ type GroupConfig struct {
 	// Durable is the consumer's durable name; every process with the same
 	// Durable shares the group's work. Required.
 	Durable string
-	// FilterSubjects are the subjects the group consumes ("auth.user.*").
-	// Required.
+	// FilterSubjects are the subjects the group consumes. Use '>' for every
+	// level below a prefix ("auth.user.>" takes auth.user.created and
+	// auth.user.role.updated); '*' matches exactly one token ("auth.user.*"
+	// does not take auth.user.role.updated). Required.
 	FilterSubjects []string
-	// MaxDeliver, AckWait, Concurrency override the router's for this group.
-	MaxDeliver  int
-	AckWait     time.Duration
-	Concurrency int
+	// MaxDeliver, AckWait, Concurrency, FetchBatch and MaxAckPending override
+	// the router's for this group.
+	MaxDeliver    int
+	AckWait       time.Duration
+	Concurrency   int
+	FetchBatch    int
+	MaxAckPending int
+	// Start places the group's durable when it is created (default
+	// StartAll); StartSeq and StartTime go with StartAtSequence and
+	// StartAtTime. An existing durable keeps its position.
+	Start     StartPosition
+	StartSeq  uint64
+	StartTime time.Time
+	// Middleware are appended to the router's Middleware for this group
+	// (same position in the stack).
+	Middleware []message.HandlerMiddleware
 }
 
-// subscriberConfig is the group's durable consumer as the subscriber builds it.
-func (r *Router) subscriberConfig(g *Group) jetstream.SubscriberConfig {
-	return jetstream.SubscriberConfig{
-		Stream:         r.cfg.Stream,
-		Durable:        g.cfg.Durable,
-		FilterSubjects: g.cfg.FilterSubjects,
-		AckWait:        g.cfg.AckWait,
-		MaxDeliver:     g.cfg.MaxDeliver + max(r.cfg.DeadLetterRetries, 0),
-		Concurrency:    g.cfg.Concurrency,
-		CloseTimeout:   r.cfg.CloseTimeout,
-		NakDelay:       r.cfg.Backoff.Delay,
-		Unmarshaler:    marshalerFor(g),
-		OnUndecodable:  r.dlq.Undecodable,
-		Logger:         r.cfg.Logger,
+// groupDefaults fills the group's zero fields from the router's config and
+// validates it.
+func (g *GroupConfig) fill(c Config) error {
+	if g.MaxDeliver == 0 {
+		g.MaxDeliver = c.MaxDeliver
+	}
+	if g.AckWait == 0 {
+		g.AckWait = c.AckWait
+	}
+	if g.Concurrency == 0 {
+		g.Concurrency = c.Concurrency
+	}
+	if g.FetchBatch == 0 {
+		g.FetchBatch = max(c.FetchBatch, g.Concurrency)
+	}
+	if g.MaxAckPending == 0 {
+		g.MaxAckPending = c.MaxAckPending
+		if g.MaxAckPending != -1 {
+			g.MaxAckPending = max(g.MaxAckPending, g.FetchBatch)
+		}
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: group %s: %s", ErrInvalidConfig, g.Durable, fmt.Sprintf(format, args...))
+	}
+	if g.Durable == "" {
+		return fmt.Errorf("%w: group without a Durable name", ErrInvalidConfig)
+	}
+	if err := jetstream.ValidateName(g.Durable); err != nil {
+		return fmt.Errorf("%w: group Durable: %w", ErrInvalidConfig, err)
+	}
+	if len(g.FilterSubjects) == 0 {
+		return bad("no FilterSubjects")
+	}
+	for _, f := range g.FilterSubjects {
+		if err := envelope.ValidatePattern(f); err != nil {
+			return bad("FilterSubjects: %v", err)
+		}
+	}
+	switch {
+	case g.MaxDeliver < 1 || g.AckWait <= 0 || g.Concurrency < 1:
+		return bad("MaxDeliver, AckWait and Concurrency must be positive")
+	case g.FetchBatch < g.Concurrency:
+		return bad("FetchBatch %d must be >= Concurrency %d", g.FetchBatch, g.Concurrency)
+	case g.MaxAckPending != -1 && g.MaxAckPending < g.FetchBatch:
+		return bad("MaxAckPending %d must be >= FetchBatch %d (or -1)", g.MaxAckPending, g.FetchBatch)
+	case g.Start < StartAll || g.Start > StartAtTime:
+		return bad("Start %d", g.Start)
+	case g.Start == StartAtSequence && g.StartSeq == 0:
+		return bad("StartAtSequence needs StartSeq")
+	case g.Start == StartAtTime && g.StartTime.IsZero():
+		return bad("StartAtTime needs StartTime")
+	}
+	for i, m := range g.Middleware {
+		if m == nil {
+			return bad("Middleware[%d] is nil", i)
+		}
+	}
+	return nil
+}
+
+// consumerSpec is the durable the group owns.
+func (g *GroupConfig) consumerSpec(stream string) transport.ConsumerSpec {
+	return transport.ConsumerSpec{
+		Stream:         stream,
+		Durable:        g.Durable,
+		FilterSubjects: g.FilterSubjects,
+		AckWait:        g.AckWait,
+		MaxAckPending:  g.MaxAckPending,
+		Start:          g.Start,
+		StartSeq:       g.StartSeq,
+		StartTime:      g.StartTime,
+		Description:    "jetevents router group " + g.Durable + " (settings owned by the group's config)",
 	}
 }

@@ -2,12 +2,10 @@ package router
 
 import (
 	"context"
-	"strconv"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // Delivery describes the delivery of the event a handler is handling: where
@@ -22,7 +20,8 @@ type Delivery struct {
 	StreamSeq        uint64
 	// Attempt is the 1-based delivery attempt: 1 first, MaxDeliver last.
 	Attempt uint64
-	// CorrelationID is the conversation's id (received, or created at entry).
+	// CorrelationID is the conversation's id (received, or the event's own
+	// id for the first event of a conversation).
 	CorrelationID string
 	// CausedBy is the id of the event whose handling published this one
 	// (its ce-causationid), or "" for the first event of a conversation.
@@ -31,24 +30,27 @@ type Delivery struct {
 	CausedBy string
 }
 
-type deliveryKey struct{}
-
 // DeliveryFrom returns the Delivery of the event handled with ctx; ok is
-// false outside a router handler.
+// false outside a router handler. It is built on demand from the delivery
+// the transport parsed once.
 func DeliveryFrom(ctx context.Context) (d Delivery, ok bool) {
-	d, ok = ctx.Value(deliveryKey{}).(Delivery)
-	return d, ok
-}
-
-func withDelivery(ctx context.Context, msg *message.Message) context.Context {
-	seq, _ := strconv.ParseUint(msg.Metadata.Get(jetstream.MetadataStreamSeq), 10, 64)
-	return context.WithValue(ctx, deliveryKey{}, Delivery{
-		Subject:       msg.Metadata.Get(jetstream.MetadataSubject),
-		Stream:        msg.Metadata.Get(jetstream.MetadataStream),
-		Consumer:      msg.Metadata.Get(jetstream.MetadataConsumer),
-		StreamSeq:     seq,
-		Attempt:       jetstream.DeliveryAttempt(msg),
-		CorrelationID: msg.Metadata.Get(marshaler.MetadataCorrelationID),
-		CausedBy:      msg.Metadata.Get(marshaler.MetadataCausationID),
-	})
+	td := transport.FromContext(ctx)
+	if td == nil {
+		return Delivery{}, false
+	}
+	d = Delivery{
+		Subject:       td.Subject,
+		Stream:        td.Stream,
+		Consumer:      td.Consumer,
+		StreamSeq:     td.StreamSeq,
+		Attempt:       td.Attempt,
+		CorrelationID: envelope.CorrelationID(ctx),
+	}
+	if c, _ := td.Value.(*carrier); c != nil && c.msg != nil {
+		d.CausedBy = c.msg.Metadata.Get(marshaler.MetadataCausationID)
+		if d.CorrelationID == "" {
+			d.CorrelationID = c.msg.Metadata.Get(marshaler.MetadataCorrelationID)
+		}
+	}
+	return d, true
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +31,6 @@ const (
 	idemURLEnv   = "JETEVENTS_IDEMPOTENT_URL"
 	crashURLEnv  = "JETEVENTS_CRASHER_URL"
 	crashExit    = 3
-	captureName  = "ADVISORIES"
 	crashDurable = "crashy"
 )
 
@@ -73,26 +73,21 @@ func crashConfig() router.Config {
 	cfg := fastConfig()
 	cfg.MaxDeliver = 2
 	cfg.AckWait = 300 * time.Millisecond
-	cfg.AdvisoryCaptureStream = captureName
-	cfg.DeadLetterRetries = -1 // no extra deliveries: the advisory path only
 	return cfg
 }
 
-func TestRouter_event_that_kills_its_process_on_every_delivery_is_dead_lettered_via_the_advisory(t *testing.T) {
+func TestRouter_event_that_kills_its_process_on_every_delivery_is_dead_lettered_by_the_attempt_limit(t *testing.T) {
 	e := newEnv(t)
-	// Advisories are captured in a stream, so the one emitted while no router
-	// runs is not lost.
-	_, err := e.srv.JS.CreateStream(ctxT(t), middleware.AdvisoryCaptureStream(captureName))
-	require.NoError(t, err)
 	ev := userEvent("user.created", map[string]any{"user_id": 666})
 	e.publish(t, "auth.user.created", ev)
 
 	// Crashing processes, one after the other, until the event is dead-lettered.
-	// Each delivery kills the process that gets it; after MaxDeliver (2)
-	// deliveries the server emits the advisory, captured in the stream, and
-	// the watcher of whichever process runs then dead-letters the event. (A
-	// redelivery can also go to a dead process's pull request before the
-	// server notices it is gone: that still counts as a delivery.)
+	// Each delivery kills the process that gets it; the delivery after
+	// MaxDeliver (2) handler attempts goes to the dead-letter stream without
+	// the handler being called (the server's max_deliver is unlimited, so it
+	// never gives up on the event first). A redelivery can also go to a dead
+	// process's pull request before the server notices it is gone: that
+	// still counts as a delivery.
 	crashes := 0
 	for run := 1; len(e.deadLetters(t)) == 0; run++ {
 		require.LessOrEqual(t, run, 10, "no dead letter after %d crashing processes", run-1)
@@ -129,11 +124,14 @@ func TestRouter_event_that_kills_its_process_on_every_delivery_is_dead_lettered_
 
 	dl := e.deadLetters(t)
 	require.Len(t, dl, 1)
-	assert.Equal(t, middleware.ReasonMaxDeliveriesAdvisory, header(dl[0], middleware.HeaderReason))
+	assert.Equal(t, middleware.ReasonMaxDeliver, header(dl[0], middleware.HeaderReason))
+	assert.Contains(t, header(dl[0], middleware.HeaderError), middleware.ErrAttemptsExhausted.Error())
 	assert.Equal(t, ev.ID, header(dl[0], "ce-id"))
 	assert.Equal(t, "auth.user.created", header(dl[0], middleware.HeaderSubject))
 	assert.Equal(t, crashDurable, header(dl[0], middleware.HeaderConsumer))
-	assert.Equal(t, "2", header(dl[0], middleware.HeaderDeliveries))
+	deliveries, err := strconv.Atoi(header(dl[0], middleware.HeaderDeliveries))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, deliveries, 3, "dead-lettered on the delivery after the last handler attempt")
 	got, err := envelope.Decode(dl[0].Data, 0)
 	require.NoError(t, err)
 	assert.Equal(t, ev.ID, got.ID, "the original event, unchanged")

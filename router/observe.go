@@ -5,9 +5,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // Result is what became of one delivery.
@@ -48,10 +48,15 @@ func (r *Router) observe(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		start := r.cfg.Clock.Now()
 		out, err := h(msg)
+		var group string
+		var attempt uint64
+		if d := transport.FromContext(msg.Context()); d != nil {
+			group, attempt = d.Consumer, d.Attempt
+		}
 		o := Outcome{
-			Group:    message.HandlerNameFromCtx(msg.Context()),
+			Group:    group,
 			Type:     msg.Metadata.Get(marshaler.MetadataType),
-			Attempt:  jetstream.DeliveryAttempt(msg),
+			Attempt:  attempt,
 			Duration: r.cfg.Clock.Now().Sub(start),
 			Err:      err,
 			Result:   ResultHandled,

@@ -16,24 +16,26 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
-// Router consumes events from durable JetStream consumers and dispatches them
-// by type to handlers, with the middleware stack of the package doc. Build it
-// with New, register groups and handlers, then Run it once.
+// Router consumes events from durable consumers and dispatches them by type
+// to handlers, with the middleware stack of the package doc, each delivery
+// handled start to end by the worker that holds it. Build it with New (on
+// JetStream) or NewWithTransport (any transport, e.g. the in-memory bus),
+// register groups and handlers, then Run it once.
 type Router struct {
-	nc  *nats.Conn
+	tr  transport.Transport
 	cfg Config
 	dlq *middleware.DeadLetterer
 
 	mu      sync.Mutex
 	groups  []*Group
+	runs    []*groupRun
 	started bool
-	running chan struct{} // closed once every group's subscription is live
+	running chan struct{} // closed once every group's consumer is live
 
-	stats    stats
-	inFlight atomic.Int64  // deliveries inside the middleware stack
-	aborted  atomic.Uint64 // deliveries whose context the close deadline cancelled
+	stats stats
 }
 
 // Group is one durable consumer and the handlers its events are dispatched to.
@@ -52,11 +54,22 @@ type Stats struct {
 	Failed uint64
 	// UnknownType: events acked because no handler of their group takes their type.
 	UnknownType uint64
+	// DeadLettered: events stored in the dead-letter stream.
+	DeadLettered uint64
+	// Undecodable: messages that could not be decoded into an event (each is
+	// dead-lettered with reason unmarshal or schema_version).
+	Undecodable uint64
+	// Retried: deliveries nacked for a later redelivery.
+	Retried uint64
 }
 
-type stats struct{ handled, failed, unknown atomic.Uint64 }
+type stats struct {
+	handled, failed, unknown, deadLettered, undecodable, retried atomic.Uint64
+}
 
-// New returns a Router consuming cfg.Stream on nc. It never closes nc.
+// New returns a Router consuming cfg.Stream on nc through JetStream durable
+// pull consumers (jetstream.Transport). It never closes nc. Configuration
+// errors match ErrInvalidConfig.
 func New(nc *nats.Conn, cfg Config) (*Router, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
@@ -65,11 +78,33 @@ func New(nc *nats.Conn, cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dlq, err := middleware.NewDeadLetterer(nc, cfg.DeadLetter)
+	tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{
+		Heartbeat:        cfg.Heartbeat,
+		DeadLetterStream: cfg.DeadLetter.Stream,
+		Logger:           cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return NewWithTransport(tr, cfg)
+}
+
+// NewWithTransport returns a Router consuming cfg.Stream through tr (a
+// jetstream.Transport, or the in-memory bus of package memory in tests).
+// Config.Heartbeat and DeadLetter.Stream are the transport's business there.
+func NewWithTransport(tr transport.Transport, cfg Config) (*Router, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("%w: nil transport", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dlq, err := middleware.NewDeadLetterer(tr, cfg.DeadLetter)
 	if err != nil {
 		return nil, fmt.Errorf("%w: DeadLetter: %w", ErrInvalidConfig, err)
 	}
-	return &Router{nc: nc, cfg: cfg, dlq: dlq, running: make(chan struct{})}, nil
+	return &Router{tr: tr, cfg: cfg, dlq: dlq, running: make(chan struct{})}, nil
 }
 
 // Group adds a handler group consuming filterSubjects through the durable
@@ -78,27 +113,13 @@ func (r *Router) Group(durable string, filterSubjects ...string) *Group {
 	return r.AddGroup(GroupConfig{Durable: durable, FilterSubjects: filterSubjects})
 }
 
-// AddGroup adds a handler group. A configuration error is reported by Run
-// (so that registration reads as a chain).
+// AddGroup adds a handler group. A configuration error (matching
+// ErrInvalidConfig) is kept on the group: Err returns it at once and Run
+// refuses to start with it, so that registration reads as a chain.
 func (r *Router) AddGroup(cfg GroupConfig) *Group {
-	if cfg.MaxDeliver == 0 {
-		cfg.MaxDeliver = r.cfg.MaxDeliver
-	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = r.cfg.AckWait
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = r.cfg.Concurrency
-	}
-	g := &Group{r: r, cfg: cfg, handlers: map[string]*handlerSpec{}}
-	switch {
-	case cfg.Durable == "":
-		g.err = fmt.Errorf("%w: group without a Durable name", ErrInvalidConfig)
-	case len(cfg.FilterSubjects) == 0:
-		g.err = fmt.Errorf("%w: group %s without FilterSubjects", ErrInvalidConfig, cfg.Durable)
-	case cfg.MaxDeliver < 1 || cfg.AckWait <= 0 || cfg.Concurrency < 1:
-		g.err = fmt.Errorf("%w: group %s: MaxDeliver, AckWait and Concurrency must be positive", ErrInvalidConfig, cfg.Durable)
-	}
+	g := &Group{r: r, handlers: map[string]*handlerSpec{}}
+	g.err = cfg.fill(r.cfg)
+	g.cfg = cfg
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started && g.err == nil {
@@ -114,8 +135,8 @@ func (r *Router) AddGroup(cfg GroupConfig) *Group {
 }
 
 // On registers fn for events of eventType in the group. Registering a type
-// twice in a group, or an invalid type, is a configuration error reported by
-// Run.
+// twice in a group, or an invalid type, is a configuration error (Err, and
+// Run).
 func (g *Group) On(eventType string, fn HandlerFunc, opts ...HandlerOption) *Group {
 	h := &handlerSpec{eventType: eventType, fn: fn, majors: []int{1}}
 	for _, o := range opts {
@@ -142,8 +163,8 @@ func (g *Group) On(eventType string, fn HandlerFunc, opts ...HandlerOption) *Gro
 	return g
 }
 
-// Running is closed once Run has subscribed every group: events published
-// from then on are handled. It stays open if Run fails to start.
+// Running is closed once Run has bound every group's consumer: events
+// published from then on are handled. It stays open if Run fails to start.
 func (r *Router) Running() <-chan struct{} { return r.running }
 
 // Err returns the group's first registration error (also returned by Run),
@@ -156,15 +177,22 @@ func (g *Group) Err() error {
 
 // Stats returns the router's counters.
 func (r *Router) Stats() Stats {
-	return Stats{Handled: r.stats.handled.Load(), Failed: r.stats.failed.Load(), UnknownType: r.stats.unknown.Load()}
+	return Stats{
+		Handled:      r.stats.handled.Load(),
+		Failed:       r.stats.failed.Load(),
+		UnknownType:  r.stats.unknown.Load(),
+		DeadLettered: r.stats.deadLettered.Load(),
+		Undecodable:  r.stats.undecodable.Load(),
+		Retried:      r.stats.retried.Load(),
+	}
 }
 
-// marshalerFor decodes the group's messages accepting every schema major one
+// decoderFor decodes the group's messages accepting every schema major one
 // of its handlers accepts, so that the per-handler check (dispatch) gives an
 // unaccepted major its precise dead-letter reason, and a major no handler
 // takes is refused at decode time with ErrUnknownSchemaMajor (reason
 // schema_version as well).
-func marshalerFor(g *Group) jetstream.Unmarshaler {
+func decoderFor(g *Group) *marshaler.Marshaler {
 	var majors []int
 	for _, h := range g.handlers {
 		for _, m := range h.majors {
@@ -180,46 +208,114 @@ func marshalerFor(g *Group) jetstream.Unmarshaler {
 	if err != nil { // majors are validated by On; keep the default rather than fail
 		m = marshaler.Default()
 	}
-	return marshaler.JetStream{Marshaler: m}
+	return m
 }
 
-// dispatch is the group's Watermill handler: decode, find the handler by
-// type, check the schema major, call it.
-func (g *Group) dispatch(m *marshaler.Marshaler) message.NoPublishHandlerFunc {
+// dispatch is the innermost handler of a group's stack: find the handler by
+// type, check the schema major, call it with the event decoded on receipt.
+func (g *Group) dispatch() message.HandlerFunc {
 	r := g.r
-	return func(msg *message.Message) error {
-		e, err := m.FromMessage(msg)
-		if err != nil {
-			return middleware.DeadLetter(middleware.ReasonUnmarshal, err)
+	return func(msg *message.Message) ([]*message.Message, error) {
+		c := carrierOf(msg)
+		if c == nil || c.event == nil {
+			err := errors.New("message did not come through the router's decoder")
+			if c != nil {
+				err = c.err
+			}
+			return nil, middleware.DeadLetter(reasonOf(err), err)
 		}
+		e := c.event
 		h := g.handlers[e.Type]
 		if h == nil {
 			if r.cfg.UnknownType == UnknownTypeDeadLetter {
-				return middleware.DeadLetter(middleware.ReasonUnknownType, fmt.Errorf("no handler for %q in group %s", e.Type, g.cfg.Durable))
+				return nil, middleware.DeadLetter(middleware.ReasonUnknownType, fmt.Errorf("no handler for %q in group %s", e.Type, g.cfg.Durable))
 			}
 			r.stats.unknown.Add(1)
-			return nil
+			return nil, nil
 		}
 		major, err := e.SchemaMajor()
 		if err != nil || !h.accepts(major) {
-			return middleware.DeadLetter(middleware.ReasonSchemaVersion,
+			return nil, middleware.DeadLetter(middleware.ReasonSchemaVersion,
 				fmt.Errorf("handler for %q accepts schema majors %v, event has %q", e.Type, h.majors, e.SchemaVersion))
 		}
-		if err := h.fn(withDelivery(msg.Context(), msg), e); err != nil {
+		if err := h.fn(msg.Context(), e); err != nil {
 			r.stats.failed.Add(1)
-			return err
+			return nil, err
 		}
 		r.stats.handled.Add(1)
-		return nil
+		return nil, nil
 	}
 }
 
-// Run subscribes every group and handles events until ctx is cancelled, then
-// shuts down gracefully: fetching stops, in-flight handlers get CloseTimeout
-// to finish (what is still in flight is nacked for redelivery, never acked),
-// the advisory watchers stop, and the Flush publishers are flushed. It
-// returns nil after a clean shutdown, an error matching ErrShutdown
-// otherwise, or a configuration / subscription error at start.
+// reasonOf is the dead-letter reason of a decode failure.
+func reasonOf(err error) string {
+	if reason, ok := middleware.Classify(err); ok {
+		return reason
+	}
+	return middleware.ReasonUnmarshal
+}
+
+// stack returns the group's handler: the middleware, outermost first (see
+// the package doc and Config.Middleware for why this order), around
+// dispatch:
+//
+//	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> [user] -> [Idempotency] -> [Timeout] -> Recoverer -> dispatch
+func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
+	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
+	if err != nil {
+		return nil, err
+	}
+	logging, err := middleware.NewLogging(middleware.LoggingConfig{Logger: r.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: g.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
+	if err != nil {
+		return nil, err
+	}
+	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware}
+	if r.cfg.Observe != nil {
+		mws = append(mws, r.observe)
+	}
+	mws = append(mws, r.dlq.Middleware, retry.Middleware)
+	mws = append(mws, r.cfg.Middleware...)
+	mws = append(mws, g.cfg.Middleware...)
+	if r.cfg.Idempotency != nil {
+		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, idem.Middleware)
+	}
+	if r.cfg.HandlerTimeout > 0 {
+		to, err := middleware.Timeout(r.cfg.HandlerTimeout)
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, to)
+	}
+	mws = append(mws, wmmiddleware.Recoverer)
+	h := g.dispatch()
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h, nil
+}
+
+// Run binds every group's durable and handles events until ctx is
+// cancelled, then shuts down gracefully: pulling stops, queued messages are
+// handed back at once, in-flight handlers get CloseTimeout to finish (what is
+// still in flight then is nacked for redelivery, never acked, and its context
+// cancelled with a cause matching jetstream.ErrCloseTimeout), and the Flush
+// publishers are flushed.
+//
+// A group whose consumer cannot be recovered (its stream is gone, permission
+// was withdrawn) stops the router at once: Run returns an error matching
+// ErrSubscriptionEnded naming the group. Stalls it can recover from (a lost
+// pull, a leader change, a server restart, a deleted durable) are recovered
+// without returning, and logged at warn. Run returns nil after a clean
+// shutdown, an error matching ErrShutdown otherwise, or a configuration or
+// setup error at start (at once, without waiting for CloseTimeout).
 func (r *Router) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.started {
@@ -245,167 +341,60 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: no handler group", ErrInvalidConfig)
 	}
 
-	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.CloseTimeout}, r.cfg.Logger)
-	if err != nil {
-		return err
-	}
-	wm.AddMiddleware(r.track)
-
-	var (
-		subs     []*jetstream.Subscriber
-		handlers []*message.Handler
-	)
-	for _, g := range groups {
-		scfg := r.subscriberConfig(g)
-		sub, err := jetstream.NewSubscriber(r.nc, scfg)
-		if err != nil {
-			closeAll(subs)
-			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
+	var runs []*groupRun
+	stopAll := func() []error {
+		var errs []error
+		for _, gr := range runs {
+			errs = append(errs, gr.stop()...)
 		}
-		subs = append(subs, sub)
-		// The stack is per group: the retry decision must know the group's
-		// own MaxDeliver.
-		mws, err := r.middlewares(g)
+		return errs
+	}
+	for _, g := range groups {
+		h, err := r.stack(g)
 		if err != nil {
-			closeAll(subs)
+			stopAll()
 			return err
 		}
-		m := scfg.Unmarshaler.(marshaler.JetStream).Marshaler
-		h := wm.AddConsumerHandler(g.cfg.Durable, g.cfg.FilterSubjects[0], sub, g.dispatch(m))
-		h.AddMiddleware(mws...)
-		handlers = append(handlers, h)
-	}
-
-	stopWatchers, err := r.startAdvisoryWatchers(groups)
-	if err != nil {
-		closeAll(subs)
-		return err
-	}
-
-	// A subscription that ends while ctx is live (consumer deleted, stream
-	// gone) would stop its group silently; stop everything and say so, so
-	// that the process's supervisor restarts it.
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	runDone := make(chan struct{})
-	var (
-		endedMu sync.Mutex
-		ended   []error
-	)
-	go func() {
-		select {
-		case <-wm.Running():
-			close(r.running)
-		case <-runDone:
+		gr := newGroupRun(r, g, h, ctx)
+		if err := gr.start(ctx); err != nil {
+			stopAll()
+			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
 		}
-	}()
-	for i, h := range handlers {
+		runs = append(runs, gr)
+	}
+	r.mu.Lock()
+	r.runs = runs
+	r.mu.Unlock()
+	close(r.running)
+
+	// Wait for the stop, or for a group that ended for good.
+	ended := make(chan *groupRun, len(runs))
+	for _, gr := range runs {
 		go func() {
-			// Watermill builds a handler's Stopped channel when it starts
-			// running: wait for that before reading it.
 			select {
-			case <-wm.Running():
-			case <-runDone:
-				return
-			}
-			select {
-			case <-h.Stopped():
-				if ctx.Err() == nil {
-					endedMu.Lock()
-					ended = append(ended, fmt.Errorf("%w: group %s", ErrSubscriptionEnded, groups[i].cfg.Durable))
-					endedMu.Unlock()
-					cancelRun()
+			case <-gr.cons.Done():
+				if gr.cons.Err() != nil {
+					ended <- gr
 				}
-			case <-runDone:
+			case <-gr.stopped:
 			}
 		}()
 	}
-	runErr := wm.Run(runCtx)
-	close(runDone)
 	var errs []error
-	endedMu.Lock()
-	errs = append(errs, ended...)
-	endedMu.Unlock()
-	if runErr != nil {
-		errs = append(errs, runErr)
+	select {
+	case <-ctx.Done():
+	case gr := <-ended:
+		errs = append(errs, fmt.Errorf("%w: group %s: %w", ErrSubscriptionEnded, gr.g.cfg.Durable, gr.cons.Err()))
 	}
-	if err := wm.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	// Watermill's router logs, but does not return, a close timeout: count
-	// the handlers still running ourselves. Their messages were nacked by the
-	// subscriber at its deadline, so they will be redelivered.
-	if n := r.inFlight.Load(); n > 0 {
-		errs = append(errs, fmt.Errorf("%d handlers still running after CloseTimeout %s; their events were nacked for redelivery", n, r.cfg.CloseTimeout))
-	}
-	if n := r.aborted.Load(); n > 0 {
-		errs = append(errs, fmt.Errorf("%d handlers cancelled at CloseTimeout %s; their events were nacked for redelivery", n, r.cfg.CloseTimeout))
-	}
-	if err := closeAll(subs); err != nil {
-		errs = append(errs, err)
-	}
-	if err := stopWatchers(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, stopAll()...)
 	errs = append(errs, r.flush()...)
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrShutdown, errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil
 	}
-	return nil
-}
-
-// middlewares returns the stack, outermost first (see the middleware package
-// doc for why this order):
-//
-//	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> Idempotency -> Timeout -> Recoverer -> dispatch
-func (r *Router) middlewares(g *Group) ([]message.HandlerMiddleware, error) {
-	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
-	if err != nil {
-		return nil, err
+	if errors.Is(errs[0], ErrSubscriptionEnded) {
+		return errors.Join(errs...)
 	}
-	logging, err := middleware.NewLogging(middleware.LoggingConfig{Logger: r.cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: g.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
-	if err != nil {
-		return nil, err
-	}
-	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware}
-	if r.cfg.Observe != nil {
-		mws = append(mws, r.observe)
-	}
-	mws = append(mws, r.dlq.Middleware, retry.Middleware)
-	if r.cfg.Idempotency != nil {
-		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
-		if err != nil {
-			return nil, err
-		}
-		mws = append(mws, idem.Middleware)
-	}
-	if r.cfg.HandlerTimeout > 0 {
-		to, err := middleware.Timeout(r.cfg.HandlerTimeout)
-		if err != nil {
-			return nil, err
-		}
-		mws = append(mws, to)
-	}
-	return append(mws, wmmiddleware.Recoverer), nil
-}
-
-// track counts the deliveries inside the stack, for Run's shutdown report.
-func (r *Router) track(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		r.inFlight.Add(1)
-		defer r.inFlight.Add(-1)
-		out, err := h(msg)
-		// The subscriber cancels a message's context with ErrCloseTimeout
-		// when the close deadline passes with it unsettled (it is nacked).
-		if errors.Is(context.Cause(msg.Context()), jetstream.ErrCloseTimeout) {
-			r.aborted.Add(1)
-		}
-		return out, err
-	}
+	return fmt.Errorf("%w: %w", ErrShutdown, errors.Join(errs...))
 }
 
 func (r *Router) flush() []error {
@@ -421,14 +410,4 @@ func (r *Router) flush() []error {
 		}
 	}
 	return errs
-}
-
-func closeAll(subs []*jetstream.Subscriber) error {
-	var errs []error
-	for _, s := range subs {
-		if err := s.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

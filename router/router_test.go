@@ -50,7 +50,7 @@ func TestRouter_handler_failing_twice_then_succeeding_is_called_three_times_with
 	assert.GreaterOrEqual(t, at[1].Sub(at[0]), 100*time.Millisecond)
 	assert.GreaterOrEqual(t, at[2].Sub(at[1]), 200*time.Millisecond)
 	assert.Empty(t, e.deadLetters(t), "nothing dead-lettered")
-	assert.Equal(t, router.Stats{Handled: 1, Failed: 2}, r.Stats())
+	assert.Equal(t, router.Stats{Handled: 1, Failed: 2, Retried: 2}, r.Stats())
 }
 
 func TestRouter_always_failing_handler_is_called_max_deliver_times_then_dead_lettered_once(t *testing.T) {

@@ -1,0 +1,334 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
+)
+
+// groupRun is one group while the router runs: its consumer delivers into a
+// FIFO queue under credit (at most FetchBatch messages held), Concurrency
+// workers take messages from it and run each through decode -> stack ->
+// settle on their own goroutine, and a lease loop renews every held message
+// (queued or in a handler) until it is settled. There is one handoff per
+// message (the consumer's goroutine to a worker) and no goroutine per
+// message.
+type groupRun struct {
+	r       *Router
+	g       *Group
+	handler message.HandlerFunc
+	dec     *marshaler.Marshaler
+	cons    transport.Consumer
+	log     watermill.LoggerAdapter
+
+	// hctx is the parent of every handler's context: the values of Run's
+	// ctx without its cancellation (a stop must not cut handlers short), cut
+	// at the close deadline with a cause matching jetstream.ErrCloseTimeout.
+	hctx       context.Context
+	hctxCancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []*transport.Delivery // FIFO ring
+	head, n  int
+	slots    []slot // one per worker: the message in its handler
+	stopping bool
+
+	workers  sync.WaitGroup
+	leaseEnd chan struct{}
+	leased   sync.WaitGroup
+	stopped  chan struct{}
+	stopOnce sync.Once
+	stopErrs []error
+
+	state        atomic.Value // transport.State
+	stateErr     atomic.Value // errHolder
+	lastProgress atomic.Int64 // UnixNano of the last settlement
+	aborted      atomic.Int64 // handlers cut off at the close deadline
+}
+
+type slot struct {
+	d         *transport.Delivery
+	abandoned bool // nacked at the close deadline: the worker must not settle it
+}
+
+type errHolder struct{ err error }
+
+// carrier is what the router keeps on a delivery (Delivery.Value): the
+// Watermill message and the event decoded once on receipt.
+type carrier struct {
+	msg   *message.Message
+	event *envelope.Event
+	err   error // the decode failure, when event is nil
+}
+
+func carrierOf(msg *message.Message) *carrier {
+	d := transport.FromContext(msg.Context())
+	if d == nil {
+		return nil
+	}
+	c, _ := d.Value.(*carrier)
+	return c
+}
+
+func newGroupRun(r *Router, g *Group, h message.HandlerFunc, ctx context.Context) *groupRun {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	gr := &groupRun{
+		r:          r,
+		g:          g,
+		handler:    h,
+		dec:        decoderFor(g),
+		log:        r.cfg.Logger.With(watermill.LogFields{"group": g.cfg.Durable, "stream": r.cfg.Stream}),
+		hctx:       hctx,
+		hctxCancel: cancel,
+		queue:      make([]*transport.Delivery, g.cfg.FetchBatch),
+		slots:      make([]slot, g.cfg.Concurrency),
+		leaseEnd:   make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+	gr.cond = sync.NewCond(&gr.mu)
+	gr.state.Store(transport.StateActive)
+	gr.stateErr.Store(errHolder{})
+	return gr
+}
+
+// start binds the durable, then starts the workers and the lease loop and
+// gives the consumer its credit.
+func (gr *groupRun) start(ctx context.Context) error {
+	spec := gr.g.cfg.consumerSpec(gr.r.cfg.Stream)
+	spec.OnStatus = gr.onStatus
+	cons, err := gr.r.tr.Consume(ctx, spec, gr.sink)
+	if err != nil {
+		return err
+	}
+	gr.cons = cons
+	gr.lastProgress.Store(time.Now().UnixNano())
+	for i := range gr.slots {
+		gr.workers.Add(1)
+		go gr.work(i)
+	}
+	gr.leased.Add(1)
+	go gr.lease()
+	cons.Credit(gr.g.cfg.FetchBatch)
+	return nil
+}
+
+func (gr *groupRun) onStatus(s transport.Status) {
+	gr.state.Store(s.State)
+	gr.stateErr.Store(errHolder{s.Err})
+}
+
+// sink queues a delivered message (the consumer's goroutine). After the stop
+// it is handed back at once.
+func (gr *groupRun) sink(d *transport.Delivery) {
+	gr.mu.Lock()
+	if gr.stopping {
+		gr.mu.Unlock()
+		gr.settleErr(d.Settler.Nak(0), "hand back", d)
+		return
+	}
+	if gr.n == len(gr.queue) {
+		// More than the credit arrived (a pull thought lost came back after
+		// all): grow rather than refuse; it is leased like the rest.
+		q := make([]*transport.Delivery, 2*len(gr.queue))
+		for i := range gr.n {
+			q[i] = gr.queue[(gr.head+i)%len(gr.queue)]
+		}
+		gr.queue, gr.head = q, 0
+	}
+	gr.queue[(gr.head+gr.n)%len(gr.queue)] = d
+	gr.n++
+	gr.mu.Unlock()
+	gr.cond.Signal()
+}
+
+// work is one worker: take the oldest queued message, handle it, settle it,
+// give the credit back.
+func (gr *groupRun) work(i int) {
+	defer gr.workers.Done()
+	for {
+		gr.mu.Lock()
+		for gr.n == 0 && !gr.stopping {
+			gr.cond.Wait()
+		}
+		if gr.stopping {
+			gr.mu.Unlock()
+			return
+		}
+		d := gr.queue[gr.head]
+		gr.queue[gr.head] = nil
+		gr.head = (gr.head + 1) % len(gr.queue)
+		gr.n--
+		gr.slots[i] = slot{d: d}
+		gr.mu.Unlock()
+
+		err := gr.handle(d)
+
+		gr.mu.Lock()
+		abandoned := gr.slots[i].abandoned
+		gr.slots[i] = slot{}
+		gr.mu.Unlock()
+		if !abandoned {
+			gr.settle(d, err)
+		}
+		gr.lastProgress.Store(time.Now().UnixNano())
+		gr.cons.Credit(1)
+	}
+}
+
+// handle decodes d once and runs it through the group's stack.
+func (gr *groupRun) handle(d *transport.Delivery) error {
+	c := &carrier{}
+	msg, e, err := gr.dec.DecodeNATS(d.Header, d.Data)
+	if err != nil {
+		gr.r.stats.undecodable.Add(1)
+		msg = message.NewMessage("", d.Data)
+		c.err = fmt.Errorf("subject %s, stream %s seq %d: %w", d.Subject, d.Stream, d.StreamSeq, err)
+	}
+	c.msg, c.event = msg, e
+	d.Value = c
+	msg.SetContext(transport.NewContext(gr.hctx, d))
+	_, err = gr.handler(msg)
+	if err == nil && msg.Metadata.Get(middleware.MetadataDeadLetterReason) != "" {
+		gr.r.stats.deadLettered.Add(1)
+	}
+	if cause := context.Cause(gr.hctx); cause != nil {
+		gr.aborted.Add(1)
+	}
+	return err
+}
+
+// settle acks a handled (or dead-lettered) message, or naks / terminates a
+// failed one as the middleware marked it.
+func (gr *groupRun) settle(d *transport.Delivery, err error) {
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), gr.g.cfg.AckWait)
+		gr.settleErr(d.Settler.Ack(ctx, gr.r.cfg.AckSync), "ack", d)
+		cancel()
+		return
+	}
+	gr.r.stats.retried.Add(1)
+	if reason, ok := d.Terminate(); ok {
+		gr.settleErr(d.Settler.Term(reason), "term", d)
+		return
+	}
+	delay, ok := d.NakDelay()
+	if !ok {
+		delay = gr.r.cfg.Backoff.Delay(d.Attempt)
+	}
+	gr.settleErr(d.Settler.Nak(delay), "nak", d)
+}
+
+// settleErr logs a settlement that could not be sent: there is no caller to
+// return it to, and the broker redelivers an unsettled message after
+// AckWait, so it is not lost.
+func (gr *groupRun) settleErr(err error, op string, d *transport.Delivery) {
+	if err != nil {
+		gr.log.Error("Cannot settle message; the broker redelivers it after AckWait", err,
+			watermill.LogFields{"op": op, "subject": d.Subject, "stream_seq": d.StreamSeq})
+	}
+}
+
+// lease renews every held message older than a third of AckWait, every
+// third of AckWait, until the group stops and its handlers are done.
+func (gr *groupRun) lease() {
+	defer gr.leased.Done()
+	every := gr.g.cfg.AckWait / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var held []*transport.Delivery
+	for {
+		select {
+		case <-gr.leaseEnd:
+			return
+		case now := <-t.C:
+			held = held[:0]
+			gr.mu.Lock()
+			for i := range gr.n {
+				if d := gr.queue[(gr.head+i)%len(gr.queue)]; now.Sub(d.Received) >= every {
+					held = append(held, d)
+				}
+			}
+			for _, s := range gr.slots {
+				if s.d != nil && !s.abandoned && now.Sub(s.d.Received) >= every {
+					held = append(held, s.d)
+				}
+			}
+			gr.mu.Unlock()
+			for _, d := range held {
+				gr.settleErr(d.Settler.InProgress(), "in progress", d)
+			}
+		}
+	}
+}
+
+// stop shuts the group down (idempotent): no more deliveries, queued
+// messages handed back at once, handlers given CloseTimeout, then cut off
+// and their messages nacked.
+func (gr *groupRun) stop() []error {
+	gr.stopOnce.Do(func() {
+		defer close(gr.stopped)
+		gr.mu.Lock()
+		gr.stopping = true
+		var queued []*transport.Delivery
+		for i := range gr.n {
+			idx := (gr.head + i) % len(gr.queue)
+			queued = append(queued, gr.queue[idx])
+			gr.queue[idx] = nil
+		}
+		gr.n = 0
+		gr.mu.Unlock()
+		gr.cond.Broadcast()
+		if gr.cons != nil {
+			gr.cons.Stop()
+		}
+		for _, d := range queued {
+			gr.settleErr(d.Settler.Nak(0), "hand back", d)
+		}
+
+		done := make(chan struct{})
+		go func() {
+			gr.workers.Wait()
+			close(done)
+		}()
+		timer := time.NewTimer(gr.r.cfg.CloseTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			gr.hctxCancel(fmt.Errorf("%w: group %s: handler not done within CloseTimeout %s of the stop, its event nacked for redelivery",
+				jetstream.ErrCloseTimeout, gr.g.cfg.Durable, gr.r.cfg.CloseTimeout))
+			var cut []*transport.Delivery
+			gr.mu.Lock()
+			for i := range gr.slots {
+				if gr.slots[i].d != nil {
+					gr.slots[i].abandoned = true
+					cut = append(cut, gr.slots[i].d)
+				}
+			}
+			gr.mu.Unlock()
+			for _, d := range cut {
+				gr.settleErr(d.Settler.Nak(0), "nak at close deadline", d)
+			}
+			if len(cut) > 0 {
+				gr.stopErrs = append(gr.stopErrs, fmt.Errorf("group %s: %d handlers still running after CloseTimeout %s; their events were nacked for redelivery",
+					gr.g.cfg.Durable, len(cut), gr.r.cfg.CloseTimeout))
+			}
+		}
+		close(gr.leaseEnd)
+		gr.leased.Wait()
+		gr.hctxCancel(nil)
+	})
+	return gr.stopErrs
+}
