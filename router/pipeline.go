@@ -56,6 +56,7 @@ type groupRun struct {
 	stateErr     atomic.Value // errHolder
 	lastProgress atomic.Int64 // UnixNano of the last settlement
 	aborted      atomic.Int64 // handlers cut off at the close deadline
+	stalls       atomic.Uint64
 }
 
 type slot struct {
@@ -125,6 +126,9 @@ func (gr *groupRun) start(ctx context.Context) error {
 }
 
 func (gr *groupRun) onStatus(s transport.Status) {
+	if s.State == transport.StateStalled {
+		gr.stalls.Add(1)
+	}
 	gr.state.Store(s.State)
 	gr.stateErr.Store(errHolder{s.Err})
 }

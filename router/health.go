@@ -1,0 +1,77 @@
+package router
+
+import (
+	"context"
+	"time"
+
+	"github.com/jetevents/events/transport"
+)
+
+// GroupHealth is the state of one group, for a readiness probe.
+type GroupHealth struct {
+	// Group is the durable name.
+	Group string
+	// State is active (pulling), stalled (its pulls went unanswered and it
+	// is recovering by itself) or ended (it could not be recovered: Run is
+	// returning). Before Run, and after it returned, no group is reported.
+	State transport.State
+	// Cause is why it stalled or ended (nil when active).
+	Cause error
+	// Stalls counts the stalls it recovered from since Run started.
+	Stalls uint64
+	// LastProgress is when a message of the group was last settled (or
+	// when the group started).
+	LastProgress time.Time
+	// Held is how many messages the group holds: queued and in handlers.
+	Held int
+	// Pending, AckPending and Redelivered are the durable's counts as the
+	// broker reports them; InfoErr is set when it could not be asked.
+	Pending     uint64
+	AckPending  int
+	Redelivered int
+	InfoErr     error
+}
+
+// Health is the router's state: Ready when Run bound every group and none
+// is stalled or ended.
+type Health struct {
+	Ready  bool
+	Groups []GroupHealth
+}
+
+// Health reports each group's state, reading the durables' counts from the
+// broker (bounded by ctx). It is safe to call at any time, from any
+// goroutine: a readiness probe calls it.
+func (r *Router) Health(ctx context.Context) Health {
+	r.mu.Lock()
+	runs := r.runs
+	r.mu.Unlock()
+	h := Health{Ready: len(runs) > 0}
+	for _, gr := range runs {
+		gh := GroupHealth{
+			Group:        gr.g.cfg.Durable,
+			State:        gr.state.Load().(transport.State),
+			Cause:        gr.stateErr.Load().(errHolder).err,
+			Stalls:       gr.stalls.Load(),
+			LastProgress: time.Unix(0, gr.lastProgress.Load()),
+		}
+		gr.mu.Lock()
+		gh.Held = gr.n
+		for _, s := range gr.slots {
+			if s.d != nil {
+				gh.Held++
+			}
+		}
+		gr.mu.Unlock()
+		if st, err := gr.cons.State(ctx); err != nil {
+			gh.InfoErr = err
+		} else {
+			gh.Pending, gh.AckPending, gh.Redelivered = st.Pending, st.AckPending, st.Redelivered
+		}
+		if gh.State != transport.StateActive {
+			h.Ready = false
+		}
+		h.Groups = append(h.Groups, gh)
+	}
+	return h
+}
