@@ -24,9 +24,6 @@ const (
 	// ReasonUnknownType: no handler for the event type and the router is
 	// configured to dead-letter unknown types.
 	ReasonUnknownType = "unknown_type"
-	// ReasonMaxDeliveriesAdvisory: the consumer exhausted MaxDeliver without
-	// a verdict (crashes, AckWait expiries); caught by the AdvisoryWatcher.
-	ReasonMaxDeliveriesAdvisory = "max_deliveries_advisory"
 )
 
 // DeadLetterError is a verdict: the message goes to the dead-letter stream

@@ -1,16 +1,16 @@
 // Package middleware holds the Watermill message.HandlerMiddlewares of
 // jetevents and the helpers they share: broker-side retry (retry.go, with the
 // schedule in backoff.go), the dead-letter path (poison.go, verdicts in
-// deadletter.go, permanent errors in permanent.go), the MAX_DELIVERIES
-// advisory safety net (advisory.go), correlation and causation ids
+// deadletter.go, permanent errors in permanent.go), correlation and causation ids
 // (correlation.go), idempotency with a JetStream KV or in-memory store
 // (idempotency.go, store_kv.go, store_memory.go), a context-restoring timeout
 // (timeout.go) and event logging (logging.go).
 //
 // In the layers of DESIGN.md the package sits under router and above
-// jetstream, marshaler and envelope: it reads the metadata, raw message and
-// settle marks of the jetstream subscriber (transport.go is the only file that
-// touches them) and is wired by the router in this order, outermost first:
+// transport, marshaler and envelope: it reads the delivery view a transport
+// puts in each message's context (transport.Delivery: where the message came
+// from, its attempt, its verdict marks; transport.go is the only file that
+// touches it) and is wired by the router in this order, outermost first:
 //
 //	Correlation -> Logging -> DeadLetterer (poison) -> Retry -> Idempotency -> Timeout -> Recoverer -> handler
 //

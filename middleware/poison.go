@@ -32,8 +32,8 @@ const (
 	HeaderStreamSeq = "Dlq-Original-Stream-Seq"
 	// HeaderDeliveries is how many times the consumer delivered it (decimal).
 	HeaderDeliveries = "Dlq-Delivery-Count"
-	// HeaderHandler is the Watermill handler name (absent when unknown, as on
-	// the advisory path).
+	// HeaderHandler is the Watermill handler name, else the consumer (the
+	// router's group); absent when neither is known.
 	HeaderHandler = "Dlq-Handler"
 	// HeaderReason is one of the Reason* constants.
 	HeaderReason = "Dlq-Reason"
@@ -393,7 +393,13 @@ func (d *DeadLetterer) forget(k verdictKey) {
 func recordOf(msg *message.Message, dv *transport.Delivery) Record {
 	rec := Record{
 		Subject: dv.Subject, Stream: dv.Stream, Consumer: dv.Consumer,
-		StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt, Handler: dv.Consumer,
+		StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt,
+		Handler: message.HandlerNameFromCtx(msg.Context()),
+	}
+	if rec.Handler == "" {
+		// The router's own pipeline has no Watermill handler: its group
+		// (the durable) is the handler.
+		rec.Handler = dv.Consumer
 	}
 	if dv.Data != nil || dv.Header != nil {
 		rec.Header, rec.Data = nats.Header(dv.Header), dv.Data

@@ -14,10 +14,12 @@ const DefaultMaxDeliver = 5
 
 // RetryConfig configures Retry.
 type RetryConfig struct {
-	// MaxDeliver must equal the consumer's MaxDeliver: on that delivery a
+	// MaxDeliver is the number of handler attempts: on that delivery a
 	// failing handler gets no further attempt and the message is
-	// dead-lettered (ReasonMaxDeliver). Default 5; -1 means unlimited (never
-	// dead-letter for exhausted attempts).
+	// dead-lettered (ReasonMaxDeliver). The consumer's server-side
+	// MaxDeliver must be unlimited (the router's is) or above it, so that a
+	// failed dead-letter publish is retried. Default 5; -1 means unlimited
+	// (never dead-letter for exhausted attempts).
 	MaxDeliver int
 	// Backoff is the delay before the next delivery after a failed attempt,
 	// asked of the broker with NakWithDelay. Default: the zero Backoff (1s
@@ -73,8 +75,10 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 //
 // A context.Canceled error while the message's context is done (shutdown)
 // is never turned into a verdict: a cancelled attempt says nothing about the
-// message. It is retried; if it was the last delivery, the broker emits the
-// MAX_DELIVERIES advisory and the AdvisoryWatcher dead-letters it.
+// message. It is retried; if it was the last delivery, the next one is past
+// MaxDeliver and dead-lettered without calling the handler (the consumer's
+// server-side MaxDeliver must be unlimited or above MaxDeliver for that
+// delivery to come: the router's is unlimited).
 // The messages a failed handler produced are dropped.
 func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
