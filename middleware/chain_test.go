@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 )
 
@@ -53,7 +52,7 @@ func TestChain_panicking_handler_is_retried_then_dead_lettered(t *testing.T) {
 		if attempt < 3 {
 			var rp wmmiddleware.RecoveredPanicError
 			require.ErrorAs(t, err, &rp, "attempt %d: Nacked", attempt)
-			assert.NotEmpty(t, msg.Metadata.Get(jetstream.MetadataNakDelay))
+			assert.NotEmpty(t, nakDelay(msg))
 			assert.Empty(t, env.dlqMessages(t))
 			continue
 		}
@@ -76,5 +75,5 @@ func TestChain_timed_out_handler_is_retried_and_context_is_restored(t *testing.T
 	_, err := h(msg)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NoError(t, msg.Context().Err(), "the subscriber settles with a live context")
-	assert.Equal(t, "1s", msg.Metadata.Get(jetstream.MetadataNakDelay))
+	assert.Equal(t, "1s", nakDelay(msg))
 }

@@ -61,3 +61,35 @@ func TestCorrelation_puts_ids_in_context_and_on_produced_messages(t *testing.T) 
 		})
 	}
 }
+
+// TestCorrelation_default_is_the_event_id_so_redeliveries_get_the_same_id:
+// without NewID, an event without correlation id starts the conversation
+// named after itself, so every run of the same message (a redelivery, another
+// process) correlates the same way; no random id is made.
+func TestCorrelation_default_is_the_event_id_so_redeliveries_get_the_same_id(t *testing.T) {
+	tests := []struct {
+		name     string
+		msg      func() *message.Message // a fresh copy of the same message
+		wantCorr string
+	}{
+		{"event id", func() *message.Message { return delivered("ev-1", testSubject, 3, 1) }, "ev-1"},
+		{"message UUID without ce-id", func() *message.Message { return message.NewMessage("uuid-1", nil) }, "uuid-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
+			require.NoError(t, err)
+			var got []string
+			for range 2 {
+				msg := tt.msg()
+				_, err := c.Middleware(func(m *message.Message) ([]*message.Message, error) {
+					got = append(got, envelope.CorrelationID(m.Context()))
+					return nil, nil
+				})(msg)
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantCorr, msg.Metadata.Get(marshaler.MetadataCorrelationID))
+			}
+			assert.Equal(t, []string{tt.wantCorr, tt.wantCorr}, got, "both runs get the same id")
+		})
+	}
+}

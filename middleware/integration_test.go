@@ -19,6 +19,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // These tests run the middleware the way the router will: a Watermill
@@ -47,9 +48,17 @@ func (r *recorder) add(msg *message.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, call{
-		eventID: msg.Metadata.Get(marshaler.MetadataID), attempt: jetstream.DeliveryAttempt(msg), at: time.Now(),
+		eventID: msg.Metadata.Get(marshaler.MetadataID), attempt: attemptOf(msg), at: time.Now(),
 		corr: envelope.CorrelationID(msg.Context()), cause: envelope.CausationID(msg.Context()),
 	})
+}
+
+// attemptOf is the delivery attempt as the Subscriber's delivery view says.
+func attemptOf(msg *message.Message) uint64 {
+	if dv := transport.FromContext(msg.Context()); dv != nil {
+		return dv.Attempt
+	}
+	return 0
 }
 
 func (r *recorder) snapshot() []call {
@@ -75,6 +84,8 @@ type routerOpts struct {
 	maxDeliver  int
 	idempotency middleware.Store
 	handler     func(*message.Message) error
+	// outer, when set, wraps the whole stack (it sees every delivery).
+	outer message.HandlerMiddleware
 }
 
 // runRouter starts a Watermill router with the recommended middleware order
@@ -88,9 +99,11 @@ func runRouter(t *testing.T, o routerOpts) {
 		FilterSubjects: []string{"auth.user.*"},
 		AckWait:        5 * time.Second,
 		MaxDeliver:     o.maxDeliver,
-		NakDelay:       fastBackoff.Delay,
-		OnUndecodable:  o.dl.Undecodable,
-		CloseTimeout:   5 * time.Second,
+		// The Subscriber's own schedule would stall every test: each retry
+		// here comes after the delay the middleware marked on the delivery.
+		NakDelay:      func(uint64) time.Duration { return time.Minute },
+		OnUndecodable: o.dl.Undecodable,
+		CloseTimeout:  5 * time.Second,
 	})
 	require.NoError(t, err)
 	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, watermill.NopLogger{})
@@ -105,6 +118,9 @@ func runRouter(t *testing.T, o routerOpts) {
 	timeout, err := middleware.Timeout(5 * time.Second)
 	require.NoError(t, err)
 	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware, o.dl.Middleware, retry.Middleware}
+	if o.outer != nil {
+		mws = append([]message.HandlerMiddleware{o.outer}, mws...)
+	}
 	if o.idempotency != nil {
 		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: o.idempotency})
 		require.NoError(t, err)
@@ -216,7 +232,7 @@ func TestIntegration_handler_failing_twice_then_succeeding_is_not_dead_lettered(
 	rec := &recorder{}
 	runRouter(t, routerOpts{nc: env.srv.Conn, dl: env.dl, maxDeliver: 4, handler: func(msg *message.Message) error {
 		rec.add(msg)
-		if jetstream.DeliveryAttempt(msg) < 3 {
+		if attemptOf(msg) < 3 {
 			return errors.New("transient")
 		}
 		return nil
@@ -269,27 +285,38 @@ func TestIntegration_permanent_error_and_malformed_payload_are_dead_lettered_at_
 
 func TestIntegration_failed_dead_letter_publish_naks_and_retries_until_stored(t *testing.T) {
 	env := newDLQEnv(t, true) // no DLQ stream yet
-	dl, err := middleware.NewDeadLetterer(env.srv.Conn, middleware.DeadLetterConfig{
+	dl, err := middleware.NewDeadLetterer(env.tr, middleware.DeadLetterConfig{
 		Clock: env.clock, RetryBackoff: fastBackoff, PublishTimeout: 2 * time.Second,
 	})
 	require.NoError(t, err)
 	env.dl = dl
-	rec := &recorder{}
-	runRouter(t, routerOpts{nc: env.srv.Conn, dl: dl, maxDeliver: 10, handler: func(msg *message.Message) error {
-		rec.add(msg)
-		return middleware.Permanent(errors.New("invalid"))
-	}})
+	rec, deliveries := &recorder{}, &recorder{}
+	runRouter(t, routerOpts{nc: env.srv.Conn, dl: dl, maxDeliver: 10,
+		outer: func(h message.HandlerFunc) message.HandlerFunc {
+			return func(msg *message.Message) ([]*message.Message, error) { deliveries.add(msg); return h(msg) }
+		},
+		handler: func(msg *message.Message) error {
+			rec.add(msg)
+			return middleware.Permanent(errors.New("invalid"))
+		}})
 	seq := publishEvent(t, env.srv.JS, newTestEvent("ev-1"), "")
 
-	// Not acked: the broker delivers it again.
-	require.Eventually(t, func() bool { return rec.count("ev-1") >= 2 }, 10*time.Second, 10*time.Millisecond)
-	_, err = env.srv.JS.CreateStream(testCtx(t), natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"dlq.>"}})
-	require.NoError(t, err)
+	// Not acked: the broker delivers it again, and the remembered verdict
+	// retries the publish without calling the handler.
+	require.Eventually(t, func() bool { return deliveries.count("ev-1") >= 3 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 1, rec.count("ev-1"), "the handler ran once")
+	createDLQ(t, env.srv)
 
 	got := env.waitDLQ(t, 1)
 	waitAcked(t, env.srv.JS, seq)
 	require.Len(t, got, 1)
 	assert.Equal(t, middleware.ReasonPermanent, got[0].Header.Get(middleware.HeaderReason))
+	assert.Equal(t, "invalid", got[0].Header.Get(middleware.HeaderError))
+	assert.Equal(t, handlerName, got[0].Header.Get(middleware.HeaderHandler))
+	assert.Equal(t, 1, rec.count("ev-1"), "stored without another handler call")
+	for i, c := range deliveries.snapshot() {
+		assert.Equal(t, uint64(i+1), c.attempt, "one delivery per attempt, each through the stack")
+	}
 }
 
 func TestIntegration_same_event_published_twice_is_handled_once_across_two_routers(t *testing.T) {
@@ -300,7 +327,7 @@ func TestIntegration_same_event_published_twice_is_handled_once_across_two_route
 		nc := env.srv.Connect(t)
 		store, err := middleware.NewKVStore(testCtx(t), nc, middleware.KVStoreConfig{})
 		require.NoError(t, err)
-		dl, err := middleware.NewDeadLetterer(nc, middleware.DeadLetterConfig{})
+		dl, err := middleware.NewDeadLetterer(newTransport(t, nc, jetstream.TransportConfig{}), middleware.DeadLetterConfig{})
 		require.NoError(t, err)
 		runRouter(t, routerOpts{nc: nc, dl: dl, maxDeliver: 5, idempotency: store, handler: handler})
 	}

@@ -7,15 +7,16 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // logLines runs one delivery through Logging over a JSON slog handler and
@@ -49,7 +50,7 @@ func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) 
 		{"handled", func(*message.Message) ([]*message.Message, error) { return nil, nil },
 			"DEBUG", "Event handled", nil},
 		{"retried", func(m *message.Message) ([]*message.Message, error) {
-			jetstream.NakWithDelay(m, 2_000_000_000)
+			transport.FromContext(m.Context()).SetNakDelay(2 * time.Second)
 			return nil, boom
 		}, "WARN", "Event handling failed, will be redelivered", map[string]any{"retry_in": "2s", "error": "boom"}},
 		{"dead-lettered", func(m *message.Message) ([]*message.Message, error) {
@@ -58,9 +59,10 @@ func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) 
 			m.Metadata.Set(middleware.MetadataDeadLetterError, "bad input")
 			return nil, nil
 		}, "ERROR", "Event dead-lettered", map[string]any{"reason": "permanent", "dead_letter_subject": "dlq.auth.user.created", "error": "bad input"}},
-		{"dead-letter failed", func(*message.Message) ([]*message.Message, error) {
+		{"dead-letter failed", func(m *message.Message) ([]*message.Message, error) {
+			transport.FromContext(m.Context()).SetNakDelay(time.Second)
 			return nil, errors.Join(boom, middleware.ErrDeadLetter)
-		}, "ERROR", "Event not dead-lettered, will be redelivered", nil},
+		}, "ERROR", "Event not dead-lettered, will be redelivered", map[string]any{"retry_in": "1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +75,8 @@ func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) 
 			last := lines[1]
 			assert.Equal(t, tt.wantLevel, last["level"])
 			assert.Equal(t, tt.wantMsg, last["msg"])
-			for k, v := range map[string]any{"event_id": "ev-1", "event_type": "user.created", "subject": testSubject, "attempt": float64(2), "correlation_id": "corr-1"} {
+			for k, v := range map[string]any{"event_id": "ev-1", "event_type": "user.created", "subject": testSubject, "attempt": float64(2), "correlation_id": "corr-1",
+				"group": testConsumer, "stream_seq": float64(3)} {
 				assert.Equal(t, v, lines[0][k], "received: %s", k)
 				assert.Equal(t, v, last[k], "outcome: %s", k)
 			}
@@ -94,3 +97,56 @@ func TestLogging_without_warn_level_logs_retries_at_info(t *testing.T) {
 	require.Len(t, infos, 1)
 	assert.Equal(t, "boom", infos[0].Fields["error"])
 }
+
+// infoLogger logs at Info and above and says so (LevelLogger); a Debug call
+// fails the test. It records the other lines.
+type infoLogger struct {
+	*watermill.CaptureLoggerAdapter
+	t *testing.T
+}
+
+func (l infoLogger) Enabled(level slog.Level) bool { return level >= slog.LevelInfo }
+
+func (l infoLogger) Debug(msg string, fields watermill.LogFields) {
+	l.t.Errorf("Debug(%q) called on a logger at Info level", msg)
+}
+
+// TestLogging_at_info_level_builds_no_debug_fields: a logger that tells its
+// level (LevelLogger) above debug gets no Debug call, and a handled event
+// costs Logging no allocation (the fields of the received/handled lines are
+// never built); the outcomes at Info and above are still logged.
+func TestLogging_at_info_level_builds_no_debug_fields(t *testing.T) {
+	logger := infoLogger{CaptureLoggerAdapter: watermill.NewCaptureLogger(), t: t}
+	require.False(t, middleware.DebugEnabled(logger))
+	l, err := middleware.NewLogging(middleware.LoggingConfig{Logger: logger})
+	require.NoError(t, err)
+
+	msg := delivered("ev-1", testSubject, 3, 1)
+	handled := l.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	allocs := testing.AllocsPerRun(100, func() {
+		_, err := handled(msg)
+		assert.NoError(t, err)
+	})
+	assert.Zero(t, allocs, "allocations per handled event at Info level")
+	assert.Empty(t, logger.Captured(), "nothing logged for a handled event")
+
+	// The same middleware at debug level does build them: the count above
+	// can fail.
+	debug, err := middleware.NewLogging(middleware.LoggingConfig{Logger: debugLogger{watermill.NopLogger{}}})
+	require.NoError(t, err)
+	handledDebug := debug.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	assert.NotZero(t, testing.AllocsPerRun(100, func() { _, _ = handledDebug(msg) }), "debug fields are built at debug level")
+
+	// Failures are still logged, with their fields.
+	_, err = l.Middleware(handlerReturning(new(int), errors.New("boom")))(msg)
+	require.Error(t, err)
+	infos := logger.Captured()[watermill.InfoLogLevel]
+	require.Len(t, infos, 1, "no WarnLogger: the retry is logged at info")
+	assert.Equal(t, "ev-1", infos[0].Fields["event_id"])
+	assert.Equal(t, "boom", infos[0].Fields["error"])
+}
+
+// debugLogger discards every line but says debug is on.
+type debugLogger struct{ watermill.NopLogger }
+
+func (debugLogger) Enabled(slog.Level) bool { return true }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 )
@@ -58,7 +58,7 @@ func TestRetry_decides_between_redelivery_and_dead_letter(t *testing.T) {
 			reason, dl := middleware.Classify(err)
 			assert.Equal(t, tt.wantReason, reason)
 			assert.Equal(t, tt.wantReason != "", dl)
-			assert.Equal(t, tt.wantDelay, msg.Metadata.Get(jetstream.MetadataNakDelay))
+			assert.Equal(t, tt.wantDelay, nakDelay(msg))
 		})
 	}
 }
@@ -76,14 +76,61 @@ func TestRetry_cancelled_attempt_is_never_a_verdict(t *testing.T) {
 	r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: 2, Backoff: middleware.Backoff{Jitter: -1}})
 	require.NoError(t, err)
 	msg := delivered("e", "a.b", 1, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // shutdown
+	ctx, cancel := context.WithCancel(msg.Context()) // keeps the delivery
+	cancel()                                         // shutdown
 	msg.SetContext(ctx)
 	_, err = r.Middleware(func(m *message.Message) ([]*message.Message, error) { return nil, m.Context().Err() })(msg)
 	require.ErrorIs(t, err, context.Canceled)
 	_, dl := middleware.Classify(err)
-	assert.False(t, dl, "left to the broker (and the advisory), not dead-lettered as max_deliver")
-	assert.Equal(t, "2s", msg.Metadata.Get(jetstream.MetadataNakDelay))
+	assert.False(t, dl, "redelivered, not dead-lettered as max_deliver: the attempt says nothing about the message")
+	assert.Equal(t, "2s", nakDelay(msg))
+}
+
+// TestRetry_past_max_deliver_does_not_call_the_handler: the library enforces
+// the attempt limit (the server's max_deliver is unlimited), so a delivery
+// past MaxDeliver (the last attempt's dead-letter publish failed, or its
+// process died) is a verdict without a handler call, which the DeadLetterer
+// outside stores.
+func TestRetry_past_max_deliver_does_not_call_the_handler(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxDeliver int
+		attempt    uint64
+		wantCalled bool
+	}{
+		{"one past the limit", 3, 4, false},
+		{"far past the limit", 3, 1000, false},
+		{"the last attempt still runs", 3, 3, true},
+		{"unlimited never stops", -1, 1000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newDLQEnv(t, false)
+			r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: tt.maxDeliver, Backoff: middleware.Backoff{Jitter: -1}})
+			require.NoError(t, err)
+			calls := 0
+			msg := delivered("ev-1", testSubject, 5, tt.attempt)
+			_, err = env.dl.Middleware(r.Middleware(handlerReturning(&calls, errors.New("db down"))))(msg)
+
+			assert.Equal(t, tt.wantCalled, calls == 1)
+			if tt.wantCalled {
+				if tt.maxDeliver > 0 {
+					require.NoError(t, err, "the last attempt's failure is dead-lettered")
+				} else {
+					require.Error(t, err, "retried")
+					assert.NotEmpty(t, nakDelay(msg))
+				}
+				return
+			}
+			require.NoError(t, err, "dead-lettered, then acked")
+			got := env.dlqMessages(t)
+			require.Len(t, got, 1)
+			assert.Equal(t, middleware.ReasonMaxDeliver, got[0].Header.Get(middleware.HeaderReason))
+			assert.Contains(t, got[0].Header.Get(middleware.HeaderError), middleware.ErrAttemptsExhausted.Error())
+			assert.Equal(t, strconv.FormatUint(tt.attempt, 10), got[0].Header.Get(middleware.HeaderDeliveries))
+			assert.Empty(t, nakDelay(msg))
+		})
+	}
 }
 
 func TestRetry_config_validation(t *testing.T) {

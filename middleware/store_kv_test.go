@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 func newKVStore(t *testing.T, srv *eventstest.Server, cfg middleware.KVStoreConfig) *middleware.KVStore {
@@ -45,7 +46,7 @@ func TestKVStore_same_event_delivered_twice_is_handled_once_across_two_stores(t 
 	_, err = b.Middleware(handler)(delivered("ev-2", "auth.user.created", 3, 1))
 	require.NoError(t, err)
 	other := delivered("ev-1", "auth.user.created", 1, 1)
-	other.Metadata.Set("js-consumer", "audit")
+	transport.FromContext(other.Context()).Consumer = "audit"
 	_, err = b.Middleware(handler)(other)
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), calls.Load())
