@@ -11,33 +11,50 @@ import "context"
 type ctxKey int
 
 const (
-	correlationKey ctxKey = iota
-	causationKey
+	relationsKey ctxKey = iota
 	organizationKey
 )
 
-// WithCorrelationID returns ctx carrying a correlation id.
+// relations is the value under relationsKey: both ids travel in one context
+// value, so that the router sets them with one allocation, and the nearest
+// setter of either wins as with separate keys.
+type relations struct{ correlation, causation string }
+
+func relationsOf(ctx context.Context) relations {
+	r, _ := ctx.Value(relationsKey).(*relations)
+	if r == nil {
+		return relations{}
+	}
+	return *r
+}
+
+// WithCorrelationID returns ctx carrying a correlation id (and the causation
+// id ctx already carries).
 func WithCorrelationID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, correlationKey, id)
+	r := relationsOf(ctx)
+	r.correlation = id
+	return context.WithValue(ctx, relationsKey, &r)
 }
 
 // CorrelationID returns the correlation id ctx carries, or "".
-func CorrelationID(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey).(string)
-	return id
-}
+func CorrelationID(ctx context.Context) string { return relationsOf(ctx).correlation }
 
 // WithCausationID returns ctx carrying a causation id: the id of the event
 // being handled, which caused whatever is published with ctx.
 func WithCausationID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, causationKey, id)
+	r := relationsOf(ctx)
+	r.causation = id
+	return context.WithValue(ctx, relationsKey, &r)
+}
+
+// WithRelations returns ctx carrying both ids at once (what the router sets
+// for every handler).
+func WithRelations(ctx context.Context, correlationID, causationID string) context.Context {
+	return context.WithValue(ctx, relationsKey, &relations{correlation: correlationID, causation: causationID})
 }
 
 // CausationID returns the causation id ctx carries, or "".
-func CausationID(ctx context.Context) string {
-	id, _ := ctx.Value(causationKey).(string)
-	return id
-}
+func CausationID(ctx context.Context) string { return relationsOf(ctx).causation }
 
 // WithOrganizationID returns ctx carrying an organization (tenant) id, for
 // producers that stamp events from a request's context rather than from

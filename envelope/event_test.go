@@ -228,3 +228,32 @@ func TestClone_is_deep(t *testing.T) {
 	assert.JSONEq(t, `{"a":1}`, string(e.Data))
 	assert.Equal(t, "user.created", e.Type)
 }
+
+func TestDecodeData_keeps_ints_exact_in_typed_fields_and_numbers_as_json_Number_under_interfaces(t *testing.T) {
+	e, err := envelope.NewWithData("user.created", "auth-service", "org-1", time.Unix(0, 0), map[string]any{
+		"big": json.Number("9007199254740993"), "extra": map[string]any{"n": json.Number("7")},
+	})
+	require.NoError(t, err)
+	type typed struct {
+		Big int64 `json:"big"`
+	}
+	type mixed struct {
+		Big   int64 `json:"big"`
+		Extra any   `json:"extra"`
+	}
+	tests := []struct {
+		name string
+		into any
+		want any
+	}{
+		{"typed struct", &typed{}, &typed{Big: 9007199254740993}},
+		{"struct with an interface field", &mixed{}, &mixed{Big: 9007199254740993, Extra: map[string]any{"n": json.Number("7")}}},
+		{"pointer to pointer", new(*typed), func() any { p := &typed{Big: 9007199254740993}; return &p }()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, e.DecodeData(tt.into))
+			assert.Equal(t, tt.want, tt.into)
+		})
+	}
+}

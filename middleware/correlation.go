@@ -58,7 +58,7 @@ func (c *Correlation) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			}
 			msg.Metadata.Set(marshaler.MetadataCorrelationID, corr)
 		}
-		msg.SetContext(envelope.WithCausationID(envelope.WithCorrelationID(msg.Context(), corr), cause))
+		msg.SetContext(envelope.WithRelations(msg.Context(), corr, cause))
 
 		out, err := h(msg)
 		for _, m := range out {

@@ -217,8 +217,12 @@ func (gr *groupRun) handle(d *transport.Delivery) error {
 // failed one as the middleware marked it.
 func (gr *groupRun) settle(d *transport.Delivery, err error) {
 	if err == nil {
+		if !gr.r.cfg.AckSync {
+			gr.settleErr(d.Settler.Ack(context.Background(), false), "ack", d)
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), gr.g.cfg.AckWait)
-		gr.settleErr(d.Settler.Ack(ctx, gr.r.cfg.AckSync), "ack", d)
+		gr.settleErr(d.Settler.Ack(ctx, true), "ack sync", d)
 		cancel()
 		return
 	}
