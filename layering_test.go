@@ -29,12 +29,15 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		mayUse  []string // packages of this module it may import
 		noNatsd bool
 	}{
-		{module, []string{"envelope", "marshaler", "jetstream", "middleware", "router", "eventsmock"}, true},
+		{module, []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router", "eventsmock"}, true},
 		{module + "/envelope", nil, true},
 		{module + "/marshaler", []string{"envelope"}, true},
-		{module + "/jetstream", []string{"envelope", "marshaler"}, true},
-		{module + "/middleware", []string{"envelope", "marshaler", "jetstream"}, true},
-		{module + "/router", []string{"envelope", "marshaler", "jetstream", "middleware"}, true},
+		{module + "/transport", []string{"envelope"}, true},
+		{module + "/jetstream", []string{"envelope", "marshaler", "transport"}, true},
+		// Middleware reads the transport's delivery view, never a *nats.Conn
+		// or the jetstream package.
+		{module + "/middleware", []string{"envelope", "marshaler", "transport"}, true},
+		{module + "/router", []string{"envelope", "marshaler", "transport", "jetstream", "middleware"}, true},
 		{module + "/eventsmock", []string{"envelope"}, true},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,7 @@ import (
 // Subscriber defaults. Each is documented on the SubscriberConfig field it fills.
 const (
 	DefaultSubscriberAckWait       = 30 * time.Second
-	DefaultSubscriberMaxDeliver    = 5
+	DefaultSubscriberMaxDeliver    = -1
 	DefaultSubscriberMaxAckPending = 1000
 	DefaultSubscriberConcurrency   = 1
 	DefaultSubscriberCloseTimeout  = 30 * time.Second
@@ -95,7 +95,12 @@ type SubscriberConfig struct {
 	AckWait time.Duration
 
 	// MaxDeliver is the number of deliveries after which the server gives up
-	// (and emits the MAX_DELIVERIES advisory). Default 5; -1 means unlimited.
+	// on a message (and emits the MAX_DELIVERIES advisory). Default -1:
+	// unlimited, because a message the server gives up on stays in its stream
+	// unhandled and undead-lettered; with the module's middleware, Retry
+	// enforces the attempt limit and the DeadLetterer stores the message,
+	// retrying for as long as the dead-letter stream refuses it. Set a limit
+	// only without them.
 	MaxDeliver int
 
 	// BackOff is the server's redelivery schedule for deliveries that time out
@@ -160,9 +165,9 @@ type SubscriberConfig struct {
 	Unmarshaler Unmarshaler
 
 	// OnUndecodable receives messages the Unmarshaler refuses (see
-	// UndecodableHandler). Default nil: such a message is nacked with the
-	// NakDelay schedule (never lost, never acked) until MaxDeliver, where the
-	// MAX_DELIVERIES advisory reports it.
+	// UndecodableHandler; middleware.DeadLetterer.Undecodable is one).
+	// Default nil: such a message is nacked with the NakDelay schedule (never
+	// lost, never acked), until MaxDeliver if one is set.
 	OnUndecodable UndecodableHandler
 
 	// Logger receives the subscriber's logs (per message at Trace/Debug,
