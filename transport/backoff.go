@@ -94,5 +94,10 @@ func (b Backoff) Delay(attempt uint64) time.Duration {
 	if math.IsNaN(d) || d > limit {
 		d = limit
 	}
+	if d >= math.MaxInt64 {
+		// float64(MaxInt64) rounds up: converting it back would wrap to a
+		// negative delay (an immediate redelivery loop).
+		return max(b.Max, 0)
+	}
 	return time.Duration(max(d, 0))
 }
