@@ -106,3 +106,14 @@ var rawConc8Sleep1ms = Variant{
 		}, closeFn, nil
 	}),
 }
+
+// SleepCost is the mean duration of time.Sleep(time.Millisecond) over n
+// calls on this machine now: what one handler of the conc8-sleep1ms rows
+// costs at the least, so 8/SleepCost is their ceiling.
+func SleepCost(n int) time.Duration {
+	start := time.Now()
+	for range n {
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start) / time.Duration(max(n, 1))
+}
