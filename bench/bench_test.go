@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/jetevents/events/bench"
@@ -21,9 +22,21 @@ func BenchmarkPublishAsync(b *testing.B) { benchOp(b, bench.OpAsync) }
 func BenchmarkPublishBatch(b *testing.B) { benchOp(b, bench.OpBatch) }
 func BenchmarkConsumeAck(b *testing.B)   { benchOp(b, bench.OpConsume) }
 
-func benchOp(b *testing.B, op bench.Op) {
+// BenchmarkRouterE2E is the router with its default config beside a user's
+// hand-written consumer (raw-consume-json), end to end: b.N events stored
+// beforehand, timed until the handler has seen the last. allocs/op is per
+// event, process-wide (client and embedded server).
+func BenchmarkRouterE2E(b *testing.B) {
+	benchOp(b, bench.OpRouter, bench.ImplRawConsumeJSON, bench.ImplRouterDefault)
+}
+
+// benchOp runs the variants of op (only the impls listed, if any).
+func benchOp(b *testing.B, op bench.Op, impls ...bench.Impl) {
 	for _, size := range sizes {
 		for _, v := range bench.VariantsOf(op) {
+			if len(impls) > 0 && !slices.Contains(impls, v.Impl) {
+				continue
+			}
 			b.Run(fmt.Sprintf("size=%d/impl=%s", size, v.Impl), func(b *testing.B) {
 				runTrial(b, v, bench.Params{N: b.N, Size: size})
 			})

@@ -19,10 +19,12 @@ import (
 // was asked to: the measurement of that trial is meaningless.
 var ErrVerify = errors.New("bench: verification failed")
 
-// Env is one embedded JetStream server shared by every trial of a run, plus an
-// admin connection used for stream and consumer management (never measured).
+// Env is one JetStream server shared by every trial of a run (embedded, or
+// another process's for Dial), plus an admin connection used for stream and
+// consumer management (never measured).
 type Env struct {
-	srv   *embedded.Server
+	srv   *embedded.Server // nil for Dial
+	url   string
 	admin *nats.Conn
 	js    natsjs.JetStream
 	seq   atomic.Int64
@@ -35,36 +37,59 @@ func Start(storeDir string) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: start server: %w", err)
 	}
-	nc, err := nats.Connect(srv.URL(), nats.Name("jetevents-bench-admin"))
+	env, err := Dial(srv.URL())
 	if err != nil {
 		srv.Shutdown()
+		return nil, err
+	}
+	env.srv = srv
+	return env, nil
+}
+
+// StartServer starts an embedded server alone, for a process that serves
+// another one's Dial (the soak keeps the server out of the RSS it samples).
+func StartServer(storeDir string) (*embedded.Server, error) {
+	srv, err := embedded.Start(embedded.Config{StoreDir: storeDir, ServerName: "jetevents-bench"})
+	if err != nil {
+		return nil, fmt.Errorf("bench: start server: %w", err)
+	}
+	return srv, nil
+}
+
+// Dial connects the admin client to a running JetStream server at url;
+// Close then leaves the server running.
+func Dial(url string) (*Env, error) {
+	nc, err := nats.Connect(url, nats.Name("jetevents-bench-admin"))
+	if err != nil {
 		return nil, fmt.Errorf("bench: connect admin: %w", err)
 	}
 	js, err := natsjs.New(nc)
 	if err != nil {
 		nc.Close()
-		srv.Shutdown()
 		return nil, fmt.Errorf("bench: jetstream: %w", err)
 	}
-	return &Env{srv: srv, admin: nc, js: js}, nil
+	return &Env{url: url, admin: nc, js: js}, nil
 }
 
-// URL is the embedded server's client URL.
-func (env *Env) URL() string { return env.srv.URL() }
+// URL is the server's client URL.
+func (env *Env) URL() string { return env.url }
 
 // JetStream is the admin JetStream context (for checks in tests).
 func (env *Env) JetStream() natsjs.JetStream { return env.js }
 
-// Close closes the admin connection and shuts the server down.
+// Close closes the admin connection and shuts the embedded server down (a
+// dialled server keeps running).
 func (env *Env) Close() {
 	env.admin.Close()
-	env.srv.Shutdown()
+	if env.srv != nil {
+		env.srv.Shutdown()
+	}
 }
 
 // Connect opens a plain client connection, as every variant uses: the same
 // nats.go defaults for all, so that connection options cannot favour one.
 func (env *Env) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(env.srv.URL(), nats.Name(name))
+	nc, err := nats.Connect(env.url, nats.Name(name))
 	if err != nil {
 		return nil, fmt.Errorf("bench: connect %s: %w", name, err)
 	}
@@ -82,7 +107,11 @@ type Stream struct {
 
 // NewStream creates a fresh file-backed stream for one trial, so that no trial
 // publishes into a store (or a de-duplication window) filled by another.
-func (env *Env) NewStream(ctx context.Context) (Stream, error) {
+func (env *Env) NewStream(ctx context.Context) (Stream, error) { return env.newStream(ctx, 0) }
+
+// newStream creates the stream; maxMsgs > 0 caps it (oldest discarded), for
+// runs too long to keep every event on disk.
+func (env *Env) newStream(ctx context.Context, maxMsgs int64) (Stream, error) {
 	k := env.seq.Add(1)
 	s := Stream{Name: fmt.Sprintf("BENCH_%d", k), Subject: fmt.Sprintf("bench.%d.user.created", k)}
 	_, err := env.js.CreateStream(ctx, natsjs.StreamConfig{
@@ -94,6 +123,7 @@ func (env *Env) NewStream(ctx context.Context) (Stream, error) {
 		// The default window (2 min); every event has a unique id, so no
 		// publish is dropped as a duplicate, but each is checked.
 		Duplicates: 2 * time.Minute,
+		MaxMsgs:    maxMsgs, // 0: unlimited
 	})
 	if err != nil {
 		return Stream{}, fmt.Errorf("bench: create stream %s: %w", s.Name, err)
@@ -182,15 +212,16 @@ func (env *Env) VerifyStored(ctx context.Context, s Stream, events []*envelope.E
 	return check(info.State.LastSeq, events[len(events)-1])
 }
 
-// NewDurable creates a fresh durable pull consumer on s with the settings
-// every consume variant shares, and returns its name.
-func (env *Env) NewDurable(ctx context.Context, s Stream, p Params) (string, error) {
-	name := fmt.Sprintf("bench_%d", env.seq.Add(1))
-	_, err := env.js.CreateConsumer(ctx, s.Name, ConsumerConfig(name, s.Subject, p))
-	if err != nil {
-		return "", fmt.Errorf("bench: create consumer %s: %w", name, err)
+// DurableName returns a durable consumer name no other trial of the run uses.
+func (env *Env) DurableName() string { return fmt.Sprintf("bench_%d", env.seq.Add(1)) }
+
+// NewDurable creates the durable pull consumer name on s with the settings
+// every consume variant shares.
+func (env *Env) NewDurable(ctx context.Context, s Stream, name string, p Params) error {
+	if _, err := env.js.CreateConsumer(ctx, s.Name, ConsumerConfig(name, s.Subject, p)); err != nil {
+		return fmt.Errorf("bench: create consumer %s: %w", name, err)
 	}
-	return name, nil
+	return nil
 }
 
 // ConsumerConfig is the durable pull consumer every consume variant reads

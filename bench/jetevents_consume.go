@@ -41,7 +41,7 @@ func subscriberConsume(fetchBatch func(p Params) int) consumeSetup {
 
 var jeteventsConsume = Variant{
 	Op: OpConsume, Impl: ImplJetevents,
-	What:    "Subscriber (Concurrency 1, FetchBatch = raw's PullMaxMessages) Subscribe channel + msg.Ack",
+	What:    "bare Subscriber, no handler or data decoding (Concurrency 1, FetchBatch = raw's PullMaxMessages): Subscribe channel + msg.Ack",
 	prepare: consumeTrial(subscriberConsume(func(p Params) int { return p.PullBatch })),
 }
 
@@ -52,7 +52,7 @@ const ImplJeteventsDefaults Impl = "jetevents-defaults"
 
 var jeteventsDefaultsConsume = Variant{
 	Op: OpConsume, Impl: ImplJeteventsDefaults,
-	What:    "Subscriber with its defaults (Concurrency 1, FetchBatch 2) Subscribe channel + msg.Ack",
+	What:    "bare Subscriber with its defaults (Concurrency 1, FetchBatch 2): Subscribe channel + msg.Ack",
 	prepare: consumeTrial(subscriberConsume(func(Params) int { return 0 })),
 }
 

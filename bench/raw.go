@@ -153,9 +153,13 @@ var rawBatch = Variant{
 	}),
 }
 
+// rawConsume is the transport baseline of the subscriber rows: it decodes
+// with this library's envelope decoder, as the Subscriber does, so that those
+// rows compare transports. A user's hand-written consumer is
+// rawConsumeJSON, the baseline of the router rows.
 var rawConsume = Variant{
-	Op: OpConsume, Impl: ImplRaw,
-	What: "consumer.Consume + Event.UnmarshalJSON + msg.Ack",
+	Op: OpConsume, Impl: ImplRawOurDecoder,
+	What: "transport baseline, not a user's code: consumer.Consume + this library's Event.UnmarshalJSON + msg.Ack",
 	prepare: consumeTrial(func(ctx context.Context, env *Env, s Stream, durable string, p Params, record func(string)) (func(context.Context) error, func() error, error) {
 		nc, err := env.Connect("bench-raw-consume")
 		if err != nil {
@@ -186,7 +190,7 @@ var rawConsume = Variant{
 		}
 		return func(ctx context.Context) error {
 			cc, err = cons.Consume(func(m natsjs.Msg) {
-				// A hand-written consumer decodes the envelope to use it.
+				// The Subscriber decodes the envelope; so does its baseline.
 				var e envelope.Event
 				if err := e.UnmarshalJSON(m.Data()); err != nil {
 					failures.Add(1)

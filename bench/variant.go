@@ -21,20 +21,41 @@ const (
 	OpAsync   Op = "async"
 	OpBatch   Op = "batch"
 	OpConsume Op = "consume"
+	OpRouter  Op = "router"
 )
 
 // Ops lists the operations in report order.
-var Ops = []Op{OpSync, OpAsync, OpBatch, OpConsume}
+var Ops = []Op{OpSync, OpAsync, OpBatch, OpConsume, OpRouter}
 
 // Impl names who does the work.
 type Impl string
 
-// The implementations compared. Raw is the baseline of every ratio.
+// The implementations compared. Each operation's baseline (see Baseline) is
+// a raw nats.go variant.
 const (
+	// ImplRaw is the publishing baseline: hand-written nats.go code.
 	ImplRaw       Impl = "raw"
 	ImplJetevents Impl = "jetevents"
 	ImplWatermill Impl = "watermill-nats"
+	// ImplRawOurDecoder is the consume (transport) baseline: nats.go
+	// Consume with this library's envelope decoder, so that the subscriber
+	// rows compare transports with the same decoding on both sides. It is
+	// not what a user writes: the router rows compare with
+	// ImplRawConsumeJSON.
+	ImplRawOurDecoder Impl = "raw-our-decoder"
 )
+
+// Baseline is the implementation the ratios of op are relative to: the first
+// variant of VariantsOf(op).
+func Baseline(op Op) Impl {
+	switch op {
+	case OpConsume:
+		return ImplRawOurDecoder
+	case OpRouter:
+		return ImplRawConsumeJSON
+	}
+	return ImplRaw
+}
 
 // Params sizes a trial. The zero value of each field takes its default.
 type Params struct {
@@ -137,7 +158,7 @@ func (v Variant) Prepare(ctx context.Context, env *Env, p Params) (*Trial, error
 	return t, nil
 }
 
-// Variants lists every variant, raw first within each operation.
+// Variants lists every variant, each operation's baseline first.
 func Variants() []Variant {
 	var vs []Variant
 	for _, op := range Ops {
@@ -146,7 +167,7 @@ func Variants() []Variant {
 	return vs
 }
 
-// VariantsOf lists the variants of one operation, the raw baseline first.
+// VariantsOf lists the variants of one operation, its baseline first.
 func VariantsOf(op Op) []Variant {
 	var vs []Variant
 	for _, v := range []Variant{
@@ -154,6 +175,7 @@ func VariantsOf(op Op) []Variant {
 		rawAsync, jeteventsAsync,
 		rawBatch, jeteventsBatch, jeteventsMessageBatch, watermillBatch,
 		rawConsume, jeteventsConsume, jeteventsDefaultsConsume, watermillConsume,
+		rawConsumeJSON, routerDefault, routerKVIdempotency, routerConc8Sleep1ms, rawConc8Sleep1ms, watermillRouter,
 	} {
 		if v.Op == op && v.prepare != nil {
 			vs = append(vs, v)
@@ -228,6 +250,17 @@ type consumeSetup func(ctx context.Context, env *Env, s Stream, durable string, 
 // in our wire format, a fresh durable with the shared settings, and checks
 // that every event was handed over exactly once and acked on the server.
 func consumeTrial(setup consumeSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
+	return prefilledTrial(setup, true)
+}
+
+// ownDurableTrial is consumeTrial for a variant that creates its durable
+// itself, as the router does from its group's config: the harness only
+// names it (fresh per trial) and checks it afterwards.
+func ownDurableTrial(setup consumeSetup) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
+	return prefilledTrial(setup, false)
+}
+
+func prefilledTrial(setup consumeSetup, createDurable bool) func(ctx context.Context, env *Env, p Params) (*Trial, error) {
 	return func(ctx context.Context, env *Env, p Params) (t *Trial, err error) {
 		t, s, events, err := newTrial(ctx, env, p)
 		if err != nil {
@@ -241,9 +274,11 @@ func consumeTrial(setup consumeSetup) func(ctx context.Context, env *Env, p Para
 		if err := env.Prefill(ctx, s, events); err != nil {
 			return nil, err
 		}
-		durable, err := env.NewDurable(ctx, s, p)
-		if err != nil {
-			return nil, err
+		durable := env.DurableName()
+		if createDurable {
+			if err := env.NewDurable(ctx, s, durable, p); err != nil {
+				return nil, err
+			}
 		}
 		// Preallocated; the uncontended lock (tens of ns against tens of
 		// µs per message) keeps a late redelivery from racing with Verify.
@@ -300,6 +335,33 @@ func checkIDs(events []*envelope.Event, ids []string, extra int) error {
 		delete(want, id)
 	}
 	return nil
+}
+
+// failureLog counts the failures of a trial's handlers (bad data, a failed
+// ack) and keeps the first, so that the run reports them instead of being
+// measured. Safe for concurrent use.
+type failureLog struct {
+	mu    sync.Mutex
+	n     int
+	first error
+}
+
+func (f *failureLog) add(err error) {
+	f.mu.Lock()
+	if f.n++; f.first == nil {
+		f.first = err
+	}
+	f.mu.Unlock()
+}
+
+// err is nil when nothing failed.
+func (f *failureLog) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d messages failed, first: %w", f.n, f.first)
 }
 
 // waitDone waits for done or the context, whichever comes first.

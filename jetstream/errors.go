@@ -80,6 +80,12 @@ var (
 // errors.Is / errors.As on natsjs errors work).
 var ErrApply = errors.New("cannot apply stream or consumer spec")
 
+// ErrSubjectsOverlap: Apply could not create or update a stream because
+// another stream already stores some of its subjects (a message is stored by
+// one stream only). Matched together with ErrApply; the message names the
+// other stream.
+var ErrSubjectsOverlap = errors.New("subjects overlap with another stream")
+
 // Subscriber failures. ErrSubscriberClosed and ErrCloseTimeout also match the
 // shared sentinel of their kind, so errors.Is(err, ErrClosed) and
 // errors.Is(err, ErrTimeout) hold for publisher and subscriber alike.

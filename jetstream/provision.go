@@ -93,18 +93,20 @@ func (cs Changes) String() string {
 // updates what differs and leaves the rest alone, so it is safe to run at
 // every start-up and from scripts. All specs are validated before anything
 // is sent; streams are applied before consumers. Only the settings a spec
-// declares are compared and changed: a setting made by other tools (e.g.
-// max_msgs, discard policy) is kept. On a server error Apply stops and
-// returns what it did so far with an error matching ErrApply (and the
-// server's error: settings the server cannot change, such as storage or
-// deliver policy, surface here).
+// type has are compared and changed: a setting it does not have, made by
+// other tools (e.g. max_msgs, deny_delete, metadata), is kept. On a server
+// error Apply stops and returns what it did so far with an error matching
+// ErrApply and the server's error, whose text says what failed and what to
+// do: settings the server cannot change once created (storage, deliver
+// policy, mirror) and subjects another stream already stores (the error
+// also matches ErrSubjectsOverlap and names that stream) surface here.
 func Apply(ctx context.Context, js natsjs.JetStream, specs ...Spec) (Changes, error) {
 	if js == nil {
 		return nil, fmt.Errorf("jetstream apply: %w: nil JetStream", ErrInvalidConfig)
 	}
 	norm, err := normalizeSpecs(specs)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream apply: %w", err)
+		return nil, err
 	}
 	changes := make(Changes, 0, len(norm))
 	for _, sp := range norm {
@@ -123,8 +125,103 @@ func Apply(ctx context.Context, js natsjs.JetStream, specs ...Spec) (Changes, er
 	return changes, nil
 }
 
-func applyErr(kind, name, op string, err error) error {
-	return fmt.Errorf("jetstream apply: %w: %s %s: %s: %w", ErrApply, kind, name, op, err)
+// applyErr is a server refusal as one sentence: "cannot update stream X
+// (storage): <the server's reason>; <what to do>". The API error's text is
+// the server's description, not nats.go's code dump; errors.Is / errors.As
+// still reach it.
+func applyErr(kind, name, op, detail string, err error) error {
+	reason := err.Error()
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		reason = apiErr.Description
+		if immutable(apiErr.Description) {
+			loss := "its messages go with it"
+			if kind == "consumer" {
+				loss = "it then starts again from its deliver policy"
+			}
+			reason += fmt.Sprintf("; this setting is fixed once the %s exists: put the spec back, or delete and recreate the %s (%s)", kind, kind, loss)
+		}
+	}
+	return &applyError{msg: fmt.Sprintf("cannot %s %s %s%s: %s", op, kind, name, detail, reason), errs: []error{ErrApply, err}}
+}
+
+// immutable reports whether a server refusal is about a setting that cannot
+// change after creation.
+func immutable(desc string) bool {
+	desc = strings.ToLower(desc)
+	for _, s := range []string{"can not change", "cannot change", "can not be updated", "not updatable", "can not be disabled", "can not unseal", "can not cancel"} {
+		if strings.Contains(desc, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyError carries its own text and matches ErrApply and the server's
+// error (and ErrSubjectsOverlap when it is about subjects).
+type applyError struct {
+	msg  string
+	errs []error
+}
+
+func (e *applyError) Error() string   { return e.msg }
+func (e *applyError) Unwrap() []error { return e.errs }
+
+// jsErrCodeSubjectsOverlap is the server's JSStreamSubjectOverlapErr, which
+// nats.go has no sentinel for.
+const jsErrCodeSubjectsOverlap natsjs.ErrorCode = 10065
+
+// overlapErr turns "subjects overlap with an existing stream" into an error
+// naming the stream(s) that hold them, which the server does not say.
+func overlapErr(ctx context.Context, js natsjs.JetStream, op string, want natsjs.StreamConfig, err error) error {
+	var others []string
+	lister := js.ListStreams(ctx)
+	for si := range lister.Info() {
+		if si.Config.Name == want.Name {
+			continue
+		}
+		for _, a := range want.Subjects {
+			for _, b := range si.Config.Subjects {
+				if SubjectsOverlap(a, b) {
+					others = append(others, fmt.Sprintf("%s (%s overlaps %s)", si.Config.Name, a, b))
+				}
+			}
+		}
+	}
+	slices.Sort(others)
+	holder := "another stream"
+	if len(others) > 0 {
+		holder = "stream " + strings.Join(slices.Compact(others), ", stream ")
+	}
+	return &applyError{
+		msg:  fmt.Sprintf("cannot %s stream %s: its subjects overlap with %s, and a message can be stored by one stream only: narrow the subjects of one of them, or make one source the other", op, want.Name, holder),
+		errs: []error{ErrApply, ErrSubjectsOverlap, err},
+	}
+}
+
+func isOverlap(err error) bool {
+	var apiErr *natsjs.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeSubjectsOverlap
+}
+
+// SubjectsOverlap reports whether some subject matches both patterns a and
+// b, where '*' matches one token and '>' one or more trailing tokens:
+// "auth.>" overlaps "auth.user.*" but not "billing.>"; "auth.user.*" does
+// not overlap "auth.user.role.updated".
+func SubjectsOverlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		switch {
+		case i == len(at) && i == len(bt):
+			return true
+		case i == len(at) || i == len(bt):
+			return false
+		case at[i] == ">" || bt[i] == ">":
+			return true
+		case at[i] != "*" && bt[i] != "*" && at[i] != bt[i]:
+			return false
+		}
+	}
 }
 
 // config is the stream configuration the spec stands for, defaults written out.
@@ -140,6 +237,24 @@ func (s StreamSpec) config() natsjs.StreamConfig {
 		MaxBytes:    s.MaxBytes,
 		MaxMsgSize:  s.MaxMsgSize,
 		Duplicates:  s.Duplicates,
+
+		MaxMsgsPerSubject:    s.MaxMsgsPerSubject,
+		Discard:              s.Discard,
+		DiscardNewPerSubject: s.DiscardNewPerSubject,
+		AllowMsgTTL:          s.AllowMsgTTL,
+		Compression:          s.Compression,
+	}
+	if s.Mirror != nil {
+		c.Mirror = s.Mirror.config()
+	}
+	for _, src := range s.Sources {
+		c.Sources = append(c.Sources, src.config())
+	}
+	if p := s.Placement; p != nil {
+		c.Placement = &natsjs.Placement{Cluster: p.Cluster, Tags: slices.Clone(p.Tags)}
+	}
+	if c.MaxMsgsPerSubject == 0 {
+		c.MaxMsgsPerSubject = -1
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = -1
@@ -147,14 +262,30 @@ func (s StreamSpec) config() natsjs.StreamConfig {
 	if c.MaxMsgSize == 0 {
 		c.MaxMsgSize = -1
 	}
-	if c.Duplicates == 0 {
-		// The server's rule: 2 minutes, or the max age when shorter.
+	if c.Duplicates == 0 && c.Mirror == nil && len(c.Sources) == 0 {
+		// The server's rule: 2 minutes, or the max age when shorter; none
+		// for mirrors and sourcing streams.
 		c.Duplicates = serverDefaultDuplicates
 		if c.MaxAge > 0 && c.MaxAge < c.Duplicates {
 			c.Duplicates = c.MaxAge
 		}
 	}
 	return c
+}
+
+// config is the nats.go form of the source; a domain becomes the external
+// API prefix the server reports back ($JS.<domain>.API), so that specs and
+// server configurations compare like for like.
+func (src StreamSourceSpec) config() *natsjs.StreamSource {
+	ss := &natsjs.StreamSource{Name: src.Name, FilterSubject: src.FilterSubject, OptStartSeq: src.StartSequence}
+	if !src.StartTime.IsZero() {
+		t := src.StartTime
+		ss.OptStartTime = &t
+	}
+	if src.Domain != "" {
+		ss.External = &natsjs.ExternalStream{APIPrefix: "$JS." + src.Domain + ".API"}
+	}
+	return ss
 }
 
 func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec) (Change, error) {
@@ -167,14 +298,17 @@ func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec) (Change
 			if errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) && attempt == 0 {
 				continue // created meanwhile by someone else: compare and update
 			}
+			if isOverlap(err) {
+				return ch, overlapErr(ctx, js, "create", want, err)
+			}
 			if err != nil {
-				return ch, applyErr("stream", s.Name, "create", err)
+				return ch, applyErr("stream", s.Name, "create", "", err)
 			}
 			ch.Action = Created
 			return ch, nil
 		}
 		if err != nil {
-			return ch, applyErr("stream", s.Name, "look up", err)
+			return ch, applyErr("stream", s.Name, "look up", "", err)
 		}
 		cur := st.CachedInfo().Config
 		ch.Fields = diffStream(cur, want)
@@ -192,8 +326,19 @@ func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec) (Change
 		upd.MaxBytes = want.MaxBytes
 		upd.MaxMsgSize = want.MaxMsgSize
 		upd.Duplicates = want.Duplicates
+		upd.MaxMsgsPerSubject = want.MaxMsgsPerSubject
+		upd.Discard = want.Discard
+		upd.DiscardNewPerSubject = want.DiscardNewPerSubject
+		upd.AllowMsgTTL = want.AllowMsgTTL
+		upd.Compression = want.Compression
+		upd.Mirror = want.Mirror
+		upd.Sources = want.Sources
+		upd.Placement = want.Placement
 		if _, err := js.UpdateStream(ctx, upd); err != nil {
-			return ch, applyErr("stream", s.Name, "update "+fieldNames(ch.Fields), err)
+			if isOverlap(err) {
+				return ch, overlapErr(ctx, js, "update", want, err)
+			}
+			return ch, applyErr("stream", s.Name, "update", " ("+fieldNames(ch.Fields)+")", err)
 		}
 		ch.Action = Updated
 		return ch, nil
@@ -220,7 +365,56 @@ func diffStream(cur, want natsjs.StreamConfig) []FieldChange {
 	d.add("max_bytes", limitText(cur.MaxBytes), limitText(want.MaxBytes))
 	d.add("max_msg_size", limitText(int64(cur.MaxMsgSize)), limitText(int64(want.MaxMsgSize)))
 	d.add("duplicates", cur.Duplicates.String(), want.Duplicates.String())
+	d.add("max_msgs_per_subject", limitText(cur.MaxMsgsPerSubject), limitText(want.MaxMsgsPerSubject))
+	d.add("discard", discardNames[cur.Discard], discardNames[want.Discard])
+	d.add("discard_new_per_subject", fmt.Sprint(cur.DiscardNewPerSubject), fmt.Sprint(want.DiscardNewPerSubject))
+	d.add("allow_msg_ttl", fmt.Sprint(cur.AllowMsgTTL), fmt.Sprint(want.AllowMsgTTL))
+	d.add("compression", compressionNames[cur.Compression], compressionNames[want.Compression])
+	d.add("mirror", sourceText(cur.Mirror), sourceText(want.Mirror))
+	d.add("sources", sourcesText(cur.Sources), sourcesText(want.Sources))
+	d.add("placement", placementText(cur.Placement), placementText(want.Placement))
 	return d
+}
+
+// sourceText is a source as the diff shows it: "NAME", plus its filter,
+// start and domain when set; "none" for nil.
+func sourceText(s *natsjs.StreamSource) string {
+	if s == nil {
+		return "none"
+	}
+	var b strings.Builder
+	b.WriteString(s.Name)
+	if s.FilterSubject != "" {
+		fmt.Fprintf(&b, " filter=%s", s.FilterSubject)
+	}
+	if s.OptStartSeq > 0 {
+		fmt.Fprintf(&b, " start_sequence=%d", s.OptStartSeq)
+	}
+	if s.OptStartTime != nil {
+		fmt.Fprintf(&b, " start_time=%s", s.OptStartTime.UTC().Format(time.RFC3339Nano))
+	}
+	if s.External != nil && s.External.APIPrefix != "" {
+		fmt.Fprintf(&b, " api=%s", s.External.APIPrefix)
+	}
+	return b.String()
+}
+
+func sourcesText(ss []*natsjs.StreamSource) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = "(" + sourceText(s) + ")"
+	}
+	slices.Sort(out) // the server keeps sources in no particular order
+	return listText(out)
+}
+
+func placementText(p *natsjs.Placement) string {
+	if p == nil || (p.Cluster == "" && len(p.Tags) == 0) {
+		return "default"
+	}
+	tags := slices.Clone(p.Tags)
+	slices.Sort(tags)
+	return fmt.Sprintf("cluster=%q tags=%s", p.Cluster, listText(tags))
 }
 
 // config is the consumer configuration the spec stands for, defaults written out.
@@ -228,7 +422,8 @@ func (c ConsumerSpec) config() natsjs.ConsumerConfig {
 	cfg := natsjs.ConsumerConfig{
 		Durable:       c.Durable,
 		Description:   c.Description,
-		DeliverPolicy: c.DeliverPolicy,
+		DeliverPolicy: c.deliverPolicy(),
+		OptStartSeq:   c.StartSequence,
 		AckPolicy:     natsjs.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    c.MaxDeliver,
@@ -241,6 +436,10 @@ func (c ConsumerSpec) config() natsjs.ConsumerConfig {
 		cfg.FilterSubject = c.FilterSubjects[0]
 	default:
 		cfg.FilterSubjects = slices.Clone(c.FilterSubjects)
+	}
+	if !c.StartTime.IsZero() {
+		t := c.StartTime
+		cfg.OptStartTime = &t
 	}
 	if cfg.AckWait == 0 {
 		cfg.AckWait = serverDefaultAckWait
@@ -263,7 +462,10 @@ func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Ch
 	for attempt := 0; ; attempt++ {
 		cons, err := js.Consumer(ctx, c.Stream, c.Durable)
 		if errors.Is(err, natsjs.ErrStreamNotFound) {
-			return ch, applyErr("consumer", ch.Name, "look up", fmt.Errorf("stream %s does not exist (declare it in the same Apply or before): %w", c.Stream, err))
+			return ch, &applyError{
+				msg:  fmt.Sprintf("cannot create consumer %s: stream %s does not exist: declare the stream in the same file (or Apply) or create it first", ch.Name, c.Stream),
+				errs: []error{ErrApply, err},
+			}
 		}
 		if errors.Is(err, natsjs.ErrConsumerNotFound) {
 			_, err = js.CreateConsumer(ctx, c.Stream, want)
@@ -271,13 +473,13 @@ func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Ch
 				continue // created meanwhile by someone else: compare and update
 			}
 			if err != nil {
-				return ch, applyErr("consumer", ch.Name, "create", err)
+				return ch, applyErr("consumer", ch.Name, "create", "", err)
 			}
 			ch.Action = Created
 			return ch, nil
 		}
 		if err != nil {
-			return ch, applyErr("consumer", ch.Name, "look up", err)
+			return ch, applyErr("consumer", ch.Name, "look up", "", err)
 		}
 		cur := cons.CachedInfo().Config
 		ch.Fields = diffConsumer(cur, want)
@@ -288,6 +490,8 @@ func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Ch
 		upd := cur
 		upd.Description = want.Description
 		upd.DeliverPolicy = want.DeliverPolicy
+		upd.OptStartSeq = want.OptStartSeq
+		upd.OptStartTime = want.OptStartTime
 		upd.AckPolicy = want.AckPolicy
 		upd.FilterSubject = want.FilterSubject
 		upd.FilterSubjects = want.FilterSubjects
@@ -296,7 +500,7 @@ func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Ch
 		upd.BackOff = want.BackOff
 		upd.MaxAckPending = want.MaxAckPending
 		if _, err := js.UpdateConsumer(ctx, c.Stream, upd); err != nil {
-			return ch, applyErr("consumer", ch.Name, "update "+fieldNames(ch.Fields), err)
+			return ch, applyErr("consumer", ch.Name, "update", " ("+fieldNames(ch.Fields)+")", err)
 		}
 		ch.Action = Updated
 		return ch, nil
@@ -308,6 +512,8 @@ func diffConsumer(cur, want natsjs.ConsumerConfig) []FieldChange {
 	d.add("description", quote(cur.Description), quote(want.Description))
 	d.add("filter_subjects", listText(filters(cur)), listText(filters(want)))
 	d.add("deliver_policy", deliverText(cur.DeliverPolicy), deliverText(want.DeliverPolicy))
+	d.add("start_sequence", fmt.Sprint(cur.OptStartSeq), fmt.Sprint(want.OptStartSeq))
+	d.add("start_time", timeText(cur.OptStartTime), timeText(want.OptStartTime))
 	d.add("ack_policy", cur.AckPolicy.String(), want.AckPolicy.String())
 	d.add("ack_wait", cur.AckWait.String(), want.AckWait.String())
 	d.add("max_deliver", limitText(int64(cur.MaxDeliver)), limitText(int64(want.MaxDeliver)))
@@ -352,6 +558,13 @@ func limitText(n int64) string {
 		return "unlimited"
 	}
 	return fmt.Sprint(n)
+}
+
+func timeText(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func deliverText(p natsjs.DeliverPolicy) string {

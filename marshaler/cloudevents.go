@@ -2,6 +2,7 @@ package marshaler
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,7 +80,9 @@ var structuredKeys = map[string]bool{
 
 // decodeStructured reads CloudEvents structured mode (application/cloudevents+json):
 // one JSON object, keys exact and not repeated, attribute values strings (null
-// reads as absent), extension values strings, numbers or booleans. Relations
+// reads as absent), extension values strings, numbers or booleans. The data
+// is "data" or, when the datacontenttype is JSON (or absent), "data_base64"
+// holding base64-encoded JSON; never both. Relations
 // in the event override those of the headers; the ce-* attribute headers are
 // ignored, as the structured mode prescribes.
 func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Event, error) {
@@ -118,11 +121,17 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 			return nil, err
 		}
 	}
-	if raw, ok := fields["data_base64"]; ok && string(raw) != "null" {
-		return nil, fmt.Errorf("%w: data_base64 (data must be JSON)", ErrUnsupportedContentType)
-	}
 	if !isJSONContentType(ct) {
 		return nil, fmt.Errorf("%w: datacontenttype %q (data must be JSON)", ErrUnsupportedContentType, ct)
+	}
+	eventData := fields["data"]
+	if raw, ok := fields["data_base64"]; ok && string(raw) != "null" {
+		if eventData != nil && string(eventData) != "null" {
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: both data and data_base64", ErrMalformed)
+		}
+		if eventData, err = base64JSON(raw); err != nil {
+			return nil, err
+		}
 	}
 	for name, raw := range fields {
 		if structuredKeys[name] {
@@ -140,7 +149,7 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 		}
 		hd.extra["ce-"+name] = v // the event's value wins over a ce-* header
 	}
-	e, err := m.toEvent("structured", a, fields["data"])
+	e, err := m.toEvent("structured", a, eventData)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +160,30 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 		hd.rel.CausationID = cause
 	}
 	return e, nil
+}
+
+// base64JSON decodes a data_base64 member whose datacontenttype says JSON
+// (producers that encode every payload as base64 do this): the decoded
+// bytes must be valid JSON, as the envelope carries JSON data only.
+func base64JSON(raw json.RawMessage) (json.RawMessage, error) {
+	var enc string
+	if err := json.Unmarshal(raw, &enc); err != nil {
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 is not a string", ErrMalformed)
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64: %w", ErrMalformed, err)
+	}
+	if len(trimJSONSpace(b)) == 0 {
+		return nil, nil // an event without data
+	}
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode: data_base64", ErrMalformed, envelope.ErrInvalidUTF8)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 does not hold JSON although datacontenttype says it does", ErrMalformed)
+	}
+	return b, nil
 }
 
 // readObject reads a JSON object into its members, refusing a repeated key

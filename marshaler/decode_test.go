@@ -1,6 +1,7 @@
 package marshaler_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -131,6 +132,39 @@ func TestDecodeNATS_structured_mode_reads_every_attribute(t *testing.T) {
 	got, err := marshaler.Default().FromMessage(wm)
 	require.NoError(t, err)
 	assert.Equal(t, e, got)
+}
+
+// TestDecodeNATS_structured_data_base64_with_JSON_content_type_is_accepted:
+// producers that base64-encode every payload (the CloudEvents SDKs for
+// binary-safe transports) send JSON data as data_base64; with a JSON
+// datacontenttype (or none) the decoded bytes are the event's data.
+func TestDecodeNATS_structured_data_base64_with_JSON_content_type_is_accepted(t *testing.T) {
+	data := `{"order_id": 43, "carrier": "DHL"}`
+	encoded := base64.StdEncoding.EncodeToString([]byte(data))
+	tests := []struct {
+		name, contentType string
+	}{
+		{"application/json", `"datacontenttype": "application/json"`},
+		{"with parameters", `"datacontenttype": "application/json; charset=utf-8"`},
+		{"a +json type", `"datacontenttype": "application/vnd.shop+json"`},
+		{"absent (JSON by default)", `"datacontenttype": null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := strings.Replace(structuredPayload, `"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "`+encoded+`"`, 1)
+			payload = strings.Replace(payload, `"datacontenttype": "application/json"`, tt.contentType, 1)
+			_, e, err := marshaler.Default().DecodeNATS(structuredHeader(), []byte(payload))
+			require.NoError(t, err)
+			assert.JSONEq(t, data, string(e.Data))
+			assert.Equal(t, "evt-43", e.ID)
+		})
+	}
+	t.Run("empty data_base64 is an event without data", func(t *testing.T) {
+		payload := strings.Replace(structuredPayload, `"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": ""`, 1)
+		_, e, err := marshaler.Default().DecodeNATS(structuredHeader(), []byte(payload))
+		require.NoError(t, err)
+		assert.Nil(t, e.Data)
+	})
 }
 
 func TestEncodeStructured_round_trips_through_DecodeNATS(t *testing.T) {
@@ -303,7 +337,14 @@ func TestDecodeNATS_bad_input(t *testing.T) {
 		{"binary with text/plain data", nil, binaryWith("Content-Type", "text/plain"), `hello`, []error{marshaler.ErrUnsupportedContentType}},
 		{"binary with ce-datacontenttype xml", nil, binaryWith("ce-datacontenttype", "application/xml"), `<a/>`, []error{marshaler.ErrUnsupportedContentType}},
 		{"structured with xml data", nil, structuredHeader(), structuredWith(`"datacontenttype": "application/json"`, `"datacontenttype": "application/xml"`), []error{marshaler.ErrUnsupportedContentType}},
-		{"structured with data_base64", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "aGVsbG8="`), []error{marshaler.ErrUnsupportedContentType}},
+		{"structured data_base64 that is not JSON", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "aGVsbG8="`), []error{marshaler.ErrMalformed}},
+		{"structured data_base64 with a binary content type", nil, structuredHeader(), strings.Replace(
+			structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "aGVsbG8="`),
+			`"datacontenttype": "application/json"`, `"datacontenttype": "application/octet-stream"`, 1), []error{marshaler.ErrUnsupportedContentType}},
+		{"structured with data and data_base64", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data": {"a": 1}, "data_base64": "e30="`), []error{marshaler.ErrMalformed}},
+		{"structured data_base64 not base64", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "%%%"`), []error{marshaler.ErrMalformed}},
+		{"structured data_base64 not a string", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": 5`), []error{marshaler.ErrMalformed}},
+		{"structured data_base64 invalid UTF-8", nil, structuredHeader(), structuredWith(`"data": {"order_id": 43, "carrier": "DHL"}`, `"data_base64": "Iv8i"`), []error{marshaler.ErrMalformed, envelope.ErrInvalidUTF8}},
 		{"batch mode", nil, header("Content-Type", "application/cloudevents-batch+json"), `[` + structuredPayload + `]`, []error{marshaler.ErrUnsupportedContentType}},
 		{"binary specversion 0.3", nil, binaryWith("ce-specversion", "0.3"), `{}`, []error{marshaler.ErrUnsupportedSpecVersion}},
 		{"structured specversion 0.3", nil, structuredHeader(), structuredWith(`"specversion": "1.0"`, `"specversion": "0.3"`), []error{marshaler.ErrUnsupportedSpecVersion}},

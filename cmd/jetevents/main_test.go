@@ -609,7 +609,7 @@ func TestMain_exit_codes(t *testing.T) {
 		{"help", []string{"dlq", "list", "-h"}, 0, "-subject"},
 		{"usage", []string{"streams", "apply"}, 2, "-f FILE is required"},
 		{"refused", []string{"dlq", "purge", "-server", srv.URL}, 1, "jetevents: refused: dlq purge: nothing purged; rerun with -yes"},
-		{"failure", []string{"streams", "apply", "-server", srv.URL, "-f", "/nonexistent.yaml"}, 1, "jetevents: streams apply: invalid jetstream configuration"},
+		{"failure", []string{"streams", "apply", "-server", srv.URL, "-f", "/nonexistent.yaml"}, 1, "jetevents: streams apply: cannot read spec file: open /nonexistent.yaml: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

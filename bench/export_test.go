@@ -1,0 +1,4 @@
+package bench
+
+// ParseStatm exposes parseStatm to the black-box tests.
+var ParseStatm = parseStatm
