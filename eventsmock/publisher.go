@@ -21,15 +21,24 @@ type PublisherMock struct {
 
 // Publish records the call and returns the expected error.
 func (m *PublisherMock) Publish(ctx context.Context, subject string, event *envelope.Event) error {
-	return m.Called(ctx, subject, event).Error(0)
+	return errorOf(m.Called(ctx, subject, event))
 }
 
 // PublishAsync records the call and returns the expected error.
 func (m *PublisherMock) PublishAsync(ctx context.Context, subject string, event *envelope.Event) error {
-	return m.Called(ctx, subject, event).Error(0)
+	return errorOf(m.Called(ctx, subject, event))
 }
 
 // Close records the call and returns the expected error.
 func (m *PublisherMock) Close() error {
-	return m.Called().Error(0)
+	return errorOf(m.Called())
+}
+
+// errorOf is the error given to Return, nil when Return had no argument
+// (testify's Arguments.Error(0) panics then).
+func errorOf(args mock.Arguments) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return args.Error(0)
 }
