@@ -51,6 +51,13 @@ type Publisher struct {
 	pending  map[*nats.Msg]pendingPub // sent, outcome not seen yet
 	inflight int                      // pending + reports not handled yet
 	idle     chan struct{}            // closed when inflight drops to 0
+	// Flush waits for what was queued before it was called, not for the
+	// publisher to go idle (which concurrent PublishAsync callers could put
+	// off forever): each publish counts in the epoch it was queued in, and a
+	// Flush closes the current epoch and waits for it and those before.
+	epoch    uint64
+	byEpoch  map[uint64]int
+	flushers []flushWaiter
 	closeErr error
 
 	published, acked, duplicates, failed, asyncFailed atomic.Uint64
@@ -61,11 +68,19 @@ type Publisher struct {
 type pendingPub struct {
 	batch *batchWait
 	idx   int
+	epoch uint64
 }
 
 type asyncReport struct {
-	msg *nats.Msg
-	err error
+	msg   *nats.Msg
+	err   error
+	epoch uint64
+}
+
+// flushWaiter is a Flush waiting for every publish of epochs <= epoch.
+type flushWaiter struct {
+	epoch uint64
+	done  chan struct{}
 }
 
 // PubAck is the stream's confirmation of a stored event.
@@ -239,14 +254,27 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelop
 // whatever the outcomes; or, when ctx ends first, an error matching
 // ErrTimeout (deadline) or ctx's error.
 func (p *Publisher) Flush(ctx context.Context) error {
-	ch, n := p.idleChan()
-	if ch == nil {
+	p.mu.Lock()
+	if p.inflight == 0 {
+		p.mu.Unlock()
 		return nil
 	}
+	w := flushWaiter{epoch: p.epoch, done: make(chan struct{})}
+	p.epoch++
+	p.flushers = append(p.flushers, w)
+	p.mu.Unlock()
 	select {
-	case <-ch:
+	case <-w.done:
 		return nil
 	case <-ctx.Done():
+		p.mu.Lock()
+		n := 0
+		for e, c := range p.byEpoch {
+			if e <= w.epoch {
+				n += c
+			}
+		}
+		p.mu.Unlock()
 		return fmt.Errorf("jetstream publisher flush: %d publishes pending: %w", n, ctxErr(ctx))
 	}
 }

@@ -39,20 +39,25 @@ func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait
 		return fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed)
 	}
 	// Registered before sending: the ack can arrive before PublishMsgAsync returns.
-	p.pending[msg] = pendingPub{batch: batch, idx: idx}
+	p.pending[msg] = pendingPub{batch: batch, idx: idx, epoch: p.epoch}
 	p.inflight++
+	if p.byEpoch == nil {
+		p.byEpoch = make(map[uint64]int)
+	}
+	p.byEpoch[p.epoch]++
 	p.mu.Unlock()
 
 	p.published.Add(1)
 	if _, err := p.js.PublishMsgAsync(msg); err != nil {
 		p.mu.Lock()
-		if _, ok := p.pending[msg]; !ok {
+		rec, ok := p.pending[msg]
+		if !ok {
 			// A callback settled it first and reported that outcome.
 			p.mu.Unlock()
 			return nil
 		}
 		delete(p.pending, msg)
-		p.doneLocked()
+		p.doneLocked(rec.epoch)
 		p.mu.Unlock()
 		<-p.slots
 		p.failed.Add(1)
@@ -112,11 +117,11 @@ func (p *Publisher) settle(msg *nats.Msg, ack *natsjs.PubAck, err error) {
 		p.asyncFailed.Add(1)
 		// Never blocks: the message holds a slot until the report is
 		// handled, and reports has as many places as there are slots.
-		p.reports <- asyncReport{msg: msg, err: err}
+		p.reports <- asyncReport{msg: msg, err: err, epoch: rec.epoch}
 		p.mu.Unlock()
 		return
 	}
-	p.doneLocked()
+	p.doneLocked(rec.epoch)
 	p.mu.Unlock()
 	<-p.slots
 	if rec.batch != nil {
@@ -138,7 +143,7 @@ func (p *Publisher) reportLoop() {
 				p.defaultAsyncError(ae)
 			}
 			p.mu.Lock()
-			p.doneLocked()
+			p.doneLocked(r.epoch)
 			p.mu.Unlock()
 			<-p.slots
 		case <-p.stopReporter:
@@ -147,13 +152,35 @@ func (p *Publisher) reportLoop() {
 	}
 }
 
-// doneLocked counts one outcome as fully handled. p.mu must be held.
-func (p *Publisher) doneLocked() {
+// doneLocked counts one outcome of epoch as fully handled, and releases the
+// Flush calls that waited for it. p.mu must be held.
+func (p *Publisher) doneLocked(epoch uint64) {
 	p.inflight--
 	if p.inflight == 0 && p.idle != nil {
 		close(p.idle)
 		p.idle = nil
 	}
+	if p.byEpoch[epoch]--; p.byEpoch[epoch] <= 0 {
+		delete(p.byEpoch, epoch)
+	}
+	if len(p.flushers) == 0 {
+		return
+	}
+	oldest, any := uint64(0), false
+	for e := range p.byEpoch {
+		if !any || e < oldest {
+			oldest, any = e, true
+		}
+	}
+	kept := p.flushers[:0]
+	for _, w := range p.flushers {
+		if any && oldest <= w.epoch {
+			kept = append(kept, w)
+			continue
+		}
+		close(w.done)
+	}
+	p.flushers = kept
 }
 
 // idleChan returns a channel closed when nothing is in flight (nil if
@@ -186,7 +213,7 @@ func (p *Publisher) abandon() error {
 		}
 		lost = append(lost, asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
 			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)}))
-		p.doneLocked()
+		p.doneLocked(rec.epoch)
 		<-p.slots
 	}
 drain:
@@ -194,7 +221,7 @@ drain:
 		select {
 		case r := <-p.reports:
 			lost = append(lost, asyncErrorOf(r))
-			p.doneLocked()
+			p.doneLocked(r.epoch)
 			<-p.slots
 		default:
 			break drain

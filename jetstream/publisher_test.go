@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -544,4 +545,41 @@ func TestPublisher_default_async_error_handler_logs(t *testing.T) {
 	assert.Equal(t, "error", entries[0].level)
 	assert.ErrorIs(t, entries[0].err, jetstream.ErrNoStream)
 	assert.Equal(t, e.ID, entries[0].fields["event_id"])
+}
+
+func TestPublisher_flush_returns_once_what_was_queued_before_it_is_acked_while_others_keep_publishing(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
+	p, err := jetstream.NewPublisher(srv.Conn)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+
+	const before = 200
+	for range before {
+		require.NoError(t, p.PublishAsync(pubCtx(t), "auth.user.created", pubEvent(t, "user.created")))
+	}
+	// Concurrent callers keep the publisher busy for as long as Flush runs:
+	// it must not wait for them.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = p.PublishAsync(pubCtx(t), "auth.user.created", pubEvent(t, "user.created"))
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), pubWait)
+	defer cancel()
+	require.NoError(t, p.Flush(ctx), "Flush waits for what was queued before it, not for an idle publisher")
+	assert.GreaterOrEqual(t, p.Stats().Acked, uint64(before))
 }
