@@ -111,21 +111,16 @@ func sendDeadLetter(t *testing.T, srv *eventstest.Server, seq uint64, reason str
 	for k, vs := range extra {
 		raw.Header[k] = vs
 	}
-	tr, err := jetstream.NewTransport(srv.Conn, jetstream.TransportConfig{DeadLetterStream: "DLQ"})
+	dl, err := middleware.NewDeadLetterer(srv.Conn, middleware.DeadLetterConfig{Stream: "DLQ", Clock: eventstest.NewClock(dlqTime)})
 	require.NoError(t, err)
-	dl, err := middleware.NewDeadLetterer(tr, middleware.DeadLetterConfig{Stream: "DLQ", Clock: eventstest.NewClock(dlqTime)})
-	require.NoError(t, err)
-	err = dl.Send(testCtx(t), middleware.Record{
+	ack, err := dl.Send(testCtx(t), middleware.Record{
 		Subject: raw.Subject, Header: raw.Header, Data: raw.Data,
 		Stream: "AUTH_EVENTS", Consumer: "user-notifications", StreamSeq: seq, Deliveries: 5,
 		Handler: "user-created", Reason: reason, Err: cause,
 	})
 	require.NoError(t, err)
-	s, err := srv.JS.Stream(testCtx(t), "DLQ")
-	require.NoError(t, err)
-	info, err := s.Info(testCtx(t))
-	require.NoError(t, err)
-	return info.State.LastSeq
+	require.Equal(t, "DLQ", ack.Stream)
+	return ack.Sequence
 }
 
 func lines(s string) []string {
