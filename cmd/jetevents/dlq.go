@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -9,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,74 +23,100 @@ import (
 )
 
 const dlqUsage = `usage:
-  jetevents dlq list   [-stream DLQ] [-subject dlq.>] [-n N]
-  jetevents dlq replay (-seq N | -all [-subject dlq.>]) [-keep] [-original-msg-id] [-stream DLQ]
-  jetevents dlq purge  [-stream DLQ] [-subject dlq.>] [-yes]
+  jetevents dlq list   [-subject dlq.auth.>] [-n N] [-json]            dead letters, oldest first
+  jetevents dlq show   SEQ [-json]                                      one dead letter in full
+  jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v]
+  jetevents dlq purge  [-subject dlq.auth.>] [-yes]
 
-Every subcommand also takes -server URL (default $NATS_URL, else nats://127.0.0.1:4222).
--subject filters on the dead-letter subject: dlq.<original subject>, wildcards allowed.`
+Every subcommand takes -stream (default DLQ) and the connection flags
+(-server, -context, -creds, ...; see 'jetevents -h').
+-subject filters on the dead-letter subject: dlq.<original subject>, with
+wildcards: dlq.auth.user.> (every user event), dlq.auth.user.created.`
 
 // defaultDLQStream is the dead-letter stream scripts/streams.yaml declares
 // (jetstream.DeadLetterStream).
 const defaultDLQStream = "DLQ"
 
-func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: dlq needs a subcommand\n%s", errUsage, dlqUsage)
-	}
-	switch args[0] {
-	case "list", "ls":
-		return dlqList(ctx, args[1:], stdout, stderr)
-	case "replay":
-		return dlqReplay(ctx, args[1:], stdout, stderr)
-	case "purge":
-		return dlqPurge(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, dlqUsage)
-		return nil
-	}
-	return fmt.Errorf("%w: unknown dlq subcommand %q\n%s", errUsage, args[0], dlqUsage)
-}
-
 // dlqFlags are the flags every dlq subcommand takes.
 type dlqFlags struct {
-	server, stream, subject *string
+	conn            *connFlags
+	stream, subject *string
 }
 
 func addDLQFlags(fs *flag.FlagSet) dlqFlags {
 	return dlqFlags{
-		server:  fs.String("server", defaultServer(), "NATS URL"),
+		conn:    addConnFlags(fs),
 		stream:  fs.String("stream", defaultDLQStream, "dead-letter stream"),
-		subject: fs.String("subject", "", "only dead letters on this subject, e.g. dlq.auth.user.* (default: the whole stream)"),
+		subject: fs.String("subject", "", "only dead letters on this subject: dlq.<original subject>, e.g. dlq.auth.user.> (default: all)"),
 	}
 }
 
-// openDLQ connects and looks the dead-letter stream up.
-func openDLQ(ctx context.Context, f dlqFlags) (*nats.Conn, natsjs.JetStream, natsjs.Stream, error) {
-	nc, js, err := connect(*f.server)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	st, err := js.Stream(ctx, *f.stream)
-	if err != nil {
-		nc.Close()
-		return nil, nil, nil, fmt.Errorf("dead-letter stream %s: %w", *f.stream, err)
-	}
-	return nc, js, st, nil
+// dlq is an open dead-letter stream.
+type dlq struct {
+	*conn
+	st     natsjs.Stream
+	name   string
+	filter string // the -subject filter, "" for all
 }
 
-// deadLetter is what dlq list prints per dead letter: one JSON line.
+// openDLQ connects, looks the dead-letter stream up and checks -subject
+// against its subjects: a filter it cannot hold (typically the original
+// subject without the dlq. prefix) is refused with the subject that works.
+func openDLQ(ctx context.Context, f dlqFlags, cmd string) (*dlq, context.Context, error) {
+	if *f.subject != "" {
+		if err := validateFilter(*f.subject); err != nil {
+			return nil, nil, usageErr(cmd, "-subject %q: %v", *f.subject, err)
+		}
+	}
+	c, ctx, err := f.conn.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := c.stream(ctx, *f.stream, "dead-letter stream", "-stream")
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	subjects := st.CachedInfo().Config.Subjects
+	if *f.subject != "" && len(subjects) > 0 && !holds(subjects, *f.subject) {
+		c.Close()
+		next := "dead letters are stored on dlq.<original subject>"
+		if s := dlqSubjectFor(subjects, *f.subject); s != "" {
+			next = "dead letters are stored on the original subject with its prefix: use -subject " + s
+		}
+		return nil, nil, opErr(fmt.Sprintf("%s holds no dead letters on %s (it stores %s)", *f.stream, *f.subject, strings.Join(subjects, ", ")), next, errUsage)
+	}
+	return &dlq{conn: c, st: st, name: *f.stream, filter: *f.subject}, ctx, nil
+}
+
+// dlqSubjectFor is filter under the prefix of a dead-letter stream subject
+// ("dlq.>" and auth.user.created give dlq.auth.user.created), or "".
+func dlqSubjectFor(subjects []string, filter string) string {
+	for _, s := range subjects {
+		if prefix, ok := strings.CutSuffix(s, ">"); ok && prefix != "" {
+			if holds(subjects, prefix+filter) {
+				return prefix + filter
+			}
+		}
+	}
+	return ""
+}
+
+// deadLetter is what dlq list -json and dlq show -json print per dead
+// letter: one JSON object. Numbers are numbers.
 type deadLetter struct {
 	// Seq is the dead letter's sequence in the dead-letter stream (what
-	// replay -seq takes); Subject its subject there.
-	Seq     uint64 `json:"seq"`
-	Subject string `json:"subject"`
+	// replay and show take); Subject its subject there; Stored when it was
+	// stored there.
+	Seq     uint64    `json:"seq"`
+	Subject string    `json:"subject"`
+	Stored  time.Time `json:"stored"`
 	// The middleware's Dlq-* headers.
 	OriginalSubject string `json:"original_subject,omitempty"`
 	Stream          string `json:"stream,omitempty"`
 	Consumer        string `json:"consumer,omitempty"`
-	StreamSeq       string `json:"stream_seq,omitempty"`
-	Deliveries      string `json:"deliveries,omitempty"`
+	StreamSeq       uint64 `json:"stream_seq,omitempty"`
+	Deliveries      int    `json:"deliveries,omitempty"`
 	Handler         string `json:"handler,omitempty"`
 	Reason          string `json:"reason,omitempty"`
 	Error           string `json:"error,omitempty"`
@@ -95,6 +124,8 @@ type deadLetter struct {
 	// MsgID is the original message's Nats-Msg-Id (the event id for events of
 	// our publisher).
 	MsgID string `json:"msg_id,omitempty"`
+	// Headers are all the dead letter's headers (dlq show only).
+	Headers map[string][]string `json:"headers,omitempty"`
 	// Event is the decoded original event, or DecodeError why it is not one
 	// (a dead letter with reason unmarshal usually has one).
 	Event       json.RawMessage `json:"event,omitempty"`
@@ -104,18 +135,18 @@ type deadLetter struct {
 func describeDeadLetter(m *marshaler.Marshaler, raw *natsjs.RawStreamMsg) deadLetter {
 	h := raw.Header
 	dl := deadLetter{
-		Seq: raw.Sequence, Subject: raw.Subject,
+		Seq: raw.Sequence, Subject: raw.Subject, Stored: raw.Time.UTC(),
 		OriginalSubject: h.Get(middleware.HeaderSubject),
 		Stream:          h.Get(middleware.HeaderStream),
 		Consumer:        h.Get(middleware.HeaderConsumer),
-		StreamSeq:       h.Get(middleware.HeaderStreamSeq),
-		Deliveries:      h.Get(middleware.HeaderDeliveries),
 		Handler:         h.Get(middleware.HeaderHandler),
 		Reason:          h.Get(middleware.HeaderReason),
 		Error:           h.Get(middleware.HeaderError),
 		Time:            h.Get(middleware.HeaderTime),
 		MsgID:           headerFold(h, middleware.HeaderOriginalPrefix+nats.MsgIdHdr),
 	}
+	dl.StreamSeq, _ = strconv.ParseUint(h.Get(middleware.HeaderStreamSeq), 10, 64)
+	dl.Deliveries, _ = strconv.Atoi(h.Get(middleware.HeaderDeliveries))
 	// Decode what a replay would publish: the original headers, not the
 	// dead letter's.
 	orig := originalHeader(h)
@@ -129,41 +160,179 @@ func describeDeadLetter(m *marshaler.Marshaler, raw *natsjs.RawStreamMsg) deadLe
 	return dl
 }
 
-// dlqList prints the dead letters, oldest first, one JSON line each. It reads
-// with the stream's message-get API: no consumer is created and nothing is
-// acked or changed.
+// dlqList prints the dead letters, oldest first: a table, or one JSON line
+// each with -json. It reads with the stream's message-get API: no consumer
+// is created and nothing is acked or changed.
 func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dlq list", stderr)
 	f := addDLQFlags(fs)
 	limit := fs.Int("n", 0, "list at most n dead letters (0: all)")
+	asJSON := fs.Bool("json", false, "one JSON object per dead letter (headers and decoded event) instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *limit < 0 {
-		return fmt.Errorf("%w: dlq list: -n %d is negative", errUsage, *limit)
+		return usageErr("dlq list", "-n %d is negative (0 means all)", *limit)
 	}
-	nc, _, st, err := openDLQ(ctx, f)
+	d, ctx, err := openDLQ(ctx, f, "dlq list")
 	if err != nil {
-		return fmt.Errorf("dlq list: %w", err)
+		return err
 	}
-	defer nc.Close()
+	defer d.Close()
 	m := marshaler.Default()
 	enc := json.NewEncoder(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	n := 0
-	err = scan(ctx, st, *f.subject, func(raw *natsjs.RawStreamMsg) (bool, error) {
-		n++
-		if err := enc.Encode(describeDeadLetter(m, raw)); err != nil {
-			return false, err
+	err = d.scan(ctx, d.filter, func(raw *natsjs.RawStreamMsg) (bool, error) {
+		dl := describeDeadLetter(m, raw)
+		if *asJSON {
+			if err := enc.Encode(dl); err != nil {
+				return false, err
+			}
+		} else {
+			if n == 0 {
+				fmt.Fprintln(tw, "SEQ\tSTORED\tREASON\tORIGINAL SUBJECT\tSTREAM SEQ\tDELIVERIES\tHANDLER\tERROR")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dl.Seq, dl.Stored.Format(time.RFC3339), dash(dl.Reason),
+				dash(dl.OriginalSubject), dashNum(dl.StreamSeq), dashNum(uint64(dl.Deliveries)), dash(dl.Handler), dash(abbreviate(dl.Error, 60)))
 		}
+		n++
 		return *limit == 0 || n < *limit, nil
 	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
 	if err != nil {
-		return fmt.Errorf("dlq list %s: %w", *f.stream, err)
+		return d.explain(ctx, err, "reading "+d.name)
 	}
 	if n == 0 {
-		fmt.Fprintf(stderr, "no dead letters in %s%s\n", *f.stream, subjectText(*f.subject))
+		fmt.Fprintf(stderr, "no dead letters in %s%s\n", d.name, subjectText(d.filter))
+	} else if !*asJSON {
+		fmt.Fprintf(stdout, "\n%s; 'jetevents dlq show SEQ' shows one in full, 'jetevents dlq replay SEQ' replays it\n", plural(n, "dead letter", "dead letters"))
 	}
 	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func dashNum(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+// dlqShow prints one dead letter in full: where it came from, why it died,
+// every header, and the event a replay would publish.
+func dlqShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dlq show", stderr)
+	f := addDLQFlags(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErr("dlq show", "give the SEQ of the dead letter ('jetevents dlq list' shows them)")
+	}
+	seq, err := parseSeq(pos[0])
+	if err != nil {
+		return usageErr("dlq show", "%v", err)
+	}
+	if *f.subject != "" {
+		return usageErr("dlq show", "-subject goes with dlq list, replay -all and purge, not with a SEQ")
+	}
+	d, ctx, err := openDLQ(ctx, f, "dlq show")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	raw, err := d.get(ctx, seq)
+	if err != nil {
+		return err
+	}
+	dl := describeDeadLetter(marshaler.Default(), raw)
+	dl.Headers = raw.Header
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(dl)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("dead letter", fmt.Sprintf("%s seq %d on %s, stored %s", d.name, dl.Seq, dl.Subject, dl.Stored.Format(time.RFC3339)))
+	row("reason", dl.Reason)
+	row("error", dl.Error)
+	orig := dl.OriginalSubject
+	if dl.Stream != "" {
+		orig += fmt.Sprintf(" (stream %s seq %d)", dl.Stream, dl.StreamSeq)
+	}
+	row("original", orig)
+	if dl.Consumer != "" {
+		row("consumer", fmt.Sprintf("%s, %s", dl.Consumer, plural(dl.Deliveries, "delivery", "deliveries")))
+	}
+	row("handler", dl.Handler)
+	row("dead-lettered at", dl.Time)
+	row("msg id", dl.MsgID)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "headers:")
+	keys := make([]string, 0, len(raw.Header))
+	for k := range raw.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range raw.Header[k] {
+			fmt.Fprintf(stdout, "  %s: %s\n", k, v)
+		}
+	}
+	if dl.Event != nil {
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, dl.Event, "  ", "  ") == nil {
+			fmt.Fprintf(stdout, "event:\n  %s\n", pretty.String())
+		}
+	} else {
+		fmt.Fprintf(stdout, "event: not decodable: %s\npayload (%s):\n  %s\n", dl.DecodeError, bytesText(uint64(len(raw.Data))), abbreviate(string(raw.Data), 400))
+	}
+	if dl.OriginalSubject != "" {
+		fmt.Fprintf(stdout, "replay with: jetevents dlq replay %d\n", dl.Seq)
+	}
+	return nil
+}
+
+func parseSeq(s string) (uint64, error) {
+	seq, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || seq == 0 {
+		return 0, fmt.Errorf("%q is not a sequence number (1 or more)", s)
+	}
+	return seq, nil
+}
+
+// get reads the dead letter at seq; a missing one is an opError saying
+// what the stream holds.
+func (d *dlq) get(ctx context.Context, seq uint64) (*natsjs.RawStreamMsg, error) {
+	raw, err := d.st.GetMsg(ctx, seq)
+	if err == nil {
+		return raw, nil
+	}
+	if !errors.Is(err, natsjs.ErrMsgNotFound) {
+		return nil, d.explain(ctx, err, fmt.Sprintf("reading %s seq %d", d.name, seq))
+	}
+	holds := "no dead letters"
+	if info, ierr := d.st.Info(ctx); ierr == nil && info.State.Msgs > 0 {
+		holds = fmt.Sprintf("%s, sequences %d to %d", plural(int(info.State.Msgs), "dead letter", "dead letters"), info.State.FirstSeq, info.State.LastSeq)
+	}
+	return nil, opErr(fmt.Sprintf("%s has no dead letter with sequence %d (it holds %s; replayed and purged ones are gone)", d.name, seq, holds),
+		"list them with 'jetevents dlq list'", errNotFound, err)
 }
 
 // scan calls fn for the messages of st on filter ("" for all), in sequence
@@ -172,7 +341,8 @@ func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // replayed event failing again) are not visited in the same pass. Reads use
 // the message-get API ("first message >= seq on filter"): no consumer, no
 // ack.
-func scan(ctx context.Context, st natsjs.Stream, filter string, fn func(*natsjs.RawStreamMsg) (bool, error)) error {
+func (d *dlq) scan(ctx context.Context, filter string, fn func(*natsjs.RawStreamMsg) (bool, error)) error {
+	st := d.st
 	info, err := st.Info(ctx)
 	if err != nil {
 		return err
@@ -283,49 +453,76 @@ func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool) (
 }
 
 type replayer struct {
-	js            natsjs.JetStream
-	dlq           natsjs.Stream
-	dlqStream     string
+	*dlq
 	originalMsgID bool
 	keep          bool
-	out           io.Writer
+	// verbose prints one line per dead letter in -all replays (a single
+	// replay always does).
+	verbose bool
+	out     io.Writer
+	// Counts of a replay -all, for its summary.
+	replayed, duplicates int
 }
 
 // replay publishes the original of one dead letter, waits for the ack, then
 // deletes the dead letter unless keep.
-func (r *replayer) replay(ctx context.Context, raw *natsjs.RawStreamMsg) error {
-	msg, id, opts, err := replayMsg(raw, r.dlqStream, r.originalMsgID)
+func (r *replayer) replay(ctx context.Context, raw *natsjs.RawStreamMsg, single bool) error {
+	msg, id, opts, err := replayMsg(raw, r.name, r.originalMsgID)
 	if err != nil {
-		return err
+		return opErr(err.Error(), fmt.Sprintf("look at it with 'jetevents dlq show %d'; purge it if it does not belong in %s", raw.Sequence, r.name), err)
 	}
-	ack, err := r.js.PublishMsg(ctx, msg, opts...)
+	rctx, cancel := r.reqCtx(ctx)
+	ack, err := r.js.PublishMsg(rctx, msg, opts...)
+	cancel()
 	if err != nil {
-		if errors.Is(err, natsjs.ErrNoStreamResponse) {
-			err = fmt.Errorf("no stream listens on %s (create it with jetevents streams apply): %w", msg.Subject, err)
-		}
-		return fmt.Errorf("replay %s seq %d to %s: %w (the dead letter is kept)", r.dlqStream, raw.Sequence, msg.Subject, err)
+		return r.replayErr(ctx, raw, msg, err)
 	}
 	note := ""
 	if ack.Duplicate {
 		if r.originalMsgID {
-			return fmt.Errorf("%w: %s seq %d to %s: stream %s already holds Nats-Msg-Id %q within its duplicates window%s, so nothing was stored and the dead letter is kept; replay without -original-msg-id, or after the window",
-				errDeduplicated, r.dlqStream, raw.Sequence, msg.Subject, ack.Stream, id, r.window(ctx, ack.Stream))
+			return opErr(fmt.Sprintf("%s seq %d to %s was dropped as a duplicate: stream %s already holds Nats-Msg-Id %q within its duplicates window%s, so nothing was stored and the dead letter is kept",
+				r.name, raw.Sequence, msg.Subject, ack.Stream, id, r.window(ctx, ack.Stream)),
+				"replay without -original-msg-id, or after the window", errDeduplicated)
 		}
 		// Our own replay id: an earlier replay of this dead letter was
 		// stored (and its delete failed, or -keep was given).
 		note = ", already replayed earlier (duplicate)"
+		r.duplicates++
 	}
-	fate := "kept in " + r.dlqStream
+	fate := "kept in " + r.name
 	if !r.keep {
-		if err := r.dlq.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {
-			return fmt.Errorf("replay %s seq %d: replayed to %s seq %d, but delete from %s failed (a replay re-run is de-duplicated): %w",
-				r.dlqStream, raw.Sequence, ack.Stream, ack.Sequence, r.dlqStream, err)
+		rctx, cancel := r.reqCtx(ctx)
+		err := r.st.DeleteMsg(rctx, raw.Sequence)
+		cancel()
+		if err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {
+			return opErr(fmt.Sprintf("%s seq %d was replayed to %s seq %d, but deleting it from %s failed: %s", r.name, raw.Sequence, ack.Stream, ack.Sequence, r.name, oneLine(r.explain(ctx, err, "deleting it").Error())),
+				"run the replay again: its replay id makes the stream store it once", err)
 		}
-		fate = "deleted from " + r.dlqStream
+		fate = "deleted from " + r.name
 	}
-	fmt.Fprintf(r.out, "replayed %s seq %d -> %s (stream %s seq %d, msg id %s%s); %s\n",
-		r.dlqStream, raw.Sequence, msg.Subject, ack.Stream, ack.Sequence, id, note, fate)
+	r.replayed++
+	if single || r.verbose {
+		fmt.Fprintf(r.out, "replayed %s seq %d -> %s (stream %s seq %d, msg id %s%s); %s\n",
+			r.name, raw.Sequence, msg.Subject, ack.Stream, ack.Sequence, id, note, fate)
+	}
 	return nil
+}
+
+// replayErr explains a failed replay publish; the dead letter is kept.
+func (r *replayer) replayErr(ctx context.Context, raw *natsjs.RawStreamMsg, msg *nats.Msg, err error) error {
+	what := fmt.Sprintf("replay of %s seq %d to %s failed", r.name, raw.Sequence, msg.Subject)
+	var apiErr *natsjs.APIError
+	switch {
+	case errors.Is(err, natsjs.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		return opErr(what+": no stream stores that subject any more (the dead letter is kept)",
+			"create the stream again ('jetevents streams apply -f FILE')", errNotFound, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamNotFound,
+		errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "expected stream"):
+		return opErr(fmt.Sprintf("%s: the subject is now stored by another stream than %s, where the consumer that gave up on it reads (the dead letter is kept)", what, raw.Header.Get(middleware.HeaderStream)),
+			"restore the original stream's subjects, or publish it by hand", err)
+	}
+	e := r.explain(ctx, err, "replaying")
+	return opErr(what+" (the dead letter is kept): "+e.Error(), "", err)
 }
 
 // window is " (2m0s)": the stream's duplicates window, for error messages;
@@ -341,51 +538,101 @@ func (r *replayer) window(ctx context.Context, stream string) string {
 func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dlq replay", stderr)
 	f := addDLQFlags(fs)
-	seq := fs.Uint64("seq", 0, "replay the dead letter with this sequence in the dead-letter stream (see dlq list)")
+	seqFlag := fs.Uint64("seq", 0, "replay the dead letter with this sequence in the dead-letter stream (same as the SEQ argument)")
 	all := fs.Bool("all", false, "replay every dead letter (on -subject when given)")
 	keep := fs.Bool("keep", false, "keep the dead letters after replaying them")
 	origID := fs.Bool("original-msg-id", false, "publish with the original Nats-Msg-Id; inside the target stream's duplicates window the replay is then de-duplicated and fails")
-	if err := parseFlags(fs, args); err != nil {
+	verbose := fs.Bool("v", false, "with -all: print one line per dead letter replayed")
+	every := fs.Int("progress", 100, "with -all: print progress to stderr every N dead letters (0: never)")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
 		return err
 	}
+	seq := *seqFlag
+	if len(pos) == 1 {
+		if seq != 0 {
+			return usageErr("dlq replay", "give the sequence once: SEQ or -seq N")
+		}
+		if seq, err = parseSeq(pos[0]); err != nil {
+			return usageErr("dlq replay", "%v", err)
+		}
+	}
 	switch {
-	case *all && *seq != 0:
-		return fmt.Errorf("%w: dlq replay: -seq and -all exclude each other", errUsage)
-	case !*all && *seq == 0:
-		return fmt.Errorf("%w: dlq replay: give -seq N or -all\n%s", errUsage, dlqUsage)
-	case *seq != 0 && *f.subject != "":
-		return fmt.Errorf("%w: dlq replay: -subject goes with -all, not -seq", errUsage)
+	case *all && seq != 0:
+		return usageErr("dlq replay", "SEQ and -all exclude each other")
+	case !*all && seq == 0:
+		return usageErr("dlq replay", "give the SEQ of a dead letter ('jetevents dlq list' shows them) or -all")
+	case seq != 0 && *f.subject != "":
+		return usageErr("dlq replay", "-subject goes with -all, not with a SEQ")
+	case *every < 0:
+		return usageErr("dlq replay", "-progress %d is negative", *every)
 	}
-	nc, js, st, err := openDLQ(ctx, f)
+	d, ctx, err := openDLQ(ctx, f, "dlq replay")
 	if err != nil {
-		return fmt.Errorf("dlq replay: %w", err)
+		return err
 	}
-	defer nc.Close()
-	r := &replayer{js: js, dlq: st, dlqStream: *f.stream, originalMsgID: *origID, keep: *keep, out: stdout}
+	defer d.Close()
+	r := &replayer{dlq: d, originalMsgID: *origID, keep: *keep, verbose: *verbose, out: stdout}
 
-	if *seq != 0 {
-		raw, err := st.GetMsg(ctx, *seq)
+	if seq != 0 {
+		raw, err := d.get(ctx, seq)
 		if err != nil {
-			return fmt.Errorf("dlq replay: %s seq %d: %w", *f.stream, *seq, err)
+			return err
 		}
-		if err := r.replay(ctx, raw); err != nil {
-			return fmt.Errorf("dlq replay: %w", err)
-		}
-		return nil
+		return r.replay(ctx, raw, true)
 	}
-	n := 0
-	err = scan(ctx, st, *f.subject, func(raw *natsjs.RawStreamMsg) (bool, error) {
-		if err := r.replay(ctx, raw); err != nil {
+
+	total, err := d.count(ctx, d.filter)
+	if err != nil {
+		return err
+	}
+	fate := "deleted from " + d.name
+	if *keep {
+		fate = "kept in " + d.name
+	}
+	summary := func(verb string) {
+		dup := ""
+		if r.duplicates > 0 {
+			dup = fmt.Sprintf(" (%d already replayed earlier)", r.duplicates)
+		}
+		fmt.Fprintf(stdout, "%s %d of %s from %s%s%s; %s\n", verb, r.replayed, plural(int(total), "dead letter", "dead letters"), d.name, subjectText(d.filter), dup, fate)
+	}
+	err = d.scan(ctx, d.filter, func(raw *natsjs.RawStreamMsg) (bool, error) {
+		if err := r.replay(ctx, raw, false); err != nil {
 			return false, err
 		}
-		n++
+		if *every > 0 && r.replayed%*every == 0 && uint64(r.replayed) < total {
+			fmt.Fprintf(stderr, "replayed %d of %d (%d%%)\n", r.replayed, total, uint64(r.replayed)*100/max(total, 1))
+		}
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("dlq replay: stopped after %d replayed: %w", n, err)
+		summary("stopped after replaying")
+		var oe *opError
+		if !errors.As(d.explain(ctx, err, "replaying"), &oe) {
+			return err
+		}
+		next := "fix the cause"
+		if oe.next != "" {
+			next = oe.next
+		}
+		return opErr(oe.msg, next+"; then run the same command again (what was replayed is done)", oe.causes...)
 	}
-	fmt.Fprintf(stdout, "replayed %d dead letters from %s%s\n", n, *f.stream, subjectText(*f.subject))
+	summary("replayed")
 	return nil
+}
+
+// count is the number of dead letters on filter ("" for all).
+func (d *dlq) count(ctx context.Context, filter string) (uint64, error) {
+	info, err := d.st.Info(ctx, natsjs.WithSubjectFilter(cmp.Or(filter, ">")))
+	if err != nil {
+		return 0, d.explain(ctx, err, "counting the dead letters of "+d.name)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
 }
 
 // dlqPurge removes dead letters. Without -yes it prints what it would
@@ -397,15 +644,14 @@ func dlqPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	nc, _, st, err := openDLQ(ctx, f)
+	d, ctx, err := openDLQ(ctx, f, "dlq purge")
 	if err != nil {
-		return fmt.Errorf("dlq purge: %w", err)
+		return err
 	}
-	defer nc.Close()
-	filter := cmp.Or(*f.subject, ">")
-	info, err := st.Info(ctx, natsjs.WithSubjectFilter(filter))
+	defer d.Close()
+	info, err := d.st.Info(ctx, natsjs.WithSubjectFilter(cmp.Or(d.filter, ">")))
 	if err != nil {
-		return fmt.Errorf("dlq purge: %s: %w", *f.stream, err)
+		return d.explain(ctx, err, "counting the dead letters of "+d.name)
 	}
 	subjects := make([]string, 0, len(info.State.Subjects))
 	var total uint64
@@ -414,7 +660,7 @@ func dlqPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		total += n
 	}
 	if total == 0 {
-		fmt.Fprintf(stdout, "nothing to purge: no dead letters in %s%s\n", *f.stream, subjectText(*f.subject))
+		fmt.Fprintf(stdout, "nothing to purge: no dead letters in %s%s\n", d.name, subjectText(d.filter))
 		return nil
 	}
 	slices.Sort(subjects)
@@ -422,18 +668,18 @@ func dlqPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *yes {
 		verb = "purging"
 	}
-	fmt.Fprintf(stdout, "%s %d dead letters from %s%s:\n", verb, total, *f.stream, subjectText(*f.subject))
+	fmt.Fprintf(stdout, "%s %s from %s%s:\n", verb, plural(int(total), "dead letter", "dead letters"), d.name, subjectText(d.filter))
 	for _, s := range subjects {
 		fmt.Fprintf(stdout, "  %-40s %d\n", s, info.State.Subjects[s])
 	}
 	if !*yes {
-		return fmt.Errorf("%w: dlq purge: nothing purged; rerun with -yes to purge these %d dead letters", errRefused, total)
+		return opErr("nothing purged", fmt.Sprintf("rerun with -yes to purge the %s listed", plural(int(total), "dead letter", "dead letters")), errRefused)
 	}
-	purged, err := purge(ctx, nc, *f.stream, *f.subject)
+	purged, err := d.purge(ctx, d.filter)
 	if err != nil {
-		return fmt.Errorf("dlq purge %s: %w", *f.stream, err)
+		return err
 	}
-	fmt.Fprintf(stdout, "purged %d dead letters from %s\n", purged, *f.stream)
+	fmt.Fprintf(stdout, "purged %s from %s\n", plural(int(purged), "dead letter", "dead letters"), d.name)
 	return nil
 }
 
@@ -441,7 +687,7 @@ func dlqPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // Stream.Purge drops the server's count of purged messages, and the operator
 // should see what was actually removed (dead letters may arrive between the
 // listing and the purge).
-func purge(ctx context.Context, nc *nats.Conn, stream, subject string) (uint64, error) {
+func (d *dlq) purge(ctx context.Context, subject string) (uint64, error) {
 	var body []byte
 	if subject != "" {
 		var err error
@@ -449,32 +695,25 @@ func purge(ctx context.Context, nc *nats.Conn, stream, subject string) (uint64, 
 			return 0, err
 		}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+stream, body)
+	rctx, cancel := d.reqCtx(ctx)
+	defer cancel()
+	reply, err := d.nc.RequestWithContext(rctx, d.apiPrefix+"STREAM.PURGE."+d.name, body)
 	if err != nil {
-		return 0, err
+		return 0, d.explain(ctx, err, "purging "+d.name)
 	}
 	var resp struct {
-		Success bool   `json:"success"`
-		Purged  uint64 `json:"purged"`
-		Error   *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
+		Success bool             `json:"success"`
+		Purged  uint64           `json:"purged"`
+		Error   *natsjs.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return 0, fmt.Errorf("%w: purge reply: %w", errServer, err)
+		return 0, opErr(fmt.Sprintf("the server's answer to the purge of %s is not JSON: %v", d.name, err), "check what 'jetevents dlq list' shows now", errServer, err)
 	}
 	if resp.Error != nil {
-		return 0, fmt.Errorf("%w: %s (code %d, err_code %d)", errServer, resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
+		return 0, d.explain(ctx, resp.Error, "purging "+d.name)
 	}
 	if !resp.Success {
-		return 0, fmt.Errorf("%w: purge not confirmed", errServer)
+		return 0, opErr("the server did not confirm the purge of "+d.name, "check what 'jetevents dlq list' shows now", errServer)
 	}
 	return resp.Purged, nil
 }

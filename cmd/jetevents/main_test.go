@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,12 +30,25 @@ import (
 // tests can exec it (the setup script, exit codes) without a `go build`.
 const runAsMainEnv = "JETEVENTS_TEST_RUN_MAIN"
 
+// TestMain isolates the tests from the machine: no $NATS_URL or
+// $NATS_CONTEXT, and the XDG folders (nats contexts, the server's default
+// store) are empty temporary ones. Tests that need them set their own.
 func TestMain(m *testing.M) {
 	if os.Getenv(runAsMainEnv) == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	tmp, err := os.MkdirTemp("", "jetevents-cmd-test-*")
+	if err != nil {
+		panic(err)
+	}
+	os.Unsetenv("NATS_URL")
+	os.Unsetenv("NATS_CONTEXT")
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "config"))
+	os.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "data"))
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
 }
 
 const specFile = "../../scripts/streams.yaml"
@@ -111,16 +125,21 @@ func sendDeadLetter(t *testing.T, srv *eventstest.Server, seq uint64, reason str
 	for k, vs := range extra {
 		raw.Header[k] = vs
 	}
-	dl, err := middleware.NewDeadLetterer(srv.Conn, middleware.DeadLetterConfig{Stream: "DLQ", Clock: eventstest.NewClock(dlqTime)})
+	tr, err := jetstream.NewTransport(srv.Conn, jetstream.TransportConfig{DeadLetterStream: "DLQ"})
 	require.NoError(t, err)
-	ack, err := dl.Send(testCtx(t), middleware.Record{
+	dl, err := middleware.NewDeadLetterer(tr, middleware.DeadLetterConfig{Stream: "DLQ", Clock: eventstest.NewClock(dlqTime)})
+	require.NoError(t, err)
+	err = dl.Send(testCtx(t), middleware.Record{
 		Subject: raw.Subject, Header: raw.Header, Data: raw.Data,
 		Stream: "AUTH_EVENTS", Consumer: "user-notifications", StreamSeq: seq, Deliveries: 5,
 		Handler: "user-created", Reason: reason, Err: cause,
 	})
 	require.NoError(t, err)
-	require.Equal(t, "DLQ", ack.Stream)
-	return ack.Sequence
+	s, err := srv.JS.Stream(testCtx(t), "DLQ")
+	require.NoError(t, err)
+	info, err := s.Info(testCtx(t))
+	require.NoError(t, err)
+	return info.State.LastSeq
 }
 
 func lines(s string) []string {
@@ -252,9 +271,9 @@ func TestStreamsList_shows_streams_counts_and_consumers(t *testing.T) {
 	assert.Equal(t, "1", fields["AUTH_EVENTS auth.>"][9], "consumer count")
 	require.Contains(t, fields, "DLQ dlq.>", out)
 	assert.Equal(t, "0", fields["DLQ dlq.>"][4])
-	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING MAX-DELIVER
+	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER
 	require.Contains(t, fields, "AUTH_EVENTS user-notifications", out)
-	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "5"},
+	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "5"},
 		fields["AUTH_EVENTS user-notifications"])
 }
 
@@ -314,7 +333,7 @@ func TestDLQList_prints_headers_and_decoded_event(t *testing.T) {
 	seq1 := sendDeadLetter(t, srv, 1, middleware.ReasonMaxDeliver, errors.New("db down\nretry later"), nil)
 	seq2 := sendDeadLetter(t, srv, 2, middleware.ReasonUnmarshal, errors.New("bad payload"), nil)
 
-	out := mustRun(t, ctx, "dlq", "list", "-server", srv.URL)
+	out := mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-json")
 	dls := dlqLines(t, out)
 	require.Len(t, dls, 2, out)
 
@@ -324,8 +343,8 @@ func TestDLQList_prints_headers_and_decoded_event(t *testing.T) {
 	assert.Equal(t, "auth.user.created", first.OriginalSubject)
 	assert.Equal(t, "AUTH_EVENTS", first.Stream)
 	assert.Equal(t, "user-notifications", first.Consumer)
-	assert.Equal(t, "1", first.StreamSeq)
-	assert.Equal(t, "5", first.Deliveries)
+	assert.Equal(t, uint64(1), first.StreamSeq)
+	assert.Equal(t, 5, first.Deliveries)
 	assert.Equal(t, "user-created", first.Handler)
 	assert.Equal(t, middleware.ReasonMaxDeliver, first.Reason)
 	assert.Equal(t, "db down retry later", first.Error)
@@ -344,12 +363,12 @@ func TestDLQList_prints_headers_and_decoded_event(t *testing.T) {
 	assert.NotEmpty(t, second.DecodeError)
 
 	t.Run("-n limits", func(t *testing.T) {
-		dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-n", "1"))
+		dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-n", "1", "-json"))
 		require.Len(t, dls, 1)
 		assert.Equal(t, seq1, dls[0].Seq)
 	})
 	t.Run("-subject filters", func(t *testing.T) {
-		dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-subject", "dlq.auth.user.updated"))
+		dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-subject", "dlq.auth.user.updated", "-json"))
 		require.Len(t, dls, 1)
 		assert.Equal(t, seq2, dls[0].Seq)
 	})
@@ -483,14 +502,15 @@ func TestDLQReplay_all_replays_every_matching_dead_letter(t *testing.T) {
 	}
 
 	out := mustRun(t, ctx, "dlq", "replay", "-server", srv.URL, "-all", "-subject", "dlq.auth.user.created")
-	assert.Contains(t, out, "replayed 2 dead letters from DLQ on dlq.auth.user.created")
+	assert.Equal(t, "replayed 2 of 2 dead letters from DLQ on dlq.auth.user.created; deleted from DLQ\n", out)
 	assert.Equal(t, uint64(5), streamMsgs(t, srv, "AUTH_EVENTS"))
-	dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL))
+	dls := dlqLines(t, mustRun(t, ctx, "dlq", "list", "-server", srv.URL, "-json"))
 	require.Len(t, dls, 1)
 	assert.Equal(t, "auth.user.deleted", dls[0].OriginalSubject)
 
-	out = mustRun(t, ctx, "dlq", "replay", "-server", srv.URL, "-all")
-	assert.Contains(t, out, "replayed 1 dead letters from DLQ")
+	out = mustRun(t, ctx, "dlq", "replay", "-server", srv.URL, "-all", "-v")
+	assert.Contains(t, out, "replayed DLQ seq 2 -> auth.user.deleted (stream AUTH_EVENTS seq 6")
+	assert.Contains(t, out, "replayed 1 of 1 dead letter from DLQ; deleted from DLQ")
 	assert.Equal(t, uint64(6), streamMsgs(t, srv, "AUTH_EVENTS"))
 	assert.Equal(t, uint64(0), streamMsgs(t, srv, "DLQ"))
 }
@@ -539,12 +559,13 @@ func TestDLQPurge_refuses_without_yes_then_purges(t *testing.T) {
 	out, _, err := runCmd(t, ctx, "dlq", "purge", "-server", srv.URL)
 	require.ErrorIs(t, err, errRefused)
 	assert.Contains(t, out, "would purge 3 dead letters from DLQ")
+	assert.Contains(t, err.Error(), "nothing purged: rerun with -yes to purge the 3 dead letters listed")
 	assert.Regexp(t, `dlq\.auth\.user\.created\s+2`, out)
 	assert.Regexp(t, `dlq\.auth\.user\.deleted\s+1`, out)
 	assert.Equal(t, uint64(3), streamMsgs(t, srv, "DLQ"), "nothing purged without -yes")
 
 	out = mustRun(t, ctx, "dlq", "purge", "-server", srv.URL, "-subject", "dlq.auth.user.deleted", "-yes")
-	assert.Contains(t, out, "purged 1 dead letters from DLQ")
+	assert.Contains(t, out, "purged 1 dead letter from DLQ")
 	assert.Equal(t, uint64(2), streamMsgs(t, srv, "DLQ"))
 
 	out = mustRun(t, ctx, "dlq", "purge", "-server", srv.URL, "-yes")
@@ -607,8 +628,8 @@ func TestMain_exit_codes(t *testing.T) {
 	}{
 		{"success", []string{"streams", "list", "-server", srv.URL}, 0, ""},
 		{"help", []string{"dlq", "list", "-h"}, 0, "-subject"},
-		{"usage", []string{"streams", "apply"}, 2, "-f FILE is required"},
-		{"refused", []string{"dlq", "purge", "-server", srv.URL}, 1, "jetevents: refused: dlq purge: nothing purged; rerun with -yes"},
+		{"usage", []string{"streams", "apply"}, 2, "jetevents: streams apply: -f FILE is required (e.g. -f scripts/streams.yaml): see 'jetevents streams apply -h'\n"},
+		{"refused", []string{"dlq", "purge", "-server", srv.URL}, 1, "jetevents: dlq purge: nothing purged: rerun with -yes to purge the 1 dead letter listed\n"},
 		{"failure", []string{"streams", "apply", "-server", srv.URL, "-f", "/nonexistent.yaml"}, 1, "jetevents: streams apply: cannot read spec file: open /nonexistent.yaml: no such file or directory\n"},
 	}
 	for _, tt := range tests {
@@ -629,4 +650,22 @@ func TestMain_exit_codes(t *testing.T) {
 			assert.Contains(t, stderr.String(), tt.inStderr)
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -16,24 +17,10 @@ import (
 )
 
 const streamsUsage = `usage:
-  jetevents streams apply -f FILE [-server URL]   create or update what FILE declares (idempotent)
-  jetevents streams list [-server URL]            streams with their message counts, and their consumers`
+  jetevents streams apply -f FILE   create or update what FILE declares (idempotent)
+  jetevents streams list            streams with their message counts, and their consumers
 
-func cmdStreams(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: streams needs a subcommand\n%s", errUsage, streamsUsage)
-	}
-	switch args[0] {
-	case "apply":
-		return streamsApply(ctx, args[1:], stdout, stderr)
-	case "list", "ls":
-		return streamsList(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, streamsUsage)
-		return nil
-	}
-	return fmt.Errorf("%w: unknown streams subcommand %q\n%s", errUsage, args[0], streamsUsage)
-}
+Both take the connection flags (-server, -context, -creds, ...; see 'jetevents -h').`
 
 // streamsApply loads a spec file and applies it. The file is read and
 // validated before connecting, so a typo fails fast without a server. On a
@@ -41,29 +28,32 @@ func cmdStreams(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // operator sees where it stopped.
 func streamsApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("streams apply", stderr)
-	server := fs.String("server", defaultServer(), "NATS URL")
+	cf := addConnFlags(fs)
 	file := fs.String("f", "", "spec file (YAML or JSON), e.g. scripts/streams.yaml (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
-		return fmt.Errorf("%w: streams apply: -f FILE is required", errUsage)
+		return usageErr("streams apply", "-f FILE is required (e.g. -f scripts/streams.yaml)")
 	}
 	specs, err := jetstream.LoadSpecs(*file)
 	if err != nil {
-		return fmt.Errorf("streams apply: %w", err)
+		return opErr(oneLine(err.Error()), "", err)
 	}
-	nc, js, err := connect(*server)
+	c, ctx, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	changes, err := jetstream.Apply(ctx, js, specs.All()...)
-	for _, c := range changes {
-		fmt.Fprintln(stdout, c.String())
+	defer c.Close()
+	changes, err := jetstream.Apply(ctx, c.js, specs.All()...)
+	for _, ch := range changes {
+		fmt.Fprintln(stdout, ch.String())
 	}
 	if err != nil {
-		return fmt.Errorf("streams apply %s: %w", *file, err)
+		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
+			return opErr(oneLine(err.Error()), "", err)
+		}
+		return c.explain(ctx, err, "applying "+*file)
 	}
 	fmt.Fprintln(stdout, summary(changes))
 	return nil
@@ -75,57 +65,51 @@ func summary(cs jetstream.Changes) string {
 	for _, c := range cs {
 		n[c.Action]++
 	}
-	return fmt.Sprintf("%d specs: %d created, %d updated, %d unchanged",
-		len(cs), n[jetstream.Created], n[jetstream.Updated], n[jetstream.Unchanged])
+	return fmt.Sprintf("%s: %d created, %d updated, %d unchanged",
+		plural(len(cs), "spec", "specs"), n[jetstream.Created], n[jetstream.Updated], n[jetstream.Unchanged])
+}
+
+// plural is "1 spec", "2 specs".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // streamsList prints two tables: the streams, then the consumers of all of
 // them. It only reads (stream and consumer info); nothing is created.
 func streamsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("streams list", stderr)
-	server := fs.String("server", defaultServer(), "NATS URL")
+	cf := addConnFlags(fs)
+	stalledAfter := fs.Duration("stalled-after", time.Minute, "flag a consumer as stalled when messages wait and nothing pulled for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	nc, js, err := connect(*server)
+	c, ctx, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer c.Close()
 
-	var streams []*natsjs.StreamInfo
-	lister := js.ListStreams(ctx)
-	for si := range lister.Info() {
-		streams = append(streams, si)
-	}
-	if err := lister.Err(); err != nil {
-		return fmt.Errorf("streams list: %w", err)
+	streams, err := c.streams(ctx)
+	if err != nil {
+		return err
 	}
 	if len(streams) == 0 {
 		fmt.Fprintln(stdout, "no streams (create them with: jetevents streams apply -f scripts/streams.yaml)")
 		return nil
 	}
-	slices.SortFunc(streams, func(a, b *natsjs.StreamInfo) int { return cmp.Compare(a.Config.Name, b.Config.Name) })
-
 	var consumers []*natsjs.ConsumerInfo
 	count := make(map[string]int, len(streams))
 	for _, si := range streams {
-		st, err := js.Stream(ctx, si.Config.Name)
+		mine, err := c.consumers(ctx, si.Config.Name)
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			continue // deleted since it was listed
+		}
 		if err != nil {
-			if errors.Is(err, natsjs.ErrStreamNotFound) {
-				continue // deleted since it was listed
-			}
-			return fmt.Errorf("streams list: stream %s: %w", si.Config.Name, err)
+			return err
 		}
-		cl := st.ListConsumers(ctx)
-		var mine []*natsjs.ConsumerInfo
-		for ci := range cl.Info() {
-			mine = append(mine, ci)
-		}
-		if err := cl.Err(); err != nil {
-			return fmt.Errorf("streams list: consumers of %s: %w", si.Config.Name, err)
-		}
-		slices.SortFunc(mine, func(a, b *natsjs.ConsumerInfo) int { return cmp.Compare(a.Name, b.Name) })
 		count[si.Config.Name] = len(mine)
 		consumers = append(consumers, mine...)
 	}
@@ -134,44 +118,133 @@ func streamsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintln(tw, "STREAM\tSUBJECTS\tSTORAGE\tREPLICAS\tMESSAGES\tBYTES\tFIRST SEQ\tLAST SEQ\tCONSUMERS")
 	for _, si := range streams {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\n",
-			si.Config.Name, strings.Join(si.Config.Subjects, ","), strings.ToLower(si.Config.Storage.String()), si.Config.Replicas,
+			si.Config.Name, subjectsText(si.Config), strings.ToLower(si.Config.Storage.String()), si.Config.Replicas,
 			si.State.Msgs, bytesText(si.State.Bytes), si.State.FirstSeq, si.State.LastSeq, count[si.Config.Name])
 	}
-	fmt.Fprintln(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
 	if len(consumers) == 0 {
-		fmt.Fprintln(tw, "no consumers")
-		return tw.Flush()
+		fmt.Fprintln(stdout, "no consumers")
+		return nil
 	}
-	fmt.Fprintln(tw, "STREAM\tCONSUMER\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tMAX DELIVER")
-	for _, ci := range consumers {
-		name := ci.Name
-		if ci.Config.Durable == "" {
-			// Ordered consumers of `jetevents tail` and the like.
-			name += " (ephemeral)"
+	return consumerTable(stdout, consumers, time.Now(), *stalledAfter)
+}
+
+// subjectsText is a stream's subjects, or where a mirror or sources copy
+// from.
+func subjectsText(cfg natsjs.StreamConfig) string {
+	switch {
+	case cfg.Mirror != nil:
+		return "(mirror of " + cfg.Mirror.Name + ")"
+	case len(cfg.Subjects) == 0 && len(cfg.Sources) > 0:
+		names := make([]string, len(cfg.Sources))
+		for i, s := range cfg.Sources {
+			names[i] = s.Name
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
-			ci.Stream, name, filterText(ci.Config), ci.NumPending, ci.NumAckPending,
-			ci.NumRedelivered, ci.NumWaiting, maxDeliverText(ci.Config.MaxDeliver))
+		return "(sources " + strings.Join(names, ",") + ")"
 	}
-	return tw.Flush()
+	return strings.Join(cfg.Subjects, ",")
 }
 
-func filterText(c natsjs.ConsumerConfig) string {
-	f := c.FilterSubjects
-	if c.FilterSubject != "" {
-		f = append([]string{c.FilterSubject}, f...)
+// streams lists the streams, sorted by name.
+func (c *conn) streams(ctx context.Context) ([]*natsjs.StreamInfo, error) {
+	var out []*natsjs.StreamInfo
+	lister := c.js.ListStreams(ctx)
+	for si := range lister.Info() {
+		out = append(out, si)
 	}
-	if len(f) == 0 {
-		return "(all)"
+	if err := lister.Err(); err != nil {
+		return nil, c.explain(ctx, err, "listing streams")
 	}
-	return strings.Join(f, ",")
+	slices.SortFunc(out, func(a, b *natsjs.StreamInfo) int { return cmp.Compare(a.Config.Name, b.Config.Name) })
+	return out, nil
 }
 
-func maxDeliverText(n int) string {
-	if n <= 0 {
-		return "unlimited"
+// consumers lists the consumers of a stream, sorted by name. A missing
+// stream is natsjs.ErrStreamNotFound, unexplained (callers decide).
+func (c *conn) consumers(ctx context.Context, stream string) ([]*natsjs.ConsumerInfo, error) {
+	st, err := c.js.Stream(ctx, stream)
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		return nil, err
 	}
-	return fmt.Sprint(n)
+	if err != nil {
+		return nil, c.explain(ctx, err, "looking up stream "+stream)
+	}
+	var out []*natsjs.ConsumerInfo
+	cl := st.ListConsumers(ctx)
+	for ci := range cl.Info() {
+		out = append(out, ci)
+	}
+	if err := cl.Err(); err != nil {
+		return nil, c.explain(ctx, err, "listing the consumers of "+stream)
+	}
+	slices.SortFunc(out, func(a, b *natsjs.ConsumerInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// stream looks a stream up. role names it in messages ("stream",
+// "dead-letter stream"), pick says how the command is given another one
+// ("-stream"); a missing one is an opError naming the streams the server
+// has and how to get the one asked for.
+func (c *conn) stream(ctx context.Context, name, role, pick string) (natsjs.Stream, error) {
+	st, err := c.js.Stream(ctx, name)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, natsjs.ErrStreamNotFound) {
+		return nil, c.explain(ctx, err, "looking up "+role+" "+name)
+	}
+	have := "no streams"
+	if names := c.streamNames(ctx); len(names) > 0 {
+		have = strings.Join(names, ", ")
+	}
+	next := "pick one with " + pick + ", or create it with 'jetevents streams apply -f FILE'"
+	if role == "dead-letter stream" {
+		next = "create it with 'jetevents streams apply -f scripts/streams.yaml' (which declares DLQ on dlq.>), or name yours with " + pick
+	}
+	return nil, opErr(fmt.Sprintf("%s %s does not exist (the server has %s)", role, name, have), next, errNotFound, err)
+}
+
+// streamNames is the names of the streams, or nil when they cannot be
+// listed (the caller is already reporting an error).
+func (c *conn) streamNames(ctx context.Context) []string {
+	var names []string
+	l := c.js.StreamNames(ctx)
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if l.Err() != nil {
+		return nil
+	}
+	slices.Sort(names)
+	return names
+}
+
+// streamsStoring is the streams whose subjects overlap filter.
+func streamsStoring(streams []*natsjs.StreamInfo, filter string) []string {
+	var out []string
+	for _, si := range streams {
+		for _, s := range si.Config.Subjects {
+			if jetstream.SubjectsOverlap(filter, s) {
+				out = append(out, si.Config.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// holds reports whether a stream with these subjects can hold messages on
+// filter.
+func holds(subjects []string, filter string) bool {
+	for _, s := range subjects {
+		if jetstream.SubjectsOverlap(filter, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // bytesText is n in binary units: "312 B", "1.5 KiB", "2.0 MiB".

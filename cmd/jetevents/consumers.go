@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// cmdConsumers prints the consumers of one stream (or of every stream) with
+// what an operator looks at when events do not arrive: what waits, what is
+// held unacknowledged, what was redelivered, whether anything pulls, when
+// it last did, and whether it looks stalled. With a consumer name it prints
+// that consumer's settings and state. It only reads.
+func cmdConsumers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("consumers", stderr)
+	cf := addConnFlags(fs)
+	asJSON := fs.Bool("json", false, "one JSON object per consumer instead of a table")
+	stalledAfter := fs.Duration("stalled-after", time.Minute,
+		"flag a consumer as stalled when messages wait (pending or ack pending) and nothing pulled or was delivered for this long")
+	pos, err := parseArgs(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	if *stalledAfter <= 0 {
+		return usageErr("consumers", "-stalled-after %s is not positive", *stalledAfter)
+	}
+	c, ctx, err := cf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	now := time.Now()
+
+	if len(pos) == 2 {
+		return c.consumerDetail(ctx, stdout, pos[0], pos[1], *asJSON, now, *stalledAfter)
+	}
+	var names []string
+	if len(pos) == 1 {
+		if _, err := c.stream(ctx, pos[0], "stream", "the STREAM argument"); err != nil {
+			return err
+		}
+		names = []string{pos[0]}
+	} else {
+		streams, err := c.streams(ctx)
+		if err != nil {
+			return err
+		}
+		for _, si := range streams {
+			names = append(names, si.Config.Name)
+		}
+	}
+	var all []*natsjs.ConsumerInfo
+	for _, n := range names {
+		cs, err := c.consumers(ctx, n)
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			continue // deleted since it was listed
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, cs...)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, ci := range all {
+			if err := enc.Encode(consumerView(ci, now, *stalledAfter)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(all) == 0 {
+		where := "on this server"
+		if len(pos) == 1 {
+			where = "on stream " + pos[0]
+		}
+		fmt.Fprintf(stdout, "no consumers %s (services create theirs when they start; or declare them in a spec file)\n", where)
+		return nil
+	}
+	return consumerTable(stdout, all, now, *stalledAfter)
+}
+
+// consumerState is what consumers -json prints per consumer, and what the
+// table shows.
+type consumerState struct {
+	Stream      string `json:"stream"`
+	Name        string `json:"name"`
+	Durable     bool   `json:"durable"`
+	Filter      string `json:"filter"`
+	Pending     uint64 `json:"pending"`
+	AckPending  int    `json:"ack_pending"`
+	Redelivered int    `json:"redelivered"`
+	Waiting     int    `json:"waiting"`
+	// LastActive is the last delivery or ack, RFC 3339; empty for never.
+	LastActive string `json:"last_active,omitempty"`
+	Stalled    bool   `json:"stalled"`
+	MaxDeliver int    `json:"max_deliver"`
+	// PushBound: a push consumer with a subscriber (they do not pull, so
+	// Waiting stays 0).
+	PushBound bool `json:"push_bound,omitempty"`
+
+	lastActive time.Time
+}
+
+func consumerView(ci *natsjs.ConsumerInfo, now time.Time, stalledAfter time.Duration) consumerState {
+	s := consumerState{
+		Stream: ci.Stream, Name: ci.Name, Durable: ci.Config.Durable != "", Filter: filterText(ci.Config),
+		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
+		Waiting: ci.NumWaiting, MaxDeliver: ci.Config.MaxDeliver, PushBound: ci.PushBound,
+	}
+	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
+		if t != nil && t.After(s.lastActive) {
+			s.lastActive = *t
+		}
+	}
+	if !s.lastActive.IsZero() {
+		s.LastActive = s.lastActive.UTC().Format(time.RFC3339)
+	}
+	s.Stalled = stalled(s, now, stalledAfter)
+	return s
+}
+
+// stalled: messages wait for this consumer (pending, or delivered and not
+// acked), nothing pulls (no waiting pull request, no bound push
+// subscriber), and nothing was delivered or acked for stalledAfter. A
+// healthy busy service has pull requests waiting or has just been active.
+func stalled(s consumerState, now time.Time, stalledAfter time.Duration) bool {
+	if s.Pending == 0 && s.AckPending == 0 {
+		return false
+	}
+	if s.Waiting > 0 || s.PushBound {
+		return false
+	}
+	return s.lastActive.IsZero() || now.Sub(s.lastActive) >= stalledAfter
+}
+
+// consumerTable prints consumers as a table, with a note when some look
+// stalled.
+func consumerTable(w io.Writer, cs []*natsjs.ConsumerInfo, now time.Time, stalledAfter time.Duration) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST ACTIVE\tSTALLED\tMAX DELIVER")
+	var nStalled []string
+	for _, ci := range cs {
+		s := consumerView(ci, now, stalledAfter)
+		name := s.Name
+		if !s.Durable {
+			name += " (ephemeral)"
+		}
+		st := "no"
+		if s.Stalled {
+			st = "yes"
+			nStalled = append(nStalled, s.Stream+"/"+s.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
+			s.Stream, name, s.Filter, s.Pending, s.AckPending, s.Redelivered, s.Waiting,
+			agoText(s.lastActive, now), st, maxDeliverText(s.MaxDeliver))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(nStalled) > 0 {
+		fmt.Fprintf(w, "\nstalled: %s: events wait but nothing pulled them for %s; is the service that consumes them running? (its logs; jetevents consumers STREAM CONSUMER for details)\n",
+			strings.Join(nStalled, ", "), stalledAfter)
+	}
+	return nil
+}
+
+// consumerDetail prints one consumer's settings and state.
+func (c *conn) consumerDetail(ctx context.Context, w io.Writer, stream, name string, asJSON bool, now time.Time, stalledAfter time.Duration) error {
+	if _, err := c.stream(ctx, stream, "stream", "the STREAM argument"); err != nil {
+		return err
+	}
+	cons, err := c.js.Consumer(ctx, stream, name)
+	if errors.Is(err, natsjs.ErrConsumerNotFound) {
+		have := "no consumers"
+		if cs, lerr := c.consumers(ctx, stream); lerr == nil && len(cs) > 0 {
+			names := make([]string, len(cs))
+			for i, ci := range cs {
+				names[i] = ci.Name
+			}
+			have = strings.Join(names, ", ")
+		}
+		return opErr(fmt.Sprintf("stream %s has no consumer %s (it has %s)", stream, name, have),
+			"check the name with 'jetevents consumers "+stream+"'; a service creates its consumer when it starts", errNotFound, err)
+	}
+	if err != nil {
+		return c.explain(ctx, err, "looking up consumer "+stream+"/"+name)
+	}
+	ci := cons.CachedInfo()
+	s := consumerView(ci, now, stalledAfter)
+	if asJSON {
+		return json.NewEncoder(w).Encode(s)
+	}
+	cfg := ci.Config
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("consumer", stream+"/"+name)
+	if cfg.Description != "" {
+		row("description", cfg.Description)
+	}
+	row("filter", s.Filter)
+	row("deliver policy", strings.ToLower(strings.TrimPrefix(cfg.DeliverPolicy.String(), "Deliver")))
+	row("ack wait", cfg.AckWait)
+	row("max deliver", maxDeliverText(cfg.MaxDeliver))
+	if len(cfg.BackOff) > 0 {
+		row("backoff", cfg.BackOff)
+	}
+	row("max ack pending", cfg.MaxAckPending)
+	row("created", ci.Created.UTC().Format(time.RFC3339))
+	row("pending", s.Pending)
+	row("ack pending", s.AckPending)
+	row("redelivered", s.Redelivered)
+	row("waiting pulls", s.Waiting)
+	row("delivered up to", fmt.Sprintf("stream seq %d", ci.Delivered.Stream))
+	row("acked up to", fmt.Sprintf("stream seq %d", ci.AckFloor.Stream))
+	row("last active", agoText(s.lastActive, now))
+	stalledText := "no"
+	if s.Stalled {
+		stalledText = fmt.Sprintf("yes: events wait and nothing pulled them for %s; is the service that consumes them running?", stalledAfter)
+	}
+	row("stalled", stalledText)
+	return tw.Flush()
+}
+
+func filterText(c natsjs.ConsumerConfig) string {
+	f := c.FilterSubjects
+	if c.FilterSubject != "" {
+		f = append([]string{c.FilterSubject}, f...)
+	}
+	if len(f) == 0 {
+		return "(all)"
+	}
+	return strings.Join(f, ",")
+}
+
+func maxDeliverText(n int) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
+}
+
+// agoText is "never", "12s ago", "3m ago", "5h ago" or "2d ago".
+func agoText(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
