@@ -609,6 +609,17 @@ func TestSetupScript_creates_streams_idempotently(t *testing.T) {
 	}
 	_, err = srv.JS.Consumer(ctx, "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
+
+	t.Run("connection flags after the specs file reach the command", func(t *testing.T) {
+		secure := newSecuredServer(t)
+		cmd := exec.CommandContext(testCtx(t), "bash", append([]string{script, "../../scripts/streams.yaml"}, secure.adminFlags()...)...)
+		cmd.Dir, err = filepath.Abs(".")
+		require.NoError(t, err)
+		cmd.Env = append(os.Environ(), "JETEVENTS_BIN="+exe, runAsMainEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "3 specs: 3 created, 0 updated, 0 unchanged")
+	})
 }
 
 // TestMain_exit_codes runs the command as a process: 0 on success, 2 for a
