@@ -1,8 +1,11 @@
 // Command demo shows jetevents end to end with nothing installed: it starts
 // an embedded NATS server with JetStream, creates the AUTH_EVENTS and DLQ
 // streams, runs a router consuming auth.user.>, publishes the seed's events
-// (sync, async), one event its handler refuses and one malformed message,
-// and prints what was handled and what was dead-lettered.
+// (sync, async, batch), one event whose handler fails twice before it
+// succeeds (retried by the broker on the backoff schedule), one event its
+// handler refuses and one malformed message, and prints what happened to
+// each: handled, retried, dead-lettered, undecodable. The counts it prints
+// add up to what it published.
 //
 //	make demo        # or: go run ./examples/demo
 package main
@@ -16,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +29,7 @@ import (
 	"github.com/jetevents/events/embedded"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/router"
 )
 
 func main() {
@@ -69,37 +74,68 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	say("2. streams:\n%s", indent(changes.String()))
 
-	// The consumer side: one durable group for every user event.
+	// The consumer side: one durable group for every user event. A failed
+	// handler is retried by the broker after the backoff (no sleeping in
+	// the consumer): 100ms after the first failure, 200ms after the second.
+	backoff := middleware.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1}
 	r, err := events.NewRouter(nc, events.RouterConfig{
 		Stream:     "AUTH_EVENTS",
-		MaxDeliver: 3,
-		Backoff:    middleware.Backoff{Initial: 50 * time.Millisecond},
+		MaxDeliver: 4,
+		Backoff:    backoff,
 		Logger:     logger,
 	})
 	if err != nil {
 		return err
 	}
-	handled := make(chan string, 16)
-	record := func(line string) { handled <- line }
+	// Every handler reports here; the demo prints the lines as they come.
+	lines := make(chan string, 32)
+	var handled, retried atomic.Int64
+	report := func(line string) { lines <- line }
 	users := r.Group("demo-users", "auth.user.>")
 	events.Handle(users, "user.created", func(ctx context.Context, e *events.Event, u UserCreated) error {
 		if u.Email == "" {
 			return events.Permanent(errors.New("user.created without an email"))
 		}
 		payload, _ := json.Marshal(e)
-		record(fmt.Sprintf("user.created  user_id=%d email=%s  correlation=%s\n      %s", u.UserID, u.Email, events.CorrelationID(ctx), payload))
+		handled.Add(1)
+		report(fmt.Sprintf("handled user.created  user_id=%d email=%s  correlation=%s\n      %s", u.UserID, u.Email, events.CorrelationID(ctx), payload))
 		return nil
 	})
+	// user.role.updated: the directory service is busy for the first two
+	// deliveries; the third succeeds.
+	var mu sync.Mutex
+	var firstTry, lastTry time.Time
 	users.On("user.role.updated", func(ctx context.Context, e *events.Event) error {
-		d, err := e.DataMap()
+		d, _ := router.DeliveryFrom(ctx)
+		mu.Lock()
+		now := time.Now()
+		if d.Attempt <= 1 {
+			firstTry = now
+		}
+		when := "first delivery"
+		if d.Attempt > 1 {
+			when = fmt.Sprintf("%s after attempt %d (backoff %s)", round(now.Sub(lastTry)), d.Attempt-1, backoff.Delay(d.Attempt-1))
+		}
+		lastTry = now
+		sinceFirst := round(now.Sub(firstTry))
+		mu.Unlock()
+		if d.Attempt < 3 {
+			retried.Add(1)
+			report(fmt.Sprintf("retry   user.role.updated attempt %d, %s: failed (directory service busy); the broker redelivers it in %s", d.Attempt, when, backoff.Delay(d.Attempt)))
+			return errors.New("directory service busy")
+		}
+		data, err := e.DataMap()
 		if err != nil {
 			return events.Permanent(err)
 		}
-		record(fmt.Sprintf("user.role.updated user_id=%v %v -> %v", d["user_id"], d["old_role"], d["new_role"]))
+		handled.Add(1)
+		report(fmt.Sprintf("handled user.role.updated attempt %d, %s, %s after the first: user_id=%v %v -> %v",
+			d.Attempt, when, sinceFirst, data["user_id"], data["old_role"], data["new_role"]))
 		return nil
 	})
 	users.On("user.deleted", func(ctx context.Context, e *events.Event) error {
-		record(fmt.Sprintf("user.deleted  id=%s", e.ID))
+		handled.Add(1)
+		report(fmt.Sprintf("handled user.deleted  id=%s", e.ID))
 		return nil
 	})
 	runCtx, stopRouter := context.WithCancel(ctx)
@@ -153,15 +189,16 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := pub.Close(); err != nil { // flushes the async publish; nc stays open
 		return err
 	}
-	say("4. published: user.created (sync), user.role.updated (async), user.deleted (batch),\n   user.created without email (refused by its handler), one malformed message")
+	const published = 5 // four events and one malformed message
+	say("4. published %d messages: user.created (sync), user.role.updated (async), user.deleted (batch),\n   user.created without email (refused by its handler), one malformed message (not an event)", published)
 	if err := pub.Publish(ctx, "auth.user.*", seed); errors.Is(err, events.ErrClosed) || errors.Is(err, events.ErrInvalidSubject) {
 		say("   (after Close, publishing fails with a typed error: %v)", err)
 	}
 
-	say("5. handled:")
-	for i := 0; i < 3; i++ {
+	say("5. handled, in the order it happened:")
+	for handled.Load() < 3 {
 		select {
-		case line := <-handled:
+		case line := <-lines:
 			say("   %s", line)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for handled events: %w", ctx.Err())
@@ -173,22 +210,39 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reasons := map[string]int{}
 	for seq := uint64(1); seq <= 2; seq++ {
 		m, err := getMsg(ctx, dlq, seq)
 		if err != nil {
 			return fmt.Errorf("dead letter %d: %w", seq, err)
 		}
 		h := nats.Header(m.Header)
-		say("   %s  reason=%s  deliveries=%s\n      error: %s", m.Subject, h.Get(middleware.HeaderReason), h.Get(middleware.HeaderDeliveries), h.Get(middleware.HeaderError))
+		reason := h.Get(middleware.HeaderReason)
+		reasons[reason]++
+		what := "refused by its handler"
+		if reason == middleware.ReasonUnmarshal {
+			what = "undecodable: not an event"
+		}
+		say("   %s  reason=%s (%s)  deliveries=%s\n      error: %s", m.Subject, reason, what, h.Get(middleware.HeaderDeliveries), h.Get(middleware.HeaderError))
 	}
 
 	if err := stop(); err != nil {
 		return fmt.Errorf("router shutdown: %w", err)
 	}
+	for len(lines) > 0 { // nothing may be left unprinted
+		say("   %s", <-lines)
+	}
 	st := r.Stats()
-	say("7. router stopped cleanly: handled=%d failed=%d; nothing lost", st.Handled, st.Failed)
+	deadLettered := reasons[middleware.ReasonPermanent] + reasons[middleware.ReasonUnmarshal]
+	say("7. router stopped cleanly. Every message accounted for: %d published = %d handled + %d dead-lettered (%d refused by its handler, %d undecodable);\n   on the way %d deliveries failed and were retried.",
+		published, handled.Load(), deadLettered, reasons[middleware.ReasonPermanent], reasons[middleware.ReasonUnmarshal], retried.Load())
+	say("   The router's own counts: handled=%d retried=%d dead_lettered=%d undecodable=%d handler_errors=%d (%d retried + %d refused)",
+		st.Handled, st.Retried, st.DeadLettered, st.Undecodable, st.Failed, retried.Load(), reasons[middleware.ReasonPermanent])
 	return nil
 }
+
+// round is d to the millisecond, for printing.
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // getMsg waits for the dead letter with sequence seq to be stored.
 func getMsg(ctx context.Context, s natsjs.Stream, seq uint64) (*natsjs.RawStreamMsg, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,10 @@ import (
 )
 
 // TestDemo_runs_end_to_end runs `make demo` in-process and checks what it
-// reports: three events handled, two dead letters with their reasons.
+// reports: three events handled, one of them after two broker-side retries
+// on the backoff schedule, two dead letters (one refused by its handler,
+// one undecodable), and counts that add up to what was published and agree
+// with the router's.
 func TestDemo_runs_end_to_end(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -20,15 +24,25 @@ func TestDemo_runs_end_to_end(t *testing.T) {
 	require.NoError(t, run(ctx, &out), out.String())
 	s := out.String()
 	for _, want := range []string{
-		"user.created  user_id=12345 email=user@example.com  correlation=demo-request-1",
+		"handled user.created  user_id=12345 email=user@example.com  correlation=demo-request-1",
 		`"timestamp":"2024-01-15T10:30:45Z","schema_version":"1.0","data":{"email":"user@example.com","role":"admin","user_id":12345}`,
-		"user.role.updated user_id=12345 admin -> viewer",
-		"user.deleted",
-		"reason=permanent",
-		"reason=unmarshal",
-		"router stopped cleanly: handled=3",
+		"retry   user.role.updated attempt 1, first delivery: failed (directory service busy); the broker redelivers it in 100ms",
+		"handled user.deleted",
+		"reason=permanent (refused by its handler)",
+		"reason=unmarshal (undecodable: not an event)",
+		"Every message accounted for: 5 published = 3 handled + 2 dead-lettered (1 refused by its handler, 1 undecodable);",
+		"on the way 2 deliveries failed and were retried.",
+		"The router's own counts: handled=3 retried=2 dead_lettered=2 undecodable=1 handler_errors=3 (2 retried + 1 refused)",
 	} {
 		assert.Contains(t, s, want)
+	}
+	// The retried event: each redelivery after its backoff, then handled.
+	assert.Regexp(t, `retry   user.role.updated attempt 2, \d+ms after attempt 1 \(backoff 100ms\): failed \(directory service busy\); the broker redelivers it in 200ms`, s)
+	assert.Regexp(t, `handled user.role.updated attempt 3, \d+ms after attempt 2 \(backoff 200ms\), \d+ms after the first: user_id=12345 admin -> viewer`, s)
+	attempts := regexp.MustCompile(`user.role.updated attempt (\d)`).FindAllStringSubmatch(s, -1)
+	require.Len(t, attempts, 3, s)
+	for i, m := range attempts {
+		assert.Equal(t, string(rune('1'+i)), m[1], "attempts in order")
 	}
 	assert.Equal(t, 2, strings.Count(s, "dlq.auth.user.created"), s)
 }
