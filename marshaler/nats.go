@@ -2,6 +2,7 @@ package marshaler
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -9,6 +10,7 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetevents/events/envelope"
 )
@@ -20,30 +22,94 @@ type NATS struct{ *Marshaler }
 
 var _ wmnats.MarshalerUnmarshaler = NATS{}
 
+// W3C trace context headers of the wire contract, written when the publish
+// context carries a valid OpenTelemetry span context (tracing is on).
+const (
+	// HeaderTraceParent is the W3C traceparent: version, trace id, parent
+	// span id, flags ("00-<32 hex>-<16 hex>-<2 hex>").
+	HeaderTraceParent = "traceparent"
+	// HeaderTraceState is the W3C tracestate (vendor entries), sent only
+	// when not empty.
+	HeaderTraceState = "tracestate"
+)
+
 // Relations are the attributes of a publish that are not part of the envelope:
-// which conversation the event belongs to and which event caused it.
+// which conversation the event belongs to, which event caused it, and the
+// trace the publish belongs to.
 type Relations struct {
 	// CorrelationID travels as ce-correlationid; empty means not sent.
 	CorrelationID string
 	// CausationID travels as ce-causationid; empty means not sent.
 	CausationID string
+	// TraceParent and TraceState travel as the W3C traceparent and
+	// tracestate headers; empty means not sent. They must be printable
+	// ASCII (ErrInvalidMetadata otherwise).
+	TraceParent, TraceState string
 }
 
 // RelationsFromContext returns the correlation and causation ids carried by
-// ctx (see envelope.WithCorrelationID and envelope.WithCausationID).
+// ctx (see envelope.WithCorrelationID and envelope.WithCausationID) and, when
+// ctx carries a valid OpenTelemetry span context (a span started by a
+// tracer, or a remote context extracted on consume), its W3C trace context:
+// this is where every publisher that encodes with EventToNATS or Marshal
+// injects traceparent and tracestate. With no span in ctx (tracing off, the
+// default) the trace fields stay empty and nothing more is sent.
 func RelationsFromContext(ctx context.Context) Relations {
-	return Relations{CorrelationID: envelope.CorrelationID(ctx), CausationID: envelope.CausationID(ctx)}
+	rel := Relations{CorrelationID: envelope.CorrelationID(ctx), CausationID: envelope.CausationID(ctx)}
+	rel.TraceParent, rel.TraceState = TraceContext(ctx)
+	return rel
+}
+
+// TraceContext returns the W3C traceparent and tracestate of the span
+// context ctx carries, formatted exactly as OpenTelemetry's TraceContext
+// propagator writes them (only the sampled and random flags kept), or two
+// empty strings when ctx has no valid span context.
+func TraceContext(ctx context.Context) (traceparent, tracestate string) {
+	if ctx == nil {
+		return "", ""
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return "", ""
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	flags := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	var b [55]byte // "00-" 32 "-" 16 "-" 2
+	n := copy(b[:], "00-")
+	n += hex.Encode(b[n:], tid[:])
+	b[n] = '-'
+	n++
+	n += hex.Encode(b[n:], sid[:])
+	b[n] = '-'
+	n++
+	n += hex.Encode(b[n:], []byte{flags})
+	return string(b[:n]), sc.TraceState().String()
 }
 
 func (r Relations) validate() error {
 	if !utf8.ValidString(r.CorrelationID) || !utf8.ValidString(r.CausationID) {
 		return fmt.Errorf("%w: correlation or causation id is not valid UTF-8", ErrInvalidMetadata)
 	}
+	if !traceValue(r.TraceParent) || !traceValue(r.TraceState) {
+		return fmt.Errorf("%w: traceparent or tracestate is not printable ASCII", ErrInvalidMetadata)
+	}
 	return nil
 }
 
+// traceValue reports whether v can travel as a W3C trace header unchanged:
+// printable ASCII (spaces and tabs inside tracestate's list are allowed,
+// not around it).
+func traceValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c >= 0x7F {
+			return false
+		}
+	}
+	return validHeaderValue(v)
+}
+
 // eventHeaderCount is the number of headers eventHeader writes at most.
-const eventHeaderCount = 11
+const eventHeaderCount = 13
 
 // eventHeader builds the wire contract's headers for e. All values share one
 // backing array: one allocation instead of one per header. (The map is sized
@@ -76,12 +142,19 @@ func eventHeader(e *envelope.Event, rel Relations) nats.Header {
 	if rel.CausationID != "" {
 		set(HeaderCausationID, percentEncode(rel.CausationID))
 	}
+	if rel.TraceParent != "" {
+		set(HeaderTraceParent, rel.TraceParent)
+		if rel.TraceState != "" {
+			set(HeaderTraceState, rel.TraceState)
+		}
+	}
 	return h
 }
 
 // EventToNATS encodes a validated event straight into a NATS message on
 // subject, in our content mode: payload = the envelope's JSON, headers as in
-// the wire contract, Nats-Msg-Id = event id. It is the publisher's fast path
+// the wire contract (ce-correlationid, ce-causationid, traceparent and
+// tracestate from rel), Nats-Msg-Id = event id. It is the publisher's fast path
 // (no Watermill message in between). The event is validated with
 // Config.MaxSize first, and the whole message (payload and headers) must fit
 // it too: errors match envelope.ErrInvalidEvent (ErrTooLarge for the size);
@@ -128,7 +201,9 @@ func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
 // headers can never disagree with the payload; the corresponding metadata keys
 // are ignored. The correlation id is read from metadata correlation_id (else
 // ce-correlationid), the causation id from ce-causationid, and either falls
-// back to msg.Context() (RelationsFromContext). Process-local metadata (js-*
+// back to msg.Context() (RelationsFromContext). The W3C trace context comes
+// from msg.Context() when it carries a valid span context, else from the
+// traceparent / tracestate metadata. Process-local metadata (js-*
 // delivery metadata and settlement marks, the dlq-reason/-subject/-error
 // dead-letter marks) is not written: it describes this process's delivery,
 // not the event. Other ce-* metadata (CloudEvents extensions) are written
@@ -146,14 +221,19 @@ func (m *Marshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 		return nil, fmt.Errorf("marshal message %s: %w: %w", msg.UUID, ErrNotAnEvent, err)
 	}
 	rel := RelationsFromMessage(msg)
-	if rel.CorrelationID == "" || rel.CausationID == "" {
-		ctxRel := RelationsFromContext(msg.Context())
-		if rel.CorrelationID == "" {
-			rel.CorrelationID = ctxRel.CorrelationID
-		}
-		if rel.CausationID == "" {
-			rel.CausationID = ctxRel.CausationID
-		}
+	ctxRel := RelationsFromContext(msg.Context())
+	if rel.CorrelationID == "" {
+		rel.CorrelationID = ctxRel.CorrelationID
+	}
+	if rel.CausationID == "" {
+		rel.CausationID = ctxRel.CausationID
+	}
+	// The trace context of the publish (a producer span, or the handler's
+	// span) wins over one the metadata carries (the trace of a received
+	// message being forwarded), so that the next hop is a child of this one.
+	rel.TraceParent, rel.TraceState = ctxRel.TraceParent, ctxRel.TraceState
+	if rel.TraceParent == "" {
+		rel.TraceParent, rel.TraceState = traceFromMetadata(msg.Metadata)
 	}
 	if err := rel.validate(); err != nil {
 		return nil, fmt.Errorf("marshal message %s: %w", msg.UUID, err)
@@ -197,6 +277,29 @@ var derivedHeaders = [...]string{
 	MetadataSpecVersion, MetadataID, MetadataType, MetadataSource, MetadataTime,
 	MetadataOrganization, MetadataSchemaVersion, MetadataCausationID,
 	HeaderCorrelationID, HeaderContentType, HeaderMsgID,
+	HeaderTraceParent, HeaderTraceState,
+}
+
+// traceFromMetadata returns the traceparent and tracestate metadata (as
+// DecodeNATS copies them from a received message's headers), their names
+// matched in any ASCII case like the other derived headers; tracestate only
+// goes with a traceparent.
+func traceFromMetadata(md message.Metadata) (traceparent, tracestate string) {
+	if traceparent = md.Get(HeaderTraceParent); traceparent != "" {
+		return traceparent, md.Get(HeaderTraceState)
+	}
+	for k, v := range md {
+		switch {
+		case strings.EqualFold(k, HeaderTraceParent):
+			traceparent = v
+		case strings.EqualFold(k, HeaderTraceState):
+			tracestate = v
+		}
+	}
+	if traceparent == "" {
+		return "", ""
+	}
+	return traceparent, tracestate
 }
 
 // derivedMetadata reports whether Marshal derives the header of metadata key
