@@ -530,15 +530,20 @@ func TestDLQReplay_failures(t *testing.T) {
 		name string
 		seq  uint64
 		want error
+		text string
 	}{
-		{"not a dead letter", 1, errNotDeadLetter},
-		{"no such sequence", 99, natsjs.ErrMsgNotFound},
-		{"original stream gone", gone, natsjs.ErrNoStreamResponse},
+		{"not a dead letter", 1, errNotDeadLetter,
+			"dlq replay: not a dead letter: DLQ seq 1 (dlq.manual) has no Dlq-Original-Subject header: look at it with 'jetevents dlq show 1'; purge it if it does not belong in DLQ"},
+		{"no such sequence", 99, natsjs.ErrMsgNotFound,
+			"dlq replay: DLQ has no dead letter with sequence 99 (it holds 2 dead letters, sequences 1 to 2; replayed and purged ones are gone): list them with 'jetevents dlq list'"},
+		{"original stream gone", gone, natsjs.ErrNoStreamResponse,
+			"dlq replay: replay of DLQ seq 2 to auth.user.created failed: no stream stores that subject any more (the dead letter is kept): create the stream again ('jetevents streams apply -f FILE')"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := runCmd(t, ctx, "dlq", "replay", "-server", srv.URL, "-seq", itoa(tt.seq))
 			require.ErrorIs(t, err, tt.want)
+			assert.Equal(t, tt.text, err.Error())
 		})
 	}
 	assert.Equal(t, uint64(2), streamMsgs(t, srv, "DLQ"), "failed replays keep the dead letters")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -397,4 +398,21 @@ func serverFlag(args []string, url string) []string {
 		return []string{"-server", url}
 	}
 	return nil
+}
+
+// TestNoJetStream_says_how_to_enable_it: a core NATS server answers no
+// JetStream request (no responders).
+func TestNoJetStream_says_how_to_enable_it(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	require.NoError(t, err)
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	require.True(t, s.ReadyForConnections(10*time.Second))
+	for _, args := range [][]string{{"streams", "list"}, {"dlq", "list"}, {"consumers"}} {
+		_, _, err := runCmd(t, testCtx(t), append(args, "-server", s.ClientURL())...)
+		require.ErrorIs(t, err, errNoJetStream, "%v", args)
+		assert.Contains(t, err.Error(), "no JetStream answered on "+s.ClientURL())
+		assert.Contains(t, err.Error(), "start nats-server with JetStream (-js; jetevents server has it on)")
+	}
 }
