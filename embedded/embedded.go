@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +33,31 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logs turns the server's own log on (stderr). Default off.
 	Logs bool
+
+	// ClusterName makes the server a member of the JetStream cluster of that
+	// name (RAFT-replicated streams, meta leader election). Every member needs
+	// the same ClusterName and its own ServerName. Start returns only once
+	// JetStream runs, which in a cluster needs a quorum of members: start
+	// the members concurrently. Default "": a standalone server, and
+	// ClusterPort and Routes are ignored.
+	ClusterName string
+	// ClusterPort is where the other members' routes connect, on Host.
+	// Default 0: a random free port, kept across Restart.
+	ClusterPort int
+	// Routes are the other members' route URLs ("nats-route://127.0.0.1:6222").
+	// The server retries them until they answer, so members may start in
+	// any order. Listing the server's own URL is harmless. Default none.
+	Routes []string
+	// MonitorPort serves nats-server's HTTP monitoring (/healthz, /jsz,
+	// /varz) on Host. Default 0: off; -1: a random free port, kept across
+	// Restart.
+	MonitorPort int
+	// SyncAlways makes JetStream fsync every write before it acks it
+	// (nats-server's `sync_interval: always`): an acked event survives a
+	// crash of the machine, at a cost in publish latency. Default false:
+	// nats-server's lazy fsync (every 2 minutes), where a crashed server may
+	// lose recent acked writes that its peers (if any) still hold.
+	SyncAlways bool
 }
 
 // Server is a running embedded server.
@@ -42,6 +69,10 @@ type Server struct {
 
 // ErrNotReady is returned when the server does not accept connections in time.
 var ErrNotReady = errors.New("embedded nats-server not ready")
+
+// ErrInvalidConfig is returned by Start for a Config it cannot run (a route
+// that is not a URL).
+var ErrInvalidConfig = errors.New("invalid embedded nats-server configuration")
 
 // Start starts a server as configured and waits until it accepts connections.
 func Start(cfg Config) (*Server, error) {
@@ -57,6 +88,11 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if s.cfg.ReadyTimeout == 0 {
 		s.cfg.ReadyTimeout = 10 * time.Second
+	}
+	for _, r := range s.cfg.Routes {
+		if _, err := url.Parse(r); err != nil || !strings.Contains(r, "://") {
+			return nil, fmt.Errorf("embedded: %w: route %q is not a URL (nats-route://host:port)", ErrInvalidConfig, r)
+		}
 	}
 	if s.cfg.StoreDir == "" {
 		dir, err := os.MkdirTemp("", "jetevents-js-*")
@@ -81,6 +117,20 @@ func (s *Server) start() error {
 		StoreDir:   s.cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      !s.cfg.Logs,
+		SyncAlways: s.cfg.SyncAlways,
+	}
+	if s.cfg.MonitorPort != 0 {
+		opts.HTTPHost, opts.HTTPPort = s.cfg.Host, s.cfg.MonitorPort
+	}
+	if s.cfg.ClusterName != "" {
+		opts.Cluster = server.ClusterOpts{Name: s.cfg.ClusterName, Host: s.cfg.Host, Port: s.cfg.ClusterPort}
+		if opts.Cluster.Port == 0 {
+			opts.Cluster.Port = server.RANDOM_PORT
+		}
+		for _, r := range s.cfg.Routes {
+			u, _ := url.Parse(r) // checked by Start
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -95,15 +145,40 @@ func (s *Server) start() error {
 		return fmt.Errorf("%w after %s", ErrNotReady, s.cfg.ReadyTimeout)
 	}
 	s.srv = srv
-	// Keep the port a restart must reuse, so that clients reconnect to it.
+	// Keep the ports a restart must reuse, so that clients and the other
+	// members reconnect to them.
 	if addr, ok := srv.Addr().(*net.TCPAddr); ok {
 		s.cfg.Port = addr.Port
+	}
+	if addr := srv.ClusterAddr(); addr != nil && s.cfg.ClusterName != "" {
+		s.cfg.ClusterPort = addr.Port
+	}
+	if addr := srv.MonitorAddr(); addr != nil && s.cfg.MonitorPort != 0 {
+		s.cfg.MonitorPort = addr.Port
 	}
 	return nil
 }
 
 // URL is the client URL (nats://127.0.0.1:PORT).
 func (s *Server) URL() string { return s.srv.ClientURL() }
+
+// ClusterURL is the route URL the other cluster members connect to
+// (nats-route://127.0.0.1:PORT), or "" for a standalone server.
+func (s *Server) ClusterURL() string {
+	if s.cfg.ClusterName == "" {
+		return ""
+	}
+	return fmt.Sprintf("nats-route://%s", net.JoinHostPort(s.cfg.Host, fmt.Sprint(s.cfg.ClusterPort)))
+}
+
+// MonitorURL is the base URL of the HTTP monitoring endpoints
+// (http://127.0.0.1:PORT), or "" when MonitorPort is off.
+func (s *Server) MonitorURL() string {
+	if s.cfg.MonitorPort == 0 {
+		return ""
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(s.cfg.Host, fmt.Sprint(s.cfg.MonitorPort)))
+}
 
 // StoreDir is the JetStream store directory.
 func (s *Server) StoreDir() string { return s.cfg.StoreDir }
