@@ -350,7 +350,10 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, transport.ErrConsumerEnded) {
+		// A stream that is gone may be on its way back (deleted and
+		// recreated by a setup script): it gets two heartbeats, the same
+		// budget as a lost pull, before the consumer ends.
+		if errors.Is(err, transport.ErrConsumerEnded) && (!errors.Is(err, ErrNoStream) || time.Since(start) >= 2*c.t.cfg.Heartbeat) {
 			c.end(err)
 			return false
 		}

@@ -309,8 +309,9 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
 // cancelled with a cause matching jetstream.ErrCloseTimeout), and the Flush
 // publishers are flushed.
 //
-// A group whose consumer cannot be recovered (its stream is gone, permission
-// was withdrawn) stops the router at once: Run returns an error matching
+// A group whose consumer cannot be recovered (its stream still gone two
+// Heartbeats after the stall was noticed, permission withdrawn) stops the
+// router at once: Run returns an error matching
 // ErrSubscriptionEnded naming the group. Stalls it can recover from (a lost
 // pull, a leader change, a server restart, a deleted durable) are recovered
 // without returning, and logged at warn. Run returns nil after a clean
