@@ -142,8 +142,10 @@ type Config struct {
 	//
 	// So they see each attempt with the correlation id in its context, an
 	// error they return is retried and finally dead-lettered like a
-	// handler's, and a skipped duplicate never reaches them. Messages they
-	// return are dropped (the router publishes nothing). Default none.
+	// handler's, and a duplicate that Idempotency skips passes through them
+	// (they wrap it: the message's metadata holds middleware.MetadataSkipped
+	// when it returns) without reaching the handler. Messages they return
+	// are dropped (the router publishes nothing). Default none.
 	Middleware []message.HandlerMiddleware
 
 	// DeadLetterRetries is kept for source compatibility and has no effect:

@@ -323,8 +323,9 @@ func (gr *groupRun) stop() []error {
 		select {
 		case <-done:
 		case <-timer.C:
-			gr.hctxCancel(fmt.Errorf("%w: group %s: handler not done within CloseTimeout %s of the stop, its event nacked for redelivery",
-				jetstream.ErrCloseTimeout, gr.g.cfg.Durable, gr.r.cfg.CloseTimeout))
+			// The handlers still running are marked before their contexts
+			// are cut: one that returns at once on the cut must not settle
+			// its event (nor escape the count) before it was marked.
 			var cut []*transport.Delivery
 			gr.mu.Lock()
 			for i := range gr.slots {
@@ -334,6 +335,8 @@ func (gr *groupRun) stop() []error {
 				}
 			}
 			gr.mu.Unlock()
+			gr.hctxCancel(fmt.Errorf("%w: group %s: handler not done within CloseTimeout %s of the stop, its event nacked for redelivery",
+				jetstream.ErrCloseTimeout, gr.g.cfg.Durable, gr.r.cfg.CloseTimeout))
 			for _, d := range cut {
 				gr.settleErr(d.Settler.Nak(0), "nak at close deadline", d)
 			}
