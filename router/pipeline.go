@@ -28,6 +28,7 @@ type groupRun struct {
 	r       *Router
 	g       *Group
 	handler message.HandlerFunc
+	idem    *middleware.Idempotency // nil when off: claims are prefetched on arrival
 	dec     *marshaler.Marshaler
 	cons    transport.Consumer
 	log     watermill.LoggerAdapter
@@ -155,6 +156,10 @@ func (gr *groupRun) sink(d *transport.Delivery) {
 	gr.n++
 	gr.mu.Unlock()
 	gr.cond.Signal()
+	if gr.idem != nil {
+		// The claim travels while the message waits its turn.
+		gr.idem.Prefetch(d)
+	}
 }
 
 // work is one worker: take the oldest queued message, handle it, settle it,
@@ -310,6 +315,9 @@ func (gr *groupRun) stop() []error {
 			gr.cons.Stop()
 		}
 		for _, d := range queued {
+			if gr.idem != nil {
+				gr.idem.Discard(d)
+			}
 			gr.settleErr(d.Settler.Nak(0), "hand back", d)
 		}
 

@@ -260,18 +260,18 @@ func reasonOf(err error) string {
 // dispatch:
 //
 //	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> [user] -> [Idempotency] -> [Timeout] -> Recoverer -> dispatch
-func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
+func (r *Router) stack(g *Group) (message.HandlerFunc, *middleware.Idempotency, error) {
 	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logging, err := middleware.NewLogging(middleware.LoggingConfig{Logger: r.cfg.Logger})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: g.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware}
 	if r.cfg.Observe != nil {
@@ -280,17 +280,18 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
 	mws = append(mws, r.dlq.Middleware, retry.Middleware)
 	mws = append(mws, r.cfg.Middleware...)
 	mws = append(mws, g.cfg.Middleware...)
+	var idem *middleware.Idempotency
 	if r.cfg.Idempotency != nil {
-		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
+		idem, err = middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mws = append(mws, idem.Middleware)
 	}
 	if r.cfg.HandlerTimeout > 0 {
 		to, err := middleware.Timeout(r.cfg.HandlerTimeout)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mws = append(mws, to)
 	}
@@ -299,7 +300,7 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}
-	return h, nil
+	return h, idem, nil
 }
 
 // Run binds every group's durable and handles events until ctx is
@@ -351,12 +352,13 @@ func (r *Router) Run(ctx context.Context) error {
 		return errs
 	}
 	for _, g := range groups {
-		h, err := r.stack(g)
+		h, idem, err := r.stack(g)
 		if err != nil {
 			stopAll()
 			return err
 		}
 		gr := newGroupRun(r, g, h, ctx)
+		gr.idem = idem
 		if err := gr.start(ctx); err != nil {
 			stopAll()
 			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
@@ -399,13 +401,19 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) flush() []error {
-	if len(r.cfg.Flush) == 0 {
+	flush := r.cfg.Flush
+	if f, ok := r.cfg.Idempotency.(Flusher); ok {
+		// Processed marks in flight (middleware.KVStore) are stored
+		// before Run returns.
+		flush = append(slices.Clone(flush), f)
+	}
+	if len(flush) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
 	defer cancel()
 	var errs []error
-	for _, f := range r.cfg.Flush {
+	for _, f := range flush {
 		if err := f.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flush: %w", err))
 		}
