@@ -69,12 +69,14 @@ type pendingPub struct {
 	batch *batchWait
 	idx   int
 	epoch uint64
+	done  func(PublishResult) // the observers' outcome report, or nil
 }
 
 type asyncReport struct {
 	msg   *nats.Msg
 	err   error
 	epoch uint64
+	done  func(PublishResult)
 }
 
 // flushWaiter is a Flush waiting for every publish of epochs <= epoch.
@@ -205,6 +207,18 @@ func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Eve
 
 // PublishAck is Publish returning the stream's ack.
 func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
+	if !p.observing() {
+		return p.publishAck(ctx, subject, e)
+	}
+	ctx, done := p.observe(ctx, eventInfo(subject, e, ModeSync))
+	ack, err := p.publishAck(ctx, subject, e)
+	if done != nil {
+		done(PublishResult{Err: err, Duplicate: ack.Duplicate, Stream: ack.Stream, Sequence: ack.Sequence})
+	}
+	return ack, err
+}
+
+func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
 	if p.isClosed() {
 		return PubAck{}, closedErr(subject, e)
 	}
@@ -239,14 +253,18 @@ func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.
 // OnAsyncError exactly once and is counted in Stats().AsyncFailed; Flush and
 // Close wait for all outcomes. A nil return means "queued", not "stored".
 func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event) error {
+	var done func(PublishResult)
+	if p.observing() {
+		ctx, done = p.observe(ctx, eventInfo(subject, e, ModeAsync))
+	}
 	if p.isClosed() {
-		return closedErr(subject, e)
+		return finish(done, closedErr(subject, e))
 	}
 	msg, err := p.encode(ctx, subject, e)
 	if err != nil {
-		return err
+		return finish(done, err)
 	}
-	return p.enqueue(ctx, msg, nil, 0)
+	return p.enqueue(ctx, msg, nil, 0, done)
 }
 
 // Flush waits until every async and batch publish queued so far has its

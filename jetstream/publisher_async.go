@@ -25,21 +25,31 @@ import (
 // callback, by the synchronous error of PublishMsgAsync, or by Close.
 // AckTimeout guarantees a callback eventually comes for every sent message.
 
+// ackResult is the observers' view of an ack or a failure.
+func ackResult(ack *natsjs.PubAck, err error) PublishResult {
+	res := PublishResult{Err: err}
+	if err == nil && ack != nil {
+		res.Duplicate, res.Stream, res.Sequence = ack.Duplicate, ack.Stream, ack.Sequence
+	}
+	return res
+}
+
 // enqueue registers msg as pending and sends it asynchronously. The outcome
-// goes to batch (if not nil) or, for a failure, to OnAsyncError. An error
-// return means the outcome is that error and nothing else will report it.
-func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait, idx int) error {
+// goes to batch (if not nil) or, for a failure, to OnAsyncError, and to done
+// (the observers, if any) in every case, exactly once. An error return means
+// the outcome is that error and nothing else will report it.
+func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait, idx int, done func(PublishResult)) error {
 	if err := p.acquire(ctx, msg); err != nil {
-		return err
+		return finish(done, err)
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		<-p.slots
-		return fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed)
+		return finish(done, fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed))
 	}
 	// Registered before sending: the ack can arrive before PublishMsgAsync returns.
-	p.pending[msg] = pendingPub{batch: batch, idx: idx, epoch: p.epoch}
+	p.pending[msg] = pendingPub{batch: batch, idx: idx, epoch: p.epoch, done: done}
 	p.inflight++
 	if p.byEpoch == nil {
 		p.byEpoch = make(map[uint64]int)
@@ -61,7 +71,7 @@ func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait
 		p.mu.Unlock()
 		<-p.slots
 		p.failed.Add(1)
-		return publishErr(msg, err)
+		return finish(done, publishErr(msg, err))
 	}
 	return nil
 }
@@ -116,10 +126,20 @@ func (p *Publisher) settle(msg *nats.Msg, ack *natsjs.PubAck, err error) {
 	if rec.batch == nil && err != nil {
 		p.asyncFailed.Add(1)
 		// Never blocks: the message holds a slot until the report is
-		// handled, and reports has as many places as there are slots.
-		p.reports <- asyncReport{msg: msg, err: err, epoch: rec.epoch}
+		// handled, and reports has as many places as there are slots. The
+		// observers hear of it from the reporter too.
+		p.reports <- asyncReport{msg: msg, err: err, epoch: rec.epoch, done: rec.done}
 		p.mu.Unlock()
 		return
+	}
+	if rec.done != nil {
+		// Reported before the publish counts as done, so that Flush and
+		// PublishBatch return after the observers heard of it; outside p.mu,
+		// so that an observer may read Stats. The entry is already claimed:
+		// nothing else settles it meanwhile.
+		p.mu.Unlock()
+		rec.done(ackResult(ack, err))
+		p.mu.Lock()
 	}
 	p.doneLocked(rec.epoch)
 	p.mu.Unlock()
@@ -137,6 +157,7 @@ func (p *Publisher) reportLoop() {
 		select {
 		case r := <-p.reports:
 			ae := asyncErrorOf(r)
+			finish(r.done, ae.Err)
 			if p.cfg.OnAsyncError != nil {
 				p.cfg.OnAsyncError(ae)
 			} else {
@@ -205,14 +226,19 @@ func (p *Publisher) abandon() error {
 	p.mu.Lock()
 	var lost []AsyncError
 	var batches []pendingPub
+	var unreported []func() // observers' reports, made after p.mu is released
 	for msg, rec := range p.pending {
 		delete(p.pending, msg)
 		p.failed.Add(1)
 		if rec.batch != nil {
 			batches = append(batches, rec)
 		}
-		lost = append(lost, asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
-			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)}))
+		ae := asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
+			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)})
+		lost = append(lost, ae)
+		if rec.done != nil {
+			unreported = append(unreported, func() { finish(rec.done, ae.Err) })
+		}
 		p.doneLocked(rec.epoch)
 		<-p.slots
 	}
@@ -221,6 +247,9 @@ drain:
 		select {
 		case r := <-p.reports:
 			lost = append(lost, asyncErrorOf(r))
+			if r.done != nil {
+				unreported = append(unreported, func() { finish(r.done, r.err) })
+			}
 			p.doneLocked(r.epoch)
 			<-p.slots
 		default:
@@ -228,6 +257,9 @@ drain:
 		}
 	}
 	p.mu.Unlock()
+	for _, report := range unreported {
+		report() // outside p.mu, as everywhere
+	}
 	for _, rec := range batches {
 		rec.batch.set(rec.idx, fmt.Errorf("%w: %w before its ack", ErrPublish, ErrClosed))
 	}
@@ -286,13 +318,28 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 		return nil
 	}
 	if p.isClosed() {
-		return closedErr(subject, events[0])
+		err := closedErr(subject, events[0])
+		if p.observing() {
+			for _, e := range events {
+				_, done := p.observe(ctx, eventInfo(subject, e, ModeBatch))
+				finish(done, err)
+			}
+		}
+		return err
 	}
 	msgs := make([]*nats.Msg, len(events))
 	errs := make([]error, len(events))
+	var dones []func(PublishResult)
+	if p.observing() {
+		dones = make([]func(PublishResult), len(events))
+	}
 	var invalid bool
 	for i, e := range events {
-		msgs[i], errs[i] = p.encode(ctx, subject, e)
+		ectx := ctx
+		if dones != nil {
+			ectx, dones[i] = p.observe(ctx, eventInfo(subject, e, ModeBatch))
+		}
+		msgs[i], errs[i] = p.encode(ectx, subject, e)
 		invalid = invalid || errs[i] != nil
 	}
 	if invalid {
@@ -300,20 +347,30 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, ErrNotSent)
 			}
+			finish(doneAt(dones, i), errs[i])
 		}
 		return &BatchError{Errs: errs}
 	}
-	return p.sendBatch(ctx, msgs)
+	return p.sendBatch(ctx, msgs, dones)
 }
 
-// sendBatch pipelines msgs and waits for their outcomes.
-func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg) error {
+// doneAt is dones[i], or nil without observers.
+func doneAt(dones []func(PublishResult), i int) func(PublishResult) {
+	if dones == nil {
+		return nil
+	}
+	return dones[i]
+}
+
+// sendBatch pipelines msgs and waits for their outcomes; dones (nil without
+// observers) has one outcome report per message.
+func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg, dones []func(PublishResult)) error {
 	b := newBatchWait(len(msgs))
 	for i, msg := range msgs {
-		if err := p.enqueue(ctx, msg, b, i); err != nil {
+		if err := p.enqueue(ctx, msg, b, i, doneAt(dones, i)); err != nil {
 			b.set(i, err)
 			for j := i + 1; j < len(msgs); j++ {
-				b.set(j, fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, msgs[j].Header.Get(marshaler.HeaderMsgID), ErrNotSent, err))
+				b.set(j, finish(doneAt(dones, j), fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, msgs[j].Header.Get(marshaler.HeaderMsgID), ErrNotSent, err)))
 			}
 			break
 		}

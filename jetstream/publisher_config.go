@@ -66,6 +66,11 @@ type PublisherConfig struct {
 	// Domain is the JetStream domain to publish in (leaf nodes, hubs).
 	// Default empty: the connection's own account.
 	Domain string
+
+	// Observers are told about every publish, first to last, with its
+	// outcome (see PublishObserver): metrics and tracing hooks. Default
+	// none, and then nothing is called nor allocated for them.
+	Observers []PublishObserver
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -100,6 +105,11 @@ func (c PublisherConfig) Validate() error {
 		return fmt.Errorf("%w: negative AckTimeout %s", ErrInvalidConfig, c.AckTimeout)
 	case c.CloseTimeout < 0:
 		return fmt.Errorf("%w: negative CloseTimeout %s", ErrInvalidConfig, c.CloseTimeout)
+	}
+	for i, o := range c.Observers {
+		if o == nil {
+			return fmt.Errorf("%w: Observers[%d] is nil", ErrInvalidConfig, i)
+		}
 	}
 	return nil
 }
@@ -151,4 +161,16 @@ func WithPublisherLogger(l watermill.LoggerAdapter) PublisherOption {
 // WithDomain sets PublisherConfig.Domain.
 func WithDomain(domain string) PublisherOption {
 	return func(c *PublisherConfig) { c.Domain = domain }
+}
+
+// WithPublishObserver appends observers to PublisherConfig.Observers (nil
+// ones are skipped).
+func WithPublishObserver(obs ...PublishObserver) PublisherOption {
+	return func(c *PublisherConfig) {
+		for _, o := range obs {
+			if o != nil {
+				c.Observers = append(c.Observers, o)
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
@@ -52,11 +53,38 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	if len(messages) == 0 {
 		return nil
 	}
+	var dones []func(PublishResult)
+	if mp.p.observing() {
+		messages = slices.Clone(messages) // the caller's slice is left as it is
+		dones = make([]func(PublishResult), len(messages))
+		for i, wm := range messages {
+			var ctx context.Context
+			if wm != nil {
+				ctx = wm.Context()
+			}
+			octx, done := mp.p.observe(ctx, messageInfo(topic, wm))
+			dones[i] = done
+			if wm != nil && octx != nil && octx != ctx {
+				// Encoded with the observers' context (a producer span),
+				// without changing the caller's message.
+				cp := message.NewMessage(wm.UUID, wm.Payload)
+				cp.Metadata = wm.Metadata
+				cp.SetContext(octx)
+				messages[i] = cp
+			}
+		}
+	}
+	failAll := func(err error) error {
+		for i := range messages {
+			finish(doneAt(dones, i), err)
+		}
+		return err
+	}
 	if mp.p.isClosed() {
-		return fmt.Errorf("publish %s: %w", topic, ErrClosed)
+		return failAll(fmt.Errorf("publish %s: %w", topic, ErrClosed))
 	}
 	if err := envelope.ValidateSubject(topic); err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return failAll(fmt.Errorf("publish: %w", err))
 	}
 	msgs := make([]*nats.Msg, len(messages))
 	errs := make([]error, len(messages))
@@ -70,10 +98,11 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("publish %s message %s: %w: another message of the call cannot be encoded", topic, messages[i].UUID, ErrNotSent)
 			}
+			finish(doneAt(dones, i), errs[i])
 		}
 		return &BatchError{Errs: errs}
 	}
-	return mp.p.sendBatch(context.Background(), msgs)
+	return mp.p.sendBatch(context.Background(), msgs, dones)
 }
 
 func (mp *MessagePublisher) encode(topic string, wm *message.Message) (*nats.Msg, error) {

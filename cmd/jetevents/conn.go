@@ -42,7 +42,7 @@ func addConnFlags(fs *flag.FlagSet) *connFlags {
 	return &connFlags{
 		fs:       fs,
 		server:   fs.String("server", "", "NATS URL(s), comma separated (default: $NATS_URL, the nats context's url, else "+defaultURL+")"),
-		context:  fs.String("context", "", "nats CLI context to connect with (default: $NATS_CONTEXT, else the one `nats context select` chose)"),
+		context:  fs.String("context", "", "nats CLI context to connect with (default: $NATS_CONTEXT, else the one chosen with 'nats context select')"),
 		creds:    fs.String("creds", "", "credentials file (user JWT and seed)"),
 		nkey:     fs.String("nkey", "", "NKey seed file"),
 		user:     fs.String("user", "", "user name (with -password)"),

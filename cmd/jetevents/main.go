@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "server":
 		err = cmdServer(ctx, args[1:], stdout, stderr)
 	case "streams":
-		name, err = sub(ctx, "streams", args[1:], stdout, stderr, streamsUsage, map[string]command{
+		name, err = sub(ctx, "streams", "apply or list", args[1:], stdout, stderr, streamsUsage, map[string]command{
 			"apply": streamsApply, "list": streamsList, "ls": streamsList,
 		})
 	case "consumers", "consumer":
@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "tail":
 		err = cmdTail(ctx, args[1:], stdout, stderr)
 	case "dlq":
-		name, err = sub(ctx, "dlq", args[1:], stdout, stderr, dlqUsage, map[string]command{
+		name, err = sub(ctx, "dlq", "list, show, replay or purge", args[1:], stdout, stderr, dlqUsage, map[string]command{
 			"list": dlqList, "ls": dlqList, "show": dlqShow, "replay": dlqReplay, "purge": dlqPurge,
 		})
 	case "-h", "--help", "help":
@@ -131,9 +131,9 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // sub dispatches "group verb args..." and returns "group verb" for the
 // error prefix.
-func sub(ctx context.Context, group string, args []string, stdout, stderr io.Writer, help string, cmds map[string]command) (string, error) {
+func sub(ctx context.Context, group, verbs string, args []string, stdout, stderr io.Writer, help string, cmds map[string]command) (string, error) {
 	if len(args) == 0 {
-		return group, opErr(group+" needs a subcommand", "run 'jetevents "+group+" -h'", errUsage)
+		return group, opErr("a subcommand is needed ("+verbs+")", "run 'jetevents "+group+" -h'", errUsage)
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -142,7 +142,7 @@ func sub(ctx context.Context, group string, args []string, stdout, stderr io.Wri
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		return group, opErr(fmt.Sprintf("unknown %s subcommand %q", group, args[0]), "run 'jetevents "+group+" -h'", errUsage)
+		return group, opErr(fmt.Sprintf("unknown subcommand %q (%s)", args[0], verbs), "run 'jetevents "+group+" -h'", errUsage)
 	}
 	return group + " " + args[0], cmd(ctx, args[1:], stdout, stderr)
 }

@@ -352,6 +352,8 @@ func TestErrors_are_one_line_without_double_prefixes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate": run 'jetevents -h' for the commands`},
 		{"flag before the command", []string{"-server", srv.URL, "streams", "list"}, "-server before the command: flags go after it, e.g. jetevents streams list -server ..."},
 		{"unknown flag", []string{"dlq", "list", "-bogus"}, "dlq list: flag provided but not defined: -bogus: see 'jetevents dlq list -h'"},
+		{"no subcommand", []string{"dlq"}, "dlq: a subcommand is needed (list, show, replay or purge): run 'jetevents dlq -h'"},
+		{"unknown subcommand", []string{"streams", "delete"}, `streams: unknown subcommand "delete" (apply or list): run 'jetevents streams -h'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
