@@ -107,14 +107,7 @@ func (c *pullConsumer) ensure(ctx context.Context) error {
 	if _, err := c.t.js.UpdateConsumer(ctx, c.spec.Stream, upd); err != nil {
 		return c.setupErr("update durable (it differs: "+fmt.Sprint(diff)+")", err)
 	}
-	c.log.Info("Durable consumer differed from the group's config and was updated to it", watermill.LogFields{"changes": diff})
-	if w, ok := c.t.cfg.Logger.(interface {
-		Warn(string, error, watermill.LogFields)
-	}); ok {
-		w.Warn("Durable consumer settings changed by this group's config", nil, watermill.LogFields{
-			"stream": c.spec.Stream, "consumer": c.spec.Durable, "changes": diff,
-		})
-	}
+	c.warn("Durable consumer differed from the group's config and was updated to it", nil, watermill.LogFields{"changes": diff})
 	return nil
 }
 

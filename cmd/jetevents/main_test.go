@@ -204,13 +204,13 @@ func TestStreamsApply_reports_updated_fields(t *testing.T) {
 	srv := newServer(t)
 	spec, err := os.ReadFile(specFile)
 	require.NoError(t, err)
-	changed := strings.Replace(string(spec), "max_deliver: 5", "max_deliver: 7", 1)
+	changed := strings.Replace(string(spec), "max_deliver: -1", "max_deliver: 7", 1)
 	require.NotEqual(t, string(spec), changed)
 	file := filepath.Join(t.TempDir(), "streams.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(changed), 0o600))
 
 	out := mustRun(t, testCtx(t), "streams", "apply", "-server", srv.URL, "-f", file)
-	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: updated (max_deliver: 5 -> 7)")
+	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: updated (max_deliver: unlimited -> 7)")
 	assert.Contains(t, out, "3 specs: 0 created, 1 updated, 2 unchanged")
 }
 
@@ -273,7 +273,7 @@ func TestStreamsList_shows_streams_counts_and_consumers(t *testing.T) {
 	assert.Equal(t, "0", fields["DLQ dlq.>"][4])
 	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER
 	require.Contains(t, fields, "AUTH_EVENTS user-notifications", out)
-	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "5"},
+	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited"},
 		fields["AUTH_EVENTS user-notifications"])
 }
 
