@@ -70,3 +70,60 @@ func TestRouter_names_every_setting_it_changes_on_a_durable_that_differs(t *test
 	assert.Contains(t, log, "max_deliver 8 -> -1")
 	assert.Contains(t, log, "ack_wait 1m0s -> 30s")
 }
+
+func TestRouter_group_start_position_places_a_new_durable(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   func(cut time.Time) router.GroupConfig
+		wantN []int // the "n" of the events handled
+	}{
+		{"all (default)", func(time.Time) router.GroupConfig { return router.GroupConfig{} }, []int{1, 2, 3, 4}},
+		{"new events only", func(time.Time) router.GroupConfig { return router.GroupConfig{Start: router.StartNew} }, []int{4}},
+		{"from a sequence", func(time.Time) router.GroupConfig {
+			return router.GroupConfig{Start: router.StartAtSequence, StartSeq: 2}
+		}, []int{2, 3, 4}},
+		{"from a time", func(cut time.Time) router.GroupConfig {
+			return router.GroupConfig{Start: router.StartAtTime, StartTime: cut}
+		}, []int{3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.publish(t, "auth.user.created", userEvent("user.created", map[string]any{"n": 1}))
+			e.publish(t, "auth.user.created", userEvent("user.created", map[string]any{"n": 2}))
+			// The time cut falls between the second and the third event,
+			// as the server stamped them.
+			s, err := e.srv.JS.Stream(ctxT(t), stream)
+			require.NoError(t, err)
+			m2, err := s.GetMsg(ctxT(t), 2)
+			require.NoError(t, err)
+			cut := m2.Time.Add(time.Nanosecond)
+			require.Eventually(t, func() bool { return time.Now().After(cut) }, time.Second, time.Millisecond)
+			e.publish(t, "auth.user.created", userEvent("user.created", map[string]any{"n": 3}))
+
+			r, err := router.New(e.srv.Conn, fastConfig())
+			require.NoError(t, err)
+			gc := tt.cfg(cut)
+			gc.Durable, gc.FilterSubjects = "proj", []string{"auth.user.>"}
+			got := make(chan int, 8)
+			router.Handle(r.AddGroup(gc), "user.created", func(_ context.Context, _ *envelope.Event, d struct {
+				N int `json:"n"`
+			}) error {
+				got <- d.N
+				return nil
+			})
+			start(t, r)
+			e.publish(t, "auth.user.created", userEvent("user.created", map[string]any{"n": 4}))
+			var seen []int
+			for len(seen) == 0 || seen[len(seen)-1] != 4 {
+				select {
+				case n := <-got:
+					seen = append(seen, n)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("event 4 not handled; saw %v", seen)
+				}
+			}
+			assert.Equal(t, tt.wantN, seen)
+		})
+	}
+}
