@@ -58,7 +58,8 @@ var (
 
 // ErrInvalidConfig is matched by every configuration error of this package:
 // connect options, publisher options, stream and consumer specs.
-var ErrInvalidConfig = errors.New("invalid jetstream configuration")
+// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
+var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // Stream and consumer spec failures. Every Validate error matches
 // ErrInvalidSpec and ErrInvalidConfig, and the rule's own sentinel when there

@@ -128,7 +128,7 @@ func (c DeadLetterConfig) Validate() error {
 		return fmt.Errorf("%w: Stream %q is not a stream name", ErrInvalidConfig, c.Stream)
 	}
 	if err := c.RetryBackoff.Validate(); err != nil {
-		return fmt.Errorf("%w: RetryBackoff: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("RetryBackoff: %w", err)
 	}
 	return nil
 }

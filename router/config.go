@@ -264,7 +264,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Backoff.Validate(); err != nil {
-		return fmt.Errorf("%w: Backoff: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("router config: Backoff: %w", err)
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func New(nc *nats.Conn, cfg Config) (*Router, error) {
 		Logger:           cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("router transport: %w", err)
 	}
 	return NewWithTransport(tr, cfg)
 }
@@ -102,7 +102,7 @@ func NewWithTransport(tr transport.Transport, cfg Config) (*Router, error) {
 	}
 	dlq, err := middleware.NewDeadLetterer(tr, cfg.DeadLetter)
 	if err != nil {
-		return nil, fmt.Errorf("%w: DeadLetter: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("router config: DeadLetter: %w", err)
 	}
 	return &Router{tr: tr, cfg: cfg, dlq: dlq, running: make(chan struct{})}, nil
 }
