@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/transport"
 )
 
 // Publish failures. Every error returned by a publish after the event was
@@ -69,7 +70,7 @@ var (
 	ErrInvalidSpec = errors.New("invalid stream or consumer spec")
 	// ErrInvalidName: a stream or durable name is empty or contains '.', '*',
 	// '>', whitespace, a path separator or a non-printable character.
-	ErrInvalidName = errors.New("invalid stream or consumer name")
+	ErrInvalidName = transport.ErrInvalidName
 	// ErrBackOffTooLong: a consumer's BackOff has more entries than MaxDeliver.
 	ErrBackOffTooLong = errors.New("backoff has more entries than max deliver")
 	// ErrDuplicatesWindow: a stream's duplicates window is longer than its max age.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/jetevents/events/transport"
 	"os"
 	"reflect"
 	"slices"
@@ -382,7 +383,7 @@ func validateName(what, name string) error {
 		return ruleErr(ErrInvalidName, "empty %s", what)
 	}
 	for _, r := range name {
-		if r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+		if !transport.NameRune(r) {
 			return ruleErr(ErrInvalidName, `%s %q contains %q (names may not contain '.', '*', '>', '/', '\' or whitespace)`, what, name, r)
 		}
 	}
