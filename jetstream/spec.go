@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"github.com/jetevents/events/transport"
 	"os"
 	"reflect"
 	"slices"
@@ -15,6 +14,8 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jetevents/events/transport"
 )
 
 // Spec is a stream or consumer declared as code: StreamSpec or ConsumerSpec
