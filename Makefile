@@ -50,9 +50,10 @@ bench:
 bench-cmd:
 	$(GO) run ./cmd/jetevents-bench
 
-## stress: Watermill's stress conformance suite (long).
+## stress: Watermill's stress conformance suite (10 parallel copies of
+## TestPubSub each) on JetStream and on the in-memory bus (long).
 stress:
-	$(GO) test -race -count=1 -tags stress -run 'Stress' -timeout 60m ./jetstream/
+	$(GO) test -race -count=1 -tags stress -run 'Stress' -timeout 60m ./jetstream/ ./memory/
 
 ## demo: start an embedded JetStream server, set up streams, publish the seed's
 ## events and consume them through the router. No NATS needed.

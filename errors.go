@@ -27,6 +27,8 @@ var (
 	ErrClosed = jetstream.ErrClosed
 	// ErrPublish: an event was sent but not confirmed by the stream.
 	ErrPublish = jetstream.ErrPublish
+	// ErrPermission: the NATS user may not use a subject (publish, acks, consume).
+	ErrPermission = jetstream.ErrPermission
 	// ErrUnmarshal: a message could not be decoded into an event.
 	ErrUnmarshal = marshaler.ErrUnmarshal
 	// ErrPermanent is matched by every error made with Permanent.

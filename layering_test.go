@@ -34,6 +34,7 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		{module + "/marshaler", []string{"envelope"}, true},
 		{module + "/transport", []string{"envelope"}, true},
 		{module + "/jetstream", []string{"envelope", "marshaler", "transport"}, true},
+		{module + "/memory", []string{"envelope", "marshaler", "transport"}, true},
 		// Middleware reads the transport's delivery view, never a *nats.Conn
 		// or the jetstream package.
 		{module + "/middleware", []string{"envelope", "marshaler", "transport"}, true},

@@ -30,9 +30,11 @@ const (
 // ClusterConfig configures NewClusterWithConfig. The zero value is a 3-node
 // cluster of server processes with nats-server's default (lazy) fsync.
 type ClusterConfig struct {
-	// Nodes is the number of servers, at least 3. Default
-	// DefaultClusterNodes (3, the smallest cluster that survives the loss
-	// of one node).
+	// Nodes is the number of servers: 3 or more for a cluster, or 1 for a
+	// single standalone server (no cluster, no RAFT) that can be SIGKILLed
+	// and restarted like a node; 2 is refused (it survives no loss).
+	// Default DefaultClusterNodes (3, the smallest cluster that survives
+	// the loss of one node).
 	Nodes int
 	// Name is the nats-server cluster name. Default DefaultClusterName.
 	Name string
@@ -70,8 +72,8 @@ func (c *ClusterConfig) setDefaults() {
 // Validate reports a configuration NewClusterWithConfig cannot run (errors
 // match ErrInvalidConfig). Zero fields are valid: they mean the defaults.
 func (c ClusterConfig) Validate() error {
-	if c.Nodes != 0 && c.Nodes < 3 {
-		return fmt.Errorf("%w: %d nodes (a JetStream cluster needs 3 to survive the loss of one; use NewServer for a single server)", ErrInvalidConfig, c.Nodes)
+	if c.Nodes < 0 || c.Nodes == 2 {
+		return fmt.Errorf("%w: %d nodes (1 for a single server process, 3 or more for a cluster that survives the loss of one)", ErrInvalidConfig, c.Nodes)
 	}
 	if c.ReadyTimeout < 0 {
 		return fmt.Errorf("%w: negative ready timeout %s", ErrInvalidConfig, c.ReadyTimeout)
@@ -86,7 +88,9 @@ func (c ClusterConfig) Validate() error {
 // servers, each with its own name (node-0, node-1, ...), store directory and
 // random client, route and monitoring ports, all routed to one another. It
 // is ready when every node agrees on a meta leader and reports itself
-// healthy. Nodes are numbered from 0. Its methods are safe for concurrent
+// healthy. With Nodes 1 it is a single standalone server process, ready
+// when healthy: the way to SIGKILL and restart "the" server of a test.
+// Nodes are numbered from 0. Its methods are safe for concurrent
 // use; Kill and Restart run one at a time.
 //
 // Everything it started is killed when the test ends, whether it passed or
@@ -175,6 +179,9 @@ func NewClusterWithConfig(t testing.TB, cfg ClusterConfig) *Cluster {
 				spec.Routes = append(spec.Routes, r)
 			}
 		}
+		if cfg.Nodes == 1 {
+			spec.Cluster = "" // standalone: a lone cluster member would wait for peers forever
+		}
 		c.nodes = append(c.nodes, &clusterNode{spec: spec})
 	}
 	if !cfg.InProcess {
@@ -227,6 +234,9 @@ func (c *Cluster) close() {
 
 // Nodes is the number of nodes.
 func (c *Cluster) Nodes() int { return len(c.nodes) }
+
+// standalone: a single server, not clustered.
+func (c *Cluster) standalone() bool { return len(c.nodes) == 1 }
 
 func (c *Cluster) node(i int) (*clusterNode, error) {
 	if i < 0 || i >= len(c.nodes) {
@@ -345,8 +355,12 @@ func (c *Cluster) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 }
 
 // MetaLeader is the node that leads the JetStream meta group now, or an
-// error matching ErrNoLeader.
+// error matching ErrNoLeader. A single server (Nodes 1) leads everything
+// while it runs.
 func (c *Cluster) MetaLeader() (int, error) {
+	if c.standalone() && c.nodes[0].runner.running() {
+		return 0, nil
+	}
 	for i, n := range c.nodes {
 		if !n.runner.running() {
 			continue
@@ -378,7 +392,7 @@ func (c *Cluster) StreamLeader(stream string) (int, error) {
 		}
 		for _, acc := range jsz.AccountDetails {
 			for _, s := range acc.Streams {
-				if s.Name == stream && s.Cluster != nil && s.Cluster.Leader == n.spec.Name {
+				if s.Name == stream && (c.standalone() || s.Cluster != nil && s.Cluster.Leader == n.spec.Name) {
 					return i, nil
 				}
 			}
@@ -405,7 +419,7 @@ func (c *Cluster) ConsumerLeader(stream, durable string) (int, error) {
 					continue
 				}
 				for _, ci := range s.Consumer {
-					if ci != nil && ci.Name == durable && ci.Cluster != nil && ci.Cluster.Leader == n.spec.Name {
+					if ci != nil && ci.Name == durable && (c.standalone() || ci.Cluster != nil && ci.Cluster.Leader == n.spec.Name) {
 						return i, nil
 					}
 				}

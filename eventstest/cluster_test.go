@@ -251,6 +251,30 @@ func TestCluster_in_process_fails_over_too(t *testing.T) {
 	require.Eventually(t, func() bool { return localStreamMsgs(t, c, old, "ORDERS") == 10 }, clusterWait, 20*time.Millisecond)
 }
 
+func TestCluster_of_one_is_a_server_process_that_survives_SIGKILL_with_its_data(t *testing.T) {
+	c := eventstest.NewClusterWithConfig(t, eventstest.ClusterConfig{Nodes: 1, SyncAlways: true})
+	js := newJS(t, c.Connect(t))
+	_, err := js.CreateStream(clusterCtx(t), natsjs.StreamConfig{Name: "ORDERS", Subjects: []string{"ORDERS.>"}})
+	require.NoError(t, err)
+	publishN(t, js, "ORDERS.created", "a", 20)
+	leader, err := c.StreamLeader("ORDERS")
+	require.NoError(t, err)
+	assert.Equal(t, 0, leader)
+	meta, err := c.MetaLeader()
+	require.NoError(t, err)
+	assert.Equal(t, 0, meta)
+
+	for round := range 3 {
+		require.NoError(t, c.Kill(0))
+		assert.False(t, c.Running(0))
+		_, err := c.StreamLeader("ORDERS")
+		assert.ErrorIs(t, err, eventstest.ErrNoLeader, "round %d: nothing runs", round)
+		require.NoError(t, c.Restart(0))
+		publishN(t, js, "ORDERS.created", fmt.Sprintf("r%d", round), 10)
+	}
+	assert.Equal(t, uint64(50), streamMsgs(t, js, "ORDERS"), "the store came back every time")
+}
+
 func TestClusterConfig_Validate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -260,6 +284,7 @@ func TestClusterConfig_Validate(t *testing.T) {
 		{"three nodes", eventstest.ClusterConfig{Nodes: 3, ReadyTimeout: time.Second}, true},
 		{"defaults", eventstest.ClusterConfig{}, true},
 		{"five nodes", eventstest.ClusterConfig{Nodes: 5}, true},
+		{"one node: a single server", eventstest.ClusterConfig{Nodes: 1}, true},
 		{"two nodes", eventstest.ClusterConfig{Nodes: 2}, false},
 		{"negative nodes", eventstest.ClusterConfig{Nodes: -1}, false},
 		{"negative timeout", eventstest.ClusterConfig{Nodes: 3, ReadyTimeout: -1}, false},

@@ -1,26 +1,31 @@
 package jetstream_test
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
 )
 
-// Watermill's universal Pub/Sub suite against the Subscriber on the embedded
-// server. The suite publishes arbitrary payloads and metadata, not events, so
-// it runs with a raw pass-through encoding (metadata <-> headers, UUID in a
-// header) and a publisher written here on plain nats.go: the jetevents
-// publisher only carries events.
+// Watermill's universal Pub/Sub suite against the library's own Watermill
+// pair: MessagePublisher (the one users wire into Watermill's router and CQRS
+// event bus) and Subscriber (consumer groups on), on the embedded server. The
+// suite publishes arbitrary payloads ("x", "42", nil), and MessagePublisher
+// carries events only; so each suite message is wrapped into an event on the
+// way in (suitePublisher: UUID = event id, hence Nats-Msg-Id; payload in the
+// event's data; metadata as headers) and unwrapped on the way out
+// (suiteUnmarshaler, on the library's marshaler). Everything between runs as
+// shipped: MessagePublisher's pipelined batch publish with its acks, the
+// Subscriber's durable pull consumers, settlement and shutdown.
 
 // conformanceFeatures is what the Subscriber promises, flag by flag.
 func conformanceFeatures() tests.Features {
@@ -57,50 +62,56 @@ func conformanceFeatures() tests.Features {
 	}
 }
 
-// conformanceUUIDHeader carries the Watermill message UUID.
-const conformanceUUIDHeader = "Watermill-Uuid"
-
-// rawUnmarshaler is the pass-through decoding of the suite: payload as is,
-// every header but the UUID and Nats-* ones as metadata.
-type rawUnmarshaler struct{}
-
-func (rawUnmarshaler) Unmarshal(m natsjs.Msg) (*message.Message, error) {
-	h := m.Headers()
-	wm := message.NewMessage(h.Get(conformanceUUIDHeader), m.Data())
-	for k, vs := range h {
-		if k == conformanceUUIDHeader || strings.HasPrefix(k, "Nats-") || len(vs) == 0 {
-			continue
-		}
-		wm.Metadata[k] = vs[0]
-	}
-	return wm, nil
+// suiteEvent carries a suite payload (any bytes) in an event's data.
+type suiteEvent struct {
+	Payload []byte `json:"payload"`
 }
 
-// rawPublisher is a Watermill publisher on plain nats.go: one synchronous
-// JetStream publish per message, Nats-Msg-Id = UUID so that the suite's
-// publish retries are stored once.
-type rawPublisher struct{ js natsjs.JetStream }
+// suitePublisher wraps each suite message into an event and publishes them
+// all in one call of the library's publisher.
+type suitePublisher struct{ *jetstream.MessagePublisher }
 
-func (p rawPublisher) Publish(topic string, msgs ...*message.Message) error {
-	for _, m := range msgs {
-		nm := nats.NewMsg(topic)
-		nm.Data = m.Payload
-		for k, v := range m.Metadata {
-			nm.Header[k] = []string{v}
-		}
-		nm.Header[conformanceUUIDHeader] = []string{m.UUID}
-		nm.Header[nats.MsgIdHdr] = []string{m.UUID}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := p.js.PublishMsg(ctx, nm)
-		cancel()
+func (p suitePublisher) Publish(topic string, msgs ...*message.Message) error {
+	wrapped := make([]*message.Message, len(msgs))
+	for i, m := range msgs {
+		e, err := envelope.NewWithData("conformance.message", "watermill-conformance", "", time.Now(), suiteEvent{Payload: m.Payload})
 		if err != nil {
 			return err
 		}
+		e.ID = m.UUID
+		wm, err := marshaler.Default().ToMessage(e)
+		if err != nil {
+			return err
+		}
+		for k, v := range m.Metadata {
+			wm.Metadata[k] = v
+		}
+		wm.SetContext(m.Context())
+		wrapped[i] = wm
 	}
-	return nil
+	return p.MessagePublisher.Publish(topic, wrapped...)
 }
 
-func (rawPublisher) Close() error { return nil }
+// suiteUnmarshaler decodes with the library's marshaler (marshaler.JetStream,
+// the Subscriber's default), then gives the message the suite's payload back.
+type suiteUnmarshaler struct{}
+
+func (suiteUnmarshaler) Unmarshal(m natsjs.Msg) (*message.Message, error) {
+	wm, err := marshaler.JetStream{Marshaler: marshaler.Default()}.Unmarshal(m)
+	if err != nil {
+		return nil, err
+	}
+	e, err := marshaler.Default().FromMessage(wm)
+	if err != nil {
+		return nil, err
+	}
+	var se suiteEvent
+	if err := json.Unmarshal(e.Data, &se); err != nil {
+		return nil, err
+	}
+	wm.Payload = se.Payload
+	return wm, nil
+}
 
 // suiteSubscriber adapts Close to the suite, which requires a nil error even
 // when it closes with a message it deliberately never acked
@@ -125,7 +136,7 @@ func conformanceConfig(durable string) jetstream.SubscriberConfig {
 		InitializeStream: func(topic string) natsjs.StreamConfig {
 			return natsjs.StreamConfig{Subjects: []string{topic}, Storage: natsjs.MemoryStorage}
 		},
-		Unmarshaler: rawUnmarshaler{},
+		Unmarshaler: suiteUnmarshaler{},
 		// The suite expects a Nack'd message back at once (like gochannel);
 		// the delay policy has its own tests.
 		NakDelay: func(uint64) time.Duration { return 0 },
@@ -141,7 +152,7 @@ func conformanceConstructors(srv *eventstest.Server) (tests.PubSubConstructor, t
 	withGroup := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		t.Helper()
 		nc := srv.Connect(t)
-		js, err := natsjs.New(nc)
+		pub, err := jetstream.NewMessagePublisher(nc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,12 +160,12 @@ func conformanceConstructors(srv *eventstest.Server) (tests.PubSubConstructor, t
 		if err != nil {
 			t.Fatal(err)
 		}
-		return rawPublisher{js: js}, suiteSubscriber{sub}
+		return suitePublisher{pub}, suiteSubscriber{sub}
 	}
 	return func(t *testing.T) (message.Publisher, message.Subscriber) { return withGroup(t, "") }, withGroup
 }
 
-func TestPubSub_conformance(t *testing.T) {
+func TestPubSubConformance_MessagePublisher_and_Subscriber(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	pubSub, withGroup := conformanceConstructors(srv)
 	tests.TestPubSub(t, conformanceFeatures(), pubSub, withGroup)

@@ -3,10 +3,12 @@ package jetstream
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -58,7 +60,7 @@ func (c *connectConfig) setDefaults() {
 		c.name = defaultClientName()
 	}
 	if c.logger == nil {
-		c.logger = watermill.NewSlogLogger(nil)
+		c.logger = newSlogWarnLogger(slog.Default())
 	}
 	if c.reconnectInitial == 0 {
 		c.reconnectInitial = DefaultReconnectInitial
@@ -106,10 +108,13 @@ func WithName(name string) ConnectOption {
 	}
 }
 
-// WithLogger sets where connection events are logged (disconnect, reconnect,
-// close, lame duck mode, asynchronous errors such as slow consumers or
-// permission violations). Default: watermill.NewSlogLogger(nil), i.e.
-// slog.Default().
+// WithLogger sets where connection events are logged, each naming the client
+// and the server: connected and reconnected at info; disconnected (the client
+// reconnects) and lame duck mode at warn (at info when the adapter has no
+// Warn method); a normal Close (its disconnect and close) at debug; a close
+// on an error and asynchronous errors (slow consumer, permission violation)
+// at error. Default: slog.Default() through watermill's slog adapter, with a
+// warn level.
 func WithLogger(l watermill.LoggerAdapter) ConnectOption {
 	return func(c *connectConfig) error {
 		if l == nil {
@@ -343,6 +348,21 @@ func ConnectOptions(url string, opts ...ConnectOption) (nats.Options, error) {
 	no := nats.GetDefaultOptions()
 	no.Servers = splitURLs(url)
 	log := cfg.logger
+	// The server of each connection, remembered on connect and reconnect:
+	// once disconnected, nats.go no longer says which server it was.
+	var servers sync.Map // *nats.Conn -> watermill.LogFields
+	remember := func(nc *nats.Conn) watermill.LogFields {
+		f := watermill.LogFields{"name": cfg.name, "server": nc.ConnectedUrlRedacted(), "server_name": nc.ConnectedServerName()}
+		servers.Store(nc, f)
+		return f
+	}
+	lastServer := func(nc *nats.Conn) watermill.LogFields {
+		f := watermill.LogFields{"name": cfg.name, "server": "unknown"}
+		if v, ok := servers.Load(nc); ok {
+			f = v.(watermill.LogFields).Copy()
+		}
+		return f
+	}
 	base := []nats.Option{
 		nats.Name(cfg.name),
 		nats.MaxReconnects(-1),
@@ -352,34 +372,41 @@ func ConnectOptions(url string, opts ...ConnectOption) (nats.Options, error) {
 		nats.PingInterval(cfg.pingInterval),
 		nats.MaxPingsOutstanding(cfg.maxPingsOut),
 		nats.RetryOnFailedConnect(cfg.retryOnFailed),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("nats connected", remember(nc))
+		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			f := watermill.LogFields{"name": cfg.name, "server": nc.ConnectedUrlRedacted()}
-			if err != nil {
-				log.Error("nats disconnected", err, f)
-				return
+			f := lastServer(nc)
+			switch {
+			case err != nil:
+				// Transient: the client reconnects (buffering publishes).
+				warn(log, "nats disconnected", err, f)
+			case nc.IsClosed():
+				// The program closed the connection: nothing to act on.
+				log.Debug("nats disconnected", f)
+			default:
+				log.Info("nats disconnected", f)
 			}
-			log.Info("nats disconnected", f)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", watermill.LogFields{
-				"name": cfg.name, "server": nc.ConnectedUrlRedacted(), "reconnects": nc.Reconnects,
-			})
+			f := remember(nc)
+			f = f.Add(watermill.LogFields{"reconnects": nc.Reconnects})
+			log.Info("nats reconnected", f)
 		}),
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			log.Debug("nats reconnect attempt failed", watermill.LogFields{"name": cfg.name, "error": err})
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
-			f := watermill.LogFields{"name": cfg.name}
+			f := lastServer(nc)
+			servers.Delete(nc)
 			if err := nc.LastError(); err != nil {
 				log.Error("nats connection closed", err, f)
 				return
 			}
-			log.Info("nats connection closed", f)
+			log.Debug("nats connection closed", f)
 		}),
 		nats.LameDuckModeHandler(func(nc *nats.Conn) {
-			log.Info("nats server entering lame duck mode; will reconnect elsewhere", watermill.LogFields{
-				"name": cfg.name, "server": nc.ConnectedUrlRedacted(),
-			})
+			warn(log, "nats server entering lame duck mode; will reconnect elsewhere", nil, lastServer(nc))
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			f := watermill.LogFields{"name": cfg.name}
@@ -418,6 +445,50 @@ func Connect(url string, opts ...ConnectOption) (*nats.Conn, error) {
 		return nil, fmt.Errorf("jetstream connect %s: %w", redactURLs(no.Servers), err)
 	}
 	return nc, nil
+}
+
+// warn logs at warn level when the adapter has one (it is not part of
+// watermill.LoggerAdapter), else at info with the error as a field.
+func warn(log watermill.LoggerAdapter, msg string, err error, fields watermill.LogFields) {
+	if w, ok := log.(interface {
+		Warn(string, error, watermill.LogFields)
+	}); ok {
+		w.Warn(msg, err, fields)
+		return
+	}
+	if err != nil {
+		fields = fields.Add(watermill.LogFields{"error": err.Error()})
+	}
+	log.Info(msg, fields)
+}
+
+// slogWarnLogger is watermill's slog adapter with the warn level it lacks.
+type slogWarnLogger struct {
+	watermill.LoggerAdapter
+	l *slog.Logger
+}
+
+func newSlogWarnLogger(l *slog.Logger) watermill.LoggerAdapter {
+	return slogWarnLogger{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
+}
+
+func (a slogWarnLogger) Warn(msg string, err error, fields watermill.LogFields) {
+	args := make([]any, 0, 2*len(fields)+2)
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	if err != nil {
+		args = append(args, "error", err)
+	}
+	a.l.Warn(msg, args...)
+}
+
+func (a slogWarnLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	args := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	return newSlogWarnLogger(a.l.With(args...))
 }
 
 func splitURLs(url string) []string {

@@ -109,7 +109,7 @@ type AsyncError struct {
 	// the duplicates window.
 	Msg *nats.Msg
 	// Err matches ErrPublish and, when it applies, ErrTimeout, ErrNoStream,
-	// ErrTooLarge or ErrClosed.
+	// ErrTooLarge, ErrClosed or ErrPermission.
 	Err error
 }
 
@@ -197,7 +197,10 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // none. Correlation and causation ids in ctx travel as headers.
 //
 // Errors: ErrInvalidSubject or ErrInvalidEvent (nothing sent); ErrNoStream
-// (no stream listens on subject); ErrTimeout; ErrTooLarge; ErrClosed; other
+// (no stream listens on subject); ErrTimeout; ErrTooLarge; ErrClosed;
+// ErrPermission (a *PermissionError: the user may not publish on subject,
+// or not receive acks on its inbox; NATS reports that to the connection,
+// not to the publish, so it surfaces when the publish times out); other
 // failures match ErrPublish. A duplicate (same event id inside the stream's
 // duplicates window) is a success; PublishAck tells it apart.
 func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event) error {
@@ -235,7 +238,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		p.failed.Add(1)
-		return PubAck{}, publishErr(msg, err)
+		return PubAck{}, publishErr(msg, publishPermission(p.nc, msg, err))
 	}
 	p.acked.Add(1)
 	if ack.Duplicate {
@@ -390,6 +393,8 @@ func publishErr(msg *nats.Msg, err error) error {
 	subject, id := msg.Subject, msg.Header.Get(marshaler.HeaderMsgID)
 	var apiErr *natsjs.APIError
 	switch {
+	case errors.Is(err, ErrPermission):
+		return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
 	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
 		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Apply with a StreamSpec): %w",
 			subject, id, ErrPublish, ErrNoStream, subject, err)

@@ -115,7 +115,7 @@ func (p *Publisher) settle(msg *nats.Msg, ack *natsjs.PubAck, err error) {
 	}
 	delete(p.pending, msg)
 	if err != nil {
-		err = publishErr(msg, err)
+		err = publishErr(msg, publishPermission(p.nc, msg, err))
 		p.failed.Add(1)
 	} else {
 		p.acked.Add(1)

@@ -107,6 +107,7 @@ func (c *pullConsumer) ensure(ctx context.Context) error {
 	if _, err := c.t.js.UpdateConsumer(ctx, c.spec.Stream, upd); err != nil {
 		return c.setupErr("update durable (it differs: "+fmt.Sprint(diff)+")", err)
 	}
+	// One line (warn), not one at info and another at warn.
 	c.warn("Durable consumer differed from the group's config and was updated to it", nil, watermill.LogFields{"changes": diff})
 	return nil
 }

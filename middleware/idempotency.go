@@ -360,6 +360,7 @@ func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			if i.debug {
 				i.cfg.Logger.Debug("Event already handled, acked without calling the handler", fields())
 			}
+			msg.Metadata.Set(MetadataSkipped, SkippedDuplicate)
 			return nil, nil
 		default:
 			return nil, fmt.Errorf("%w: %s (held by stream seq %d attempt %d)", ErrClaimed, key, c.Holder.StreamSeq, c.Holder.Attempt)

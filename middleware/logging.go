@@ -60,6 +60,23 @@ func (a slogWarnAdapter) With(fields watermill.LogFields) watermill.LoggerAdapte
 	return slogWarnAdapter{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
 }
 
+// Marks a message carries when it was acked without its handler running, so
+// that outer middleware (Logging, the router's Observe and metrics) can tell
+// a skipped event from a handled one. The key starts with "js-": it is
+// process-local, never written as a header by the marshaler nor read from
+// one, so no producer can fake it.
+const (
+	// MetadataSkipped holds why the event was skipped: SkippedDuplicate or
+	// SkippedUnknownType.
+	MetadataSkipped = "js-skipped"
+	// SkippedDuplicate: Idempotency found the event already handled (or
+	// being handled through another stored copy) and acked it.
+	SkippedDuplicate = "duplicate"
+	// SkippedUnknownType: no handler of the group takes the event's type
+	// and the router acks such events (router.UnknownTypeAck).
+	SkippedUnknownType = "unknown_type"
+)
+
 // LoggingConfig configures Logging.
 type LoggingConfig struct {
 	// Logger receives the lines. Default NewSlogLogger(slog.Default()).
@@ -77,11 +94,14 @@ func (c *LoggingConfig) setDefaults() {
 func (c LoggingConfig) Validate() error { return nil }
 
 // Logging logs every delivery's outcome with the event id, type, subject,
-// attempt, correlation id and handler: received and handled at debug,
-// retried at warn (info if the adapter has no WarnLogger), dead-lettered and
-// failed dead-letter publishes at error. Placed outside the DeadLetterer, it
-// sees dead-lettered messages through the MetadataDeadLetter* marks. It logs
-// and passes everything through: it never changes an outcome.
+// attempt, correlation id and group: received, handled and skipped
+// (MetadataSkipped: "Duplicate event skipped", "Event of unknown type acked")
+// at debug; a failed attempt that will be retried at warn (info if the
+// adapter has no WarnLogger); dead-lettered and failed dead-letter publishes
+// at error. Each failure is one line carrying the error; a stack trace
+// appears only in a recovered panic's error. Placed outside the DeadLetterer,
+// it sees dead-lettered messages through the MetadataDeadLetter* marks. It
+// logs and passes everything through: it never changes an outcome.
 type Logging struct {
 	cfg   LoggingConfig
 	debug bool
@@ -114,7 +134,14 @@ func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			l.cfg.Logger.Error("Event dead-lettered", errors.New(msg.Metadata.Get(MetadataDeadLetterError)), fields)
 		case err == nil:
 			if l.debug {
-				l.cfg.Logger.Debug("Event handled", l.fields(msg))
+				switch msg.Metadata.Get(MetadataSkipped) {
+				case SkippedUnknownType:
+					l.cfg.Logger.Debug("Event of unknown type acked", l.fields(msg))
+				case SkippedDuplicate:
+					l.cfg.Logger.Debug("Duplicate event skipped, acked", l.fields(msg))
+				default:
+					l.cfg.Logger.Debug("Event handled", l.fields(msg))
+				}
 			}
 		case errors.Is(err, ErrDeadLetter):
 			fields := l.fields(msg)

@@ -179,6 +179,11 @@ type Config struct {
 	// nil: none.
 	Observe func(Outcome)
 
+	// Instrument are handler middlewares run outermost, around the whole
+	// stack of every group, once per delivery: tracing and metrics hooks
+	// (see hooks.go). Default none: nothing is wrapped.
+	Instrument []message.HandlerMiddleware
+
 	// Flush lists publishers whose pending async publishes Run flushes after
 	// the handlers stopped. Default none.
 	Flush []Flusher
@@ -262,6 +267,9 @@ func (c Config) Validate() error {
 		if m == nil {
 			return bad("Middleware[%d] is nil", i)
 		}
+	}
+	if err := c.validateHooks(); err != nil {
+		return err
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("router config: Backoff: %w", err)

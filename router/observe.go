@@ -16,12 +16,21 @@ type Result string
 // Results reported to Config.Observe.
 const (
 	// ResultHandled: the handler returned nil (or the event was a duplicate or
-	// of an unknown type, acked); the event is acked.
+	// of an unknown type, acked: Outcome.Skipped says so); the event is acked.
 	ResultHandled Result = "handled"
 	// ResultRetried: the handler failed; the event is nacked for redelivery.
 	ResultRetried Result = "retried"
 	// ResultDeadLettered: the event is in the dead-letter stream; it is acked.
 	ResultDeadLettered Result = "dead_lettered"
+)
+
+// Why an acked event's handler did not run (Outcome.Skipped).
+const (
+	// SkippedDuplicate: Config.Idempotency found the event already handled.
+	SkippedDuplicate = middleware.SkippedDuplicate
+	// SkippedUnknownType: no handler of the group takes the event's type
+	// (UnknownTypeAck).
+	SkippedUnknownType = middleware.SkippedUnknownType
 )
 
 // Outcome describes one delivery, for metrics (Config.Observe).
@@ -40,6 +49,12 @@ type Outcome struct {
 	Duration time.Duration
 	// Err is the handler's error, if any.
 	Err error
+	// Skipped, for ResultHandled, says why the handler did not run:
+	// SkippedDuplicate or SkippedUnknownType ("" when it ran).
+	Skipped string
+	// OrganizationID is the event's organization ("" when it has none or
+	// could not be decoded), for metrics that opt in to it.
+	OrganizationID string
 }
 
 // observe is the metrics hook: it sits just inside Logging and outside the
@@ -54,12 +69,13 @@ func (r *Router) observe(h message.HandlerFunc) message.HandlerFunc {
 			group, attempt = d.Consumer, d.Attempt
 		}
 		o := Outcome{
-			Group:    group,
-			Type:     msg.Metadata.Get(marshaler.MetadataType),
-			Attempt:  attempt,
-			Duration: r.cfg.Clock.Now().Sub(start),
-			Err:      err,
-			Result:   ResultHandled,
+			Group:          group,
+			Type:           msg.Metadata.Get(marshaler.MetadataType),
+			Attempt:        attempt,
+			Duration:       r.cfg.Clock.Now().Sub(start),
+			Err:            err,
+			Result:         ResultHandled,
+			OrganizationID: msg.Metadata.Get(marshaler.MetadataOrganization),
 		}
 		switch reason := msg.Metadata.Get(middleware.MetadataDeadLetterReason); {
 		case err != nil:
@@ -69,6 +85,8 @@ func (r *Router) observe(h message.HandlerFunc) message.HandlerFunc {
 			if cause := msg.Metadata.Get(middleware.MetadataDeadLetterError); cause != "" {
 				o.Err = errorString(cause)
 			}
+		default:
+			o.Skipped = msg.Metadata.Get(middleware.MetadataSkipped)
 		}
 		r.cfg.Observe(o)
 		return out, err

@@ -89,7 +89,7 @@ func newGroupRun(r *Router, g *Group, h message.HandlerFunc, ctx context.Context
 	gr := &groupRun{
 		r:          r,
 		g:          g,
-		handler:    h,
+		handler:    r.instrument(h),
 		dec:        decoderFor(g),
 		log:        r.cfg.Logger.With(watermill.LogFields{"group": g.cfg.Durable, "stream": r.cfg.Stream}),
 		hctx:       hctx,

@@ -231,6 +231,7 @@ func (g *Group) dispatch() message.HandlerFunc {
 				return nil, middleware.DeadLetter(middleware.ReasonUnknownType, fmt.Errorf("no handler for %q in group %s", e.Type, g.cfg.Durable))
 			}
 			r.stats.unknown.Add(1)
+			msg.Metadata.Set(middleware.MetadataSkipped, middleware.SkippedUnknownType)
 			return nil, nil
 		}
 		major, err := e.SchemaMajor()

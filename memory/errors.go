@@ -1,0 +1,63 @@
+package memory
+
+import (
+	"errors"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/transport"
+)
+
+// Errors of the bus. They mirror the jetstream package's sentinels by name
+// and meaning, but are the memory package's own values (it sits beside
+// jetstream in the layers and cannot import it): a test that matches
+// jetstream.ErrNoStream must run on eventstest.NewServer. The envelope
+// sentinels (ErrInvalidSubject, ErrInvalidEvent, ErrTooLarge) are shared.
+var (
+	// ErrInvalidConfig is matched by every configuration error: bus, stream,
+	// consumer, publisher and subscriber configs.
+	ErrInvalidConfig = errors.New("memory: invalid configuration")
+	// ErrNoStream: no stream listens on the subject published to, or the
+	// stream named does not exist.
+	ErrNoStream = errors.New("memory: no stream listens on subject")
+	// ErrNoConsumer: the durable named does not exist.
+	ErrNoConsumer = errors.New("memory: no such durable consumer")
+	// ErrStreamOverlap: a stream's subjects overlap another stream's (as
+	// JetStream, the bus refuses them: a subject is stored by one stream).
+	ErrStreamOverlap = errors.New("memory: subjects overlap another stream")
+	// ErrWrongStream: the message would land in another stream than the one
+	// expected (Config.DeadLetterStream).
+	ErrWrongStream = errors.New("memory: expected stream does not match")
+	// ErrPublish is matched by every publish that passed validation but was
+	// not stored (no stream, too large for the bus, closed bus).
+	ErrPublish = errors.New("memory: publish failed")
+	// ErrClosed: the bus, the publisher or the subscriber was closed.
+	ErrClosed = errors.New("memory: closed")
+	// ErrSubscribe is matched by every consume or subscribe setup error.
+	ErrSubscribe = errors.New("memory: subscribe failed")
+	// ErrNotSent: a batch event that was valid but not sent because another
+	// event of the same batch failed validation.
+	ErrNotSent = errors.New("memory: event not sent")
+	// ErrStalled is the cause a consumer reports (ConsumerSpec.OnStatus)
+	// while its deleted durable is recreated.
+	ErrStalled = errors.New("memory: consumer stalled")
+	// ErrCloseTimeout: a Subscriber's in-flight message was not settled
+	// within CloseTimeout of the stop; it was nacked for redelivery.
+	ErrCloseTimeout = errors.New("memory: close timeout")
+	// ErrUndecodable: the Subscriber's Unmarshaler refused a message.
+	ErrUndecodable = errors.New("memory: undecodable message")
+)
+
+// Shared sentinels, matched by the same errors as in the jetstream package.
+var (
+	// ErrInvalidSubject: a subject is not valid (for Publisher: not
+	// dot-separated [A-Za-z0-9_-] tokens).
+	ErrInvalidSubject = envelope.ErrInvalidSubject
+	// ErrInvalidEvent: the event breaks an envelope rule.
+	ErrInvalidEvent = envelope.ErrInvalidEvent
+	// ErrTooLarge: the message (headers and data) is larger than the bus's
+	// MaxPayload, or the event larger than the marshaler's MaxSize.
+	ErrTooLarge = envelope.ErrTooLarge
+	// ErrConsumerEnded is matched by Consumer.Err when the consumer ended
+	// for good (its stream was deleted, EndConsumer, the bus closed).
+	ErrConsumerEnded = transport.ErrConsumerEnded
+)
