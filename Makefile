@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress demo clean
+.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability demo clean
 
 all: lint test
 
@@ -54,6 +54,13 @@ bench-cmd:
 ## TestPubSub each) on JetStream and on the in-memory bus (long).
 stress:
 	$(GO) test -race -count=1 -tags stress -run 'Stress' -timeout 60m ./jetstream/ ./memory/
+
+## reliability: the crash suite (build tag reliability): nats-server processes
+## SIGKILLed and restarted under publish and consume load, counted per event;
+## prints the table and asserts on it. RELIABILITY_EVENTS sets each scenario's
+## size (default 20000: about 10s; 100000: about 40s).
+reliability:
+	$(GO) test -tags reliability -count=1 -v -timeout 30m ./reliability/
 
 ## demo: start an embedded JetStream server, set up streams, publish the seed's
 ## events and consume them through the router. No NATS needed.

@@ -39,6 +39,8 @@
 // calls itself the leader; during an election they return ErrNoLeader, so
 // wait on them with require.Eventually. ClusterConfig.SyncAlways makes the
 // servers fsync every write before acking it (`sync_interval: always`).
+// ClusterConfig{Nodes: 1} is a single standalone server process, for tests
+// that SIGKILL and restart "the" server.
 //
 // Nothing outlives the test: cleanup SIGKILLs every node whether the test
 // passed or not, and a node process also dies with the test process

@@ -1,0 +1,196 @@
+//go:build reliability
+
+package reliability_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
+)
+
+// row is one line of the table.
+type row struct {
+	Scenario     string
+	Events       int
+	Acked        int           // distinct events whose publish a stream confirmed
+	Lost         int           // acked, never handled
+	Duplicates   int           // handler calls beyond the first, per event
+	DeadLettered uint64        // router.Stats().DeadLettered
+	LongestStall time.Duration // longest gap between two first-time handles
+	Kills        int
+	Took         time.Duration
+	Asserted     bool
+}
+
+var (
+	tableMu sync.Mutex
+	table   []row
+)
+
+func record(t *testing.T, r row) {
+	t.Helper()
+	t.Logf("%s: events %d, acked %d, lost %d, duplicates %d, dead-lettered %d, longest without progress %s, kills %d, took %s",
+		r.Scenario, r.Events, r.Acked, r.Lost, r.Duplicates, r.DeadLettered, r.LongestStall.Round(time.Millisecond), r.Kills, r.Took.Round(time.Millisecond))
+	tableMu.Lock()
+	table = append(table, r)
+	tableMu.Unlock()
+}
+
+// printTable writes the rows collected by the scenarios that ran.
+func printTable() {
+	tableMu.Lock()
+	defer tableMu.Unlock()
+	if len(table) == 0 {
+		return
+	}
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "scenario\tevents\tacked\tlost\tduplicates\tdead-lettered\tlongest without progress\tkills\ttook\tasserted")
+	for _, r := range table {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%v\n", r.Scenario, r.Events, r.Acked, r.Lost, r.Duplicates,
+			r.DeadLettered, r.LongestStall.Round(time.Millisecond), r.Kills, r.Took.Round(time.Second), r.Asserted)
+	}
+	_ = w.Flush()
+}
+
+// sizeFromEnv is RELIABILITY_EVENTS, or def.
+func sizeFromEnv(t *testing.T, def int) int {
+	t.Helper()
+	v := os.Getenv("RELIABILITY_EVENTS")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100 {
+		t.Fatalf("RELIABILITY_EVENTS=%q: want an integer >= 100", v)
+	}
+	return n
+}
+
+// ledger counts every event by id: published, acked by the stream, handled
+// by the router; and queues the publishes to retry.
+type ledger struct {
+	mu       sync.Mutex
+	events   map[string]*envelope.Event
+	acked    map[string]bool
+	handled  map[string]int
+	failures int // publish attempts that failed (and were retried)
+
+	retry   []string
+	retryCh chan struct{} // signalled when retry gets an id
+
+	start, last time.Time
+	longest     time.Duration
+}
+
+func newLedger(events []*envelope.Event) *ledger {
+	l := &ledger{
+		events:  make(map[string]*envelope.Event, len(events)),
+		acked:   make(map[string]bool, len(events)),
+		handled: make(map[string]int, len(events)),
+		retryCh: make(chan struct{}, 1),
+		start:   time.Now(),
+	}
+	l.last = l.start
+	for _, e := range events {
+		l.events[e.ID] = e
+	}
+	return l
+}
+
+// observer reports each publish's outcome: acked, or queued for a retry
+// with the same event (same id: the stream drops a second copy).
+func (l *ledger) observer(ctx context.Context, info jetstream.PublishInfo) (context.Context, func(jetstream.PublishResult)) {
+	id := info.EventID
+	return ctx, func(r jetstream.PublishResult) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if r.Err == nil {
+			l.acked[id] = true
+			return
+		}
+		l.failures++
+		if !l.acked[id] {
+			l.retry = append(l.retry, id)
+			select {
+			case l.retryCh <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// takeRetries empties the retry queue.
+func (l *ledger) takeRetries() []*envelope.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*envelope.Event, 0, len(l.retry))
+	for _, id := range l.retry {
+		if !l.acked[id] {
+			out = append(out, l.events[id])
+		}
+	}
+	l.retry = l.retry[:0]
+	return out
+}
+
+// handle records one handler call.
+func (l *ledger) handle(id string) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.handled[id] == 0 {
+		if gap := now.Sub(l.last); gap > l.longest {
+			l.longest = gap
+		}
+		l.last = now
+	}
+	l.handled[id]++
+}
+
+// done reports whether every event is acked and handled, and no retry is
+// queued.
+func (l *ledger) done() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.acked) != len(l.events) || len(l.retry) > 0 {
+		return false
+	}
+	for id := range l.acked {
+		if l.handled[id] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// counts fills a row's counters.
+func (l *ledger) counts(r *row) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r.Events, r.Acked, r.LongestStall = len(l.events), len(l.acked), l.longest
+	for id := range l.acked {
+		if l.handled[id] == 0 {
+			r.Lost++
+		}
+	}
+	for _, n := range l.handled {
+		if n > 1 {
+			r.Duplicates += n - 1
+		}
+	}
+}
+
+func (l *ledger) progress() (acked, handled, retries, failures int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked), len(l.handled), len(l.retry), l.failures
+}
