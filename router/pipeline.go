@@ -123,6 +123,11 @@ func (gr *groupRun) start(ctx context.Context) error {
 	gr.leased.Add(1)
 	go gr.lease()
 	cons.Credit(gr.g.cfg.FetchBatch)
+	if err := cons.Err(); err != nil {
+		// Ended at once (the first pull was refused): fail the start.
+		gr.stop()
+		return err
+	}
 	return nil
 }
 
