@@ -19,7 +19,7 @@ func deps(t *testing.T, pkg string) []string {
 	return strings.Fields(string(out))
 }
 
-// TestLayering_follows_the_package_map guards DESIGN.md's layers: production
+// TestLayering_follows_the_package_map guards the layers of the README's package map: production
 // packages never link nats-server (only tests, examples, the command and
 // embedded do), no subpackage imports the root facade, and each layer
 // imports only the layers below it.

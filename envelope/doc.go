@@ -14,6 +14,6 @@
 //	  "data": {"user_id": 12345, "email": "user@example.com", "role": "admin"}
 //	}
 //
-// The package is the bottom layer (see DESIGN.md): it imports no other package of
+// The package is the bottom layer (the README's package map): it imports no other package of
 // this module and knows nothing about NATS or Watermill.
 package envelope

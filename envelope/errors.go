@@ -2,6 +2,13 @@ package envelope
 
 import "errors"
 
+// ErrInvalidConfig is the module's one configuration sentinel: every
+// package's ErrInvalidConfig (marshaler, transport, jetstream, middleware,
+// router) is this value, so errors.Is(err, X.ErrInvalidConfig) holds for a
+// configuration error of any of them, and an error wrapped on its way up
+// names the sentinel once.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
 // ErrInvalidEvent is matched (errors.Is) by every validation failure of an Event,
 // together with the specific sentinel below that names the rule that failed.
 var ErrInvalidEvent = errors.New("invalid event")

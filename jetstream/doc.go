@@ -3,7 +3,7 @@
 // pull subscriber, both usable as Watermill message.Publisher /
 // message.Subscriber.
 //
-// Layers (see DESIGN.md): it encodes and decodes through package marshaler
+// Layers (the README's package map): it encodes and decodes through package marshaler
 // (the wire contract) and validates through package envelope; the router, the
 // middleware and the root facade build on it. It imports nats.go's own
 // jetstream package as natsjs, and never nats-server.

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/transport"
 )
 
 // Publish failures. Every error returned by a publish after the event was
@@ -58,7 +59,8 @@ var (
 
 // ErrInvalidConfig is matched by every configuration error of this package:
 // connect options, publisher options, stream and consumer specs.
-var ErrInvalidConfig = errors.New("invalid jetstream configuration")
+// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
+var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // Stream and consumer spec failures. Every Validate error matches
 // ErrInvalidSpec and ErrInvalidConfig, and the rule's own sentinel when there
@@ -68,7 +70,7 @@ var (
 	ErrInvalidSpec = errors.New("invalid stream or consumer spec")
 	// ErrInvalidName: a stream or durable name is empty or contains '.', '*',
 	// '>', whitespace, a path separator or a non-printable character.
-	ErrInvalidName = errors.New("invalid stream or consumer name")
+	ErrInvalidName = transport.ErrInvalidName
 	// ErrBackOffTooLong: a consumer's BackOff has more entries than MaxDeliver.
 	ErrBackOffTooLong = errors.New("backoff has more entries than max deliver")
 	// ErrDuplicatesWindow: a stream's duplicates window is longer than its max age.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,8 @@ type pullConsumer struct {
 
 	// lastSeen is when anything (message, heartbeat, status) last arrived
 	// on the inbox, in UnixNano.
-	lastSeen atomic.Int64
+	lastSeen  atomic.Int64
+	firstPull atomic.Bool
 
 	mu          sync.Mutex
 	credit      int  // allowed, not yet requested
@@ -121,6 +123,11 @@ func (c *pullConsumer) info(ctx context.Context) (*natsjs.ConsumerInfo, error) {
 }
 
 func (c *pullConsumer) setupErr(op string, err error) error {
+	// A refused JetStream API call only times out in nats.go; the
+	// connection's last error names the refused subject.
+	err = explainPermission(c.t.nc, err, func(_, subject string) bool {
+		return strings.HasPrefix(subject, c.t.cfg.APIPrefix+".")
+	})
 	switch {
 	case errors.Is(err, natsjs.ErrStreamNotFound):
 		return fmt.Errorf("%w: %w: stream %s does not exist (create it first: ./scripts/setup-nats-streams.sh or jetstream.Apply): %w",
@@ -200,7 +207,19 @@ func (c *pullConsumer) pull(batch int) {
 	req = append(req, `,"idle_heartbeat":`...)
 	req = strconv.AppendInt(req, c.t.cfg.Heartbeat.Nanoseconds(), 10)
 	req = append(req, '}')
-	if err := c.t.nc.PublishRequest(c.nextSubj, c.inbox, req); err != nil {
+	err := c.t.nc.PublishRequest(c.nextSubj, c.inbox, req)
+	if err == nil && c.firstPull.CompareAndSwap(false, true) {
+		// A pull the credentials may not send is dropped by the server with
+		// only an asynchronous error: find out now, so that Run fails at
+		// start naming it rather than stalling.
+		if ferr := c.t.nc.FlushTimeout(c.t.cfg.APITimeout); ferr == nil {
+			if perr := c.pullRefused(); perr != nil {
+				c.end(perr)
+				return
+			}
+		}
+	}
+	if err != nil {
 		// The connection is closed or reconnecting: give the credit back;
 		// the loop's heartbeat check pulls again.
 		c.mu.Lock()
@@ -290,6 +309,18 @@ func (c *pullConsumer) requestEnded(m *nats.Msg) bool {
 	return true
 }
 
+// pullRefused returns the error that ends the consumer when the
+// connection's last error says its pulls are refused, else nil.
+func (c *pullConsumer) pullRefused() error {
+	perr := explainPermission(c.t.nc, natsjs.ErrNoHeartbeat, func(op, subject string) bool {
+		return subject == c.nextSubj || subject == c.inbox
+	})
+	if !IsPermissionError(perr) {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, ErrSubscribe, c.spec.Durable, c.spec.Stream, perr)
+}
+
 func (c *pullConsumer) askRecover(reason string) {
 	select {
 	case c.recover <- reason:
@@ -337,6 +368,11 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 	c.outstanding = 0
 	c.mu.Unlock()
 	c.setState(transport.StateStalled, fmt.Errorf("%w: %s", ErrStalled, reason))
+	if perr := c.pullRefused(); perr != nil {
+		// Permission to pull withdrawn: waiting will not heal it.
+		c.end(perr)
+		return false
+	}
 
 	delay := DefaultRecoveryDelay
 	for {

@@ -14,6 +14,8 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jetevents/events/transport"
 )
 
 // Spec is a stream or consumer declared as code: StreamSpec or ConsumerSpec
@@ -382,7 +384,7 @@ func validateName(what, name string) error {
 		return ruleErr(ErrInvalidName, "empty %s", what)
 	}
 	for _, r := range name {
-		if r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+		if !transport.NameRune(r) {
 			return ruleErr(ErrInvalidName, `%s %q contains %q (names may not contain '.', '*', '>', '/', '\' or whitespace)`, what, name, r)
 		}
 	}

@@ -236,7 +236,7 @@ func consumerDiff(have, want natsjs.ConsumerConfig) []string {
 
 // isPermission reports whether err is a NATS permissions violation.
 func isPermission(err error) bool {
-	if errors.Is(err, nats.ErrPermissionViolation) {
+	if IsPermissionError(err) {
 		return true
 	}
 	var apiErr *natsjs.APIError

@@ -44,7 +44,8 @@ var (
 
 // ErrInvalidConfig: New was given a Config that cannot work, or a CQRS was
 // used without a Marshaler.
-var ErrInvalidConfig = errors.New("invalid marshaler config")
+// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
+var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // Encode failures.
 var (

@@ -6,7 +6,7 @@
 // (idempotency.go, store_kv.go, store_memory.go), a context-restoring timeout
 // (timeout.go) and event logging (logging.go).
 //
-// In the layers of DESIGN.md the package sits under router and above
+// In the package map of the README the package sits under router and above
 // transport, marshaler and envelope: it reads the delivery view a transport
 // puts in each message's context (transport.Delivery: where the message came
 // from, its attempt, its verdict marks; transport.go is the only file that

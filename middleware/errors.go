@@ -3,12 +3,14 @@ package middleware
 import (
 	"errors"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
 // ErrInvalidConfig is matched by every configuration error of this package's
 // constructors, wrapped with the field at fault.
-var ErrInvalidConfig = errors.New("middleware: invalid config")
+// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
+var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // ErrPermanent is matched (errors.Is) by every error wrapped with Permanent.
 var ErrPermanent = errors.New("permanent error")

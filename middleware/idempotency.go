@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/textproto"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
 )
 
@@ -234,7 +237,16 @@ func (c IdempotencyConfig) Validate() error {
 //     acked as processed without them. Handlers that must not lose outputs
 //     publish them themselves (a failure is then a handler error).
 type Idempotency struct {
-	cfg IdempotencyConfig
+	cfg   IdempotencyConfig
+	debug bool
+	// prefetched holds the claims started by Prefetch, per delivery, until
+	// the middleware takes them (or Discard drops them).
+	prefetched sync.Map // *transport.Delivery -> prefetch
+}
+
+type prefetch struct {
+	key    string
+	result func(context.Context) (Claim, error)
 }
 
 // NewIdempotency returns the idempotency middleware configured by cfg.
@@ -244,7 +256,67 @@ func NewIdempotency(cfg IdempotencyConfig) (*Idempotency, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Idempotency{cfg: cfg}, nil
+	return &Idempotency{cfg: cfg, debug: DebugEnabled(cfg.Logger)}, nil
+}
+
+// AsyncClaimer is implemented by stores that can start a claim without
+// waiting for its answer (KVStore): Prefetch uses it to overlap the claims
+// of queued events with the handling of the ones before them. The returned
+// function waits for the answer (bounded by its ctx); a store answers as
+// Claim would.
+type AsyncClaimer interface {
+	ClaimAsync(key string, holder Holder) func(context.Context) (Claim, error)
+}
+
+// Prefetch starts the claim of d's event before the middleware handles it
+// (the router calls it for every message it queues), when the store is an
+// AsyncClaimer and d names its event in its headers (Nats-Msg-Id equal to
+// ce-id, as the module's publishers write them). The middleware then uses
+// that claim instead of making one; if the event in the payload has another
+// id, the prefetched claim is released and a new one made. Discard drops
+// the prefetch of a message handed back unhandled (its claim is taken over
+// by the message's redelivery, a later attempt).
+func (i *Idempotency) Prefetch(d *transport.Delivery) {
+	ac, ok := i.cfg.Store.(AsyncClaimer)
+	if !ok || d == nil || d.StreamSeq == 0 {
+		return
+	}
+	id := headerValue(d.Header, "Nats-Msg-Id")
+	if id == "" || id != headerValue(d.Header, marshaler.HeaderID) {
+		return
+	}
+	key := i.namespace(nil, d) + "/" + id
+	i.prefetched.Store(d, prefetch{key: key, result: ac.ClaimAsync(key, Holder{Stream: d.Stream, StreamSeq: d.StreamSeq, Attempt: d.Attempt})})
+}
+
+// Discard forgets the prefetched claim of d, if any.
+func (i *Idempotency) Discard(d *transport.Delivery) { i.prefetched.Delete(d) }
+
+// claim returns the prefetched claim of dv when it is for key, else makes
+// one.
+func (i *Idempotency) claim(ctx context.Context, dv *transport.Delivery, key string, h Holder) (Claim, error) {
+	if v, ok := i.prefetched.LoadAndDelete(dv); ok {
+		p := v.(prefetch)
+		c, err := p.result(ctx)
+		if p.key == key {
+			return c, err
+		}
+		if err == nil && c.Status == ClaimAcquired {
+			_ = i.cfg.Store.Release(ctx, c)
+		}
+	}
+	return i.cfg.Store.Claim(ctx, key, h)
+}
+
+// headerValue is the first value of header k (exact key, then canonical).
+func headerValue(h map[string][]string, k string) string {
+	if vs := h[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	if vs := h[textproto.CanonicalMIMEHeaderKey(k)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // Key returns the store key of msg: namespace + "/" + event id.
@@ -252,6 +324,7 @@ func (i *Idempotency) Key(msg *message.Message) string {
 	return i.namespace(msg, deliveryOf(msg)) + "/" + eventID(msg)
 }
 
+// namespace is the key space of a delivery; msg may be nil.
 func (i *Idempotency) namespace(msg *message.Message, dv *transport.Delivery) string {
 	switch {
 	case i.cfg.Namespace != "":
@@ -273,16 +346,20 @@ func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		holder := Holder{Stream: dv.Stream, StreamSeq: dv.StreamSeq, Attempt: dv.Attempt}
 
 		ctx, cancel := context.WithTimeout(msg.Context(), i.cfg.StoreTimeout)
-		c, err := i.cfg.Store.Claim(ctx, key, holder)
+		c, err := i.claim(ctx, dv, key, holder)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("idempotency: claim %s: %w", key, err)
 		}
-		fields := watermill.LogFields{"key": key, "status": c.Status.String(), "holder_seq": c.Holder.StreamSeq}
+		fields := func() watermill.LogFields {
+			return watermill.LogFields{"key": key, "status": c.Status.String(), "holder_seq": c.Holder.StreamSeq}
+		}
 		switch c.Status {
 		case ClaimAcquired:
 		case ClaimProcessed, ClaimDuplicate:
-			i.cfg.Logger.Debug("Event already handled, acked without calling the handler", fields)
+			if i.debug {
+				i.cfg.Logger.Debug("Event already handled, acked without calling the handler", fields())
+			}
 			msg.Metadata.Set(MetadataSkipped, SkippedDuplicate)
 			return nil, nil
 		default:
@@ -295,12 +372,12 @@ func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		defer scancel()
 		if herr != nil {
 			if err := i.cfg.Store.Release(sctx, c); err != nil {
-				i.report("Idempotency claim not released; it expires or is taken over by the next delivery", fmt.Errorf("idempotency: release %s: %w", key, err), fields)
+				i.report("Idempotency claim not released; it expires or is taken over by the next delivery", fmt.Errorf("idempotency: release %s: %w", key, err), fields())
 			}
 			return out, herr
 		}
 		if err := i.cfg.Store.Complete(sctx, c); err != nil {
-			i.report("Handled event not recorded as processed; a duplicate may be handled again", fmt.Errorf("idempotency: complete %s: %w", key, err), fields)
+			i.report("Handled event not recorded as processed; a duplicate may be handled again", fmt.Errorf("idempotency: complete %s: %w", key, err), fields())
 		}
 		return out, nil
 	}

@@ -124,11 +124,13 @@ func (c DeadLetterConfig) Validate() error {
 	if c.MaxErrorLen < 0 {
 		return fmt.Errorf("%w: MaxErrorLen %d is negative", ErrInvalidConfig, c.MaxErrorLen)
 	}
-	if c.Stream != "" && strings.ContainsAny(c.Stream, ".*> \t\r\n") {
-		return fmt.Errorf("%w: Stream %q is not a stream name", ErrInvalidConfig, c.Stream)
+	if c.Stream != "" {
+		if err := transport.ValidateName(c.Stream); err != nil {
+			return fmt.Errorf("%w: Stream: %w", ErrInvalidConfig, err)
+		}
 	}
 	if err := c.RetryBackoff.Validate(); err != nil {
-		return fmt.Errorf("%w: RetryBackoff: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("RetryBackoff: %w", err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func (c RetryConfig) Validate() error {
 		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 or -1 (unlimited)", ErrInvalidConfig, c.MaxDeliver)
 	}
 	if err := c.Backoff.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("Backoff: %w", err)
 	}
 	return nil
 }

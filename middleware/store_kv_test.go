@@ -165,3 +165,37 @@ func TestKVStore_config_validation(t *testing.T) {
 	_, err := middleware.NewKVStore(context.Background(), nil, middleware.KVStoreConfig{})
 	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
 }
+
+func TestKVStore_async_claims_and_marks_answer_as_the_synchronous_ones(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	s := newKVStore(t, srv, middleware.KVStoreConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h1 := middleware.Holder{Stream: "S", StreamSeq: 1, Attempt: 1}
+	h2 := middleware.Holder{Stream: "S", StreamSeq: 2, Attempt: 1}
+
+	first := s.ClaimAsync("ns/ev-1", h1)
+	second := s.ClaimAsync("ns/ev-1", h2) // another copy of the event, at once
+	c1, err := first(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimAcquired, c1.Status)
+	c2, err := second(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimDuplicate, c2.Status, "the first claim holds: one creator wins")
+
+	require.NoError(t, s.Complete(ctx, c1))
+	require.NoError(t, s.Flush(ctx), "the asynchronous mark is stored")
+	c3, err := s.ClaimAsync("ns/ev-1", middleware.Holder{Stream: "S", StreamSeq: 3, Attempt: 1})(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimProcessed, c3.Status)
+	assert.Zero(t, s.AsyncErrors())
+
+	// A released claim leaves a delete marker: the async create falls back
+	// to the synchronous path and acquires.
+	c4, err := s.ClaimAsync("ns/ev-2", h1)(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, c4))
+	c5, err := s.ClaimAsync("ns/ev-2", middleware.Holder{Stream: "S", StreamSeq: 1, Attempt: 2})(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ClaimAcquired, c5.Status)
+}

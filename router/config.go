@@ -274,7 +274,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Backoff.Validate(); err != nil {
-		return fmt.Errorf("%w: Backoff: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("router config: Backoff: %w", err)
 	}
 	return nil
 }

@@ -1,10 +1,15 @@
 package router
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/jetevents/events/envelope"
+)
 
 // ErrInvalidConfig is matched by every configuration error of New, Group and
 // On, wrapped with the field at fault.
-var ErrInvalidConfig = errors.New("router: invalid config")
+// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
+var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // ErrRunning is returned by Run on a router that is running or has run:
 // a Router runs once.

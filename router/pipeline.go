@@ -28,6 +28,7 @@ type groupRun struct {
 	r       *Router
 	g       *Group
 	handler message.HandlerFunc
+	idem    *middleware.Idempotency // nil when off: claims are prefetched on arrival
 	dec     *marshaler.Marshaler
 	cons    transport.Consumer
 	log     watermill.LoggerAdapter
@@ -122,6 +123,11 @@ func (gr *groupRun) start(ctx context.Context) error {
 	gr.leased.Add(1)
 	go gr.lease()
 	cons.Credit(gr.g.cfg.FetchBatch)
+	if err := cons.Err(); err != nil {
+		// Ended at once (the first pull was refused): fail the start.
+		gr.stop()
+		return err
+	}
 	return nil
 }
 
@@ -155,6 +161,10 @@ func (gr *groupRun) sink(d *transport.Delivery) {
 	gr.n++
 	gr.mu.Unlock()
 	gr.cond.Signal()
+	if gr.idem != nil {
+		// The claim travels while the message waits its turn.
+		gr.idem.Prefetch(d)
+	}
 }
 
 // work is one worker: take the oldest queued message, handle it, settle it,
@@ -310,6 +320,9 @@ func (gr *groupRun) stop() []error {
 			gr.cons.Stop()
 		}
 		for _, d := range queued {
+			if gr.idem != nil {
+				gr.idem.Discard(d)
+			}
 			gr.settleErr(d.Settler.Nak(0), "hand back", d)
 		}
 

@@ -84,7 +84,7 @@ func New(nc *nats.Conn, cfg Config) (*Router, error) {
 		Logger:           cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("router transport: %w", err)
 	}
 	return NewWithTransport(tr, cfg)
 }
@@ -102,7 +102,7 @@ func NewWithTransport(tr transport.Transport, cfg Config) (*Router, error) {
 	}
 	dlq, err := middleware.NewDeadLetterer(tr, cfg.DeadLetter)
 	if err != nil {
-		return nil, fmt.Errorf("%w: DeadLetter: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("router config: DeadLetter: %w", err)
 	}
 	return &Router{tr: tr, cfg: cfg, dlq: dlq, running: make(chan struct{})}, nil
 }
@@ -261,18 +261,18 @@ func reasonOf(err error) string {
 // dispatch:
 //
 //	Correlation -> Logging -> [Observe] -> DeadLetterer -> Retry -> [user] -> [Idempotency] -> [Timeout] -> Recoverer -> dispatch
-func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
+func (r *Router) stack(g *Group) (message.HandlerFunc, *middleware.Idempotency, error) {
 	corr, err := middleware.NewCorrelation(middleware.CorrelationConfig{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logging, err := middleware.NewLogging(middleware.LoggingConfig{Logger: r.cfg.Logger})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: g.cfg.MaxDeliver, Backoff: r.cfg.Backoff})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mws := []message.HandlerMiddleware{corr.Middleware, logging.Middleware}
 	if r.cfg.Observe != nil {
@@ -281,17 +281,18 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
 	mws = append(mws, r.dlq.Middleware, retry.Middleware)
 	mws = append(mws, r.cfg.Middleware...)
 	mws = append(mws, g.cfg.Middleware...)
+	var idem *middleware.Idempotency
 	if r.cfg.Idempotency != nil {
-		idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
+		idem, err = middleware.NewIdempotency(middleware.IdempotencyConfig{Store: r.cfg.Idempotency, Logger: r.cfg.Logger})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mws = append(mws, idem.Middleware)
 	}
 	if r.cfg.HandlerTimeout > 0 {
 		to, err := middleware.Timeout(r.cfg.HandlerTimeout)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mws = append(mws, to)
 	}
@@ -300,7 +301,7 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, error) {
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}
-	return h, nil
+	return h, idem, nil
 }
 
 // Run binds every group's durable and handles events until ctx is
@@ -352,12 +353,13 @@ func (r *Router) Run(ctx context.Context) error {
 		return errs
 	}
 	for _, g := range groups {
-		h, err := r.stack(g)
+		h, idem, err := r.stack(g)
 		if err != nil {
 			stopAll()
 			return err
 		}
 		gr := newGroupRun(r, g, h, ctx)
+		gr.idem = idem
 		if err := gr.start(ctx); err != nil {
 			stopAll()
 			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
@@ -400,13 +402,19 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) flush() []error {
-	if len(r.cfg.Flush) == 0 {
+	flush := r.cfg.Flush
+	if f, ok := r.cfg.Idempotency.(Flusher); ok {
+		// Processed marks in flight (middleware.KVStore) are stored
+		// before Run returns.
+		flush = append(slices.Clone(flush), f)
+	}
+	if len(flush) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
 	defer cancel()
 	var errs []error
-	for _, f := range r.cfg.Flush {
+	for _, f := range flush {
 		if err := f.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flush: %w", err))
 		}

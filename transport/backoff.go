@@ -58,18 +58,18 @@ func (b *Backoff) setDefaults() {
 }
 
 // Validate reports a schedule that cannot work, after defaults are applied
-// (zero fields are valid: they take the defaults). Errors match ErrInvalidBackoff.
+// (zero fields are valid: they take the defaults). Errors match ErrInvalidConfig.
 func (b Backoff) Validate() error {
 	b.setDefaults()
 	switch {
 	case b.Initial < 0:
-		return fmt.Errorf("%w: backoff Initial %s is negative", ErrInvalidBackoff, b.Initial)
+		return fmt.Errorf("%w: backoff Initial %s is negative", ErrInvalidConfig, b.Initial)
 	case b.Max < b.Initial:
-		return fmt.Errorf("%w: backoff Max %s is below Initial %s", ErrInvalidBackoff, b.Max, b.Initial)
+		return fmt.Errorf("%w: backoff Max %s is below Initial %s", ErrInvalidConfig, b.Max, b.Initial)
 	case b.Multiplier < 1 || math.IsNaN(b.Multiplier) || math.IsInf(b.Multiplier, 0):
-		return fmt.Errorf("%w: backoff Multiplier %v must be a finite number >= 1", ErrInvalidBackoff, b.Multiplier)
+		return fmt.Errorf("%w: backoff Multiplier %v must be a finite number >= 1", ErrInvalidConfig, b.Multiplier)
 	case b.Jitter > 1 || math.IsNaN(b.Jitter):
-		return fmt.Errorf("%w: backoff Jitter %v must be <= 1", ErrInvalidBackoff, b.Jitter)
+		return fmt.Errorf("%w: backoff Jitter %v must be <= 1", ErrInvalidConfig, b.Jitter)
 	}
 	return nil
 }

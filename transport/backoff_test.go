@@ -62,7 +62,7 @@ func TestBackoff_validate_rejects_unusable_schedules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, tt.b.Validate(), transport.ErrInvalidBackoff)
+			assert.ErrorIs(t, tt.b.Validate(), transport.ErrInvalidConfig)
 		})
 	}
 }

@@ -3,7 +3,7 @@
 // group's messages arrive (Transport.Consume with credit-based flow), and how
 // a dead letter is stored (Transport.PublishDeadLetter).
 //
-// In the layers of DESIGN.md it sits under middleware and router and above
+// In the package map of the README it sits under middleware and router and above
 // envelope: the jetstream package implements it for production, the memory
 // package for tests with no server. Middleware reads the delivery view from a
 // message's context (FromContext), never a *nats.Conn, so the same stack runs

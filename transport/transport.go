@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/jetevents/events/envelope"
 )
 
 // Transport is what the router runs on: durable consumers that deliver
@@ -137,5 +139,6 @@ var (
 	ErrDeadLetter = errors.New("dead-letter publish failed")
 )
 
-// ErrInvalidBackoff is matched by Backoff.Validate's errors.
-var ErrInvalidBackoff = errors.New("invalid backoff")
+// ErrInvalidConfig is envelope.ErrInvalidConfig, the module's one
+// configuration sentinel (Backoff.Validate's errors match it).
+var ErrInvalidConfig = envelope.ErrInvalidConfig

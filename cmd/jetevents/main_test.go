@@ -204,13 +204,13 @@ func TestStreamsApply_reports_updated_fields(t *testing.T) {
 	srv := newServer(t)
 	spec, err := os.ReadFile(specFile)
 	require.NoError(t, err)
-	changed := strings.Replace(string(spec), "max_deliver: 5", "max_deliver: 7", 1)
+	changed := strings.Replace(string(spec), "max_deliver: -1", "max_deliver: 7", 1)
 	require.NotEqual(t, string(spec), changed)
 	file := filepath.Join(t.TempDir(), "streams.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(changed), 0o600))
 
 	out := mustRun(t, testCtx(t), "streams", "apply", "-server", srv.URL, "-f", file)
-	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: updated (max_deliver: 5 -> 7)")
+	assert.Contains(t, out, "consumer AUTH_EVENTS/user-notifications: updated (max_deliver: unlimited -> 7)")
 	assert.Contains(t, out, "3 specs: 0 created, 1 updated, 2 unchanged")
 }
 
@@ -273,7 +273,7 @@ func TestStreamsList_shows_streams_counts_and_consumers(t *testing.T) {
 	assert.Equal(t, "0", fields["DLQ dlq.>"][4])
 	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER
 	require.Contains(t, fields, "AUTH_EVENTS user-notifications", out)
-	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "5"},
+	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited"},
 		fields["AUTH_EVENTS user-notifications"])
 }
 
@@ -394,7 +394,7 @@ func TestDLQReplay_republishes_original_and_deletes_dead_letter(t *testing.T) {
 		"Nats-Expected-Last-Sequence": {"0"},
 		"Nats-Rollup":                 {"sub"},
 	})
-	require.Equal(t, uint64(1), mustConsumerPendingMsgs(t, srv))
+	waitConsumerPending(t, srv, 1)
 
 	out := mustRun(t, ctx, "dlq", "replay", "-server", srv.URL, "-seq", "1")
 	assert.Contains(t, out, "replayed DLQ seq 1 -> auth.user.created (stream AUTH_EVENTS seq 2")
@@ -422,7 +422,7 @@ func TestDLQReplay_republishes_original_and_deletes_dead_letter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, e.ID, got.ID)
 	// ...where the durable consumer will deliver it again...
-	assert.Equal(t, uint64(2), mustConsumerPendingMsgs(t, srv))
+	waitConsumerPending(t, srv, 2)
 	// ...and the dead letter is gone.
 	_, err = getMsg(t, srv, "DLQ", dseq)
 	require.ErrorIs(t, err, natsjs.ErrMsgNotFound)
@@ -434,6 +434,14 @@ func mustConsumerPendingMsgs(t *testing.T, srv *eventstest.Server) uint64 {
 	c, err := srv.JS.Consumer(testCtx(t), "AUTH_EVENTS", "user-notifications")
 	require.NoError(t, err)
 	return c.CachedInfo().NumPending
+}
+
+// waitConsumerPending waits until the seed durable has want messages pending
+// (the server updates the count after the publish ack).
+func waitConsumerPending(t *testing.T, srv *eventstest.Server, want uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return mustConsumerPendingMsgs(t, srv) == want }, 10*time.Second, 10*time.Millisecond,
+		"consumer pending %d, want %d", mustConsumerPendingMsgs(t, srv), want)
 }
 
 func TestDLQReplay_keep_then_again_is_stored_once(t *testing.T) {

@@ -52,7 +52,7 @@ func TestConsumers_show_pending_waiting_last_active_and_stalled(t *testing.T) {
 	assert.Regexp(t, `^\d+s$`, rows["busy"][7], "last active seconds ago")
 	assert.Equal(t, []string{"ago", "no"}, rows["busy"][8:10])
 	assert.Equal(t, []string{"(all)", "0", "0", "0", "0", "never", "no", "unlimited"}, rows["idle"][2:], "nothing waits: not stalled")
-	assert.Equal(t, []string{"auth.user.>", "2", "0", "0", "0", "never", "yes", "5"}, rows["user-notifications"][2:])
+	assert.Equal(t, []string{"auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited"}, rows["user-notifications"][2:])
 	assert.Contains(t, out, "stalled: AUTH_EVENTS/user-notifications: events wait but nothing pulled them for 24h0m0s; is the service that consumes them running?")
 
 	t.Run("-json has numbers and the flag", func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestConsumers_show_pending_waiting_last_active_and_stalled(t *testing.T) {
 	t.Run("one consumer in detail", func(t *testing.T) {
 		out := mustRun(t, ctx, "consumers", "AUTH_EVENTS", "user-notifications", "-server", srv.URL)
 		assert.Regexp(t, `filter:\s+auth.user.>`, out)
-		assert.Regexp(t, `max deliver:\s+5`, out)
+		assert.Regexp(t, `max deliver:\s+unlimited`, out)
 		assert.Regexp(t, `pending:\s+2`, out)
 		assert.Regexp(t, `stalled:\s+yes: events wait`, out)
 	})

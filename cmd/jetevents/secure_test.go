@@ -164,7 +164,7 @@ func TestEverySubcommand_against_a_server_with_auth_and_TLS(t *testing.T) {
 	assert.Regexp(t, `AUTH_EVENTS\s+auth.>\s+file\s+1\s+1 `, out)
 
 	out = mustRun(t, ctx, as("consumers", "AUTH_EVENTS")...)
-	assert.Regexp(t, `AUTH_EVENTS\s+user-notifications\s+auth.user.>\s+1\s+0\s+0\s+0\s+never\s+yes\s+5`, out)
+	assert.Regexp(t, `AUTH_EVENTS\s+user-notifications\s+auth.user.>\s+1\s+0\s+0\s+0\s+never\s+yes\s+unlimited`, out)
 	out = mustRun(t, ctx, as("consumers", "AUTH_EVENTS", "user-notifications")...)
 	assert.Contains(t, out, "consumer:         AUTH_EVENTS/user-notifications")
 
