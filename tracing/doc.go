@@ -30,7 +30,8 @@
 // (publish, process) and .type (send, process), messaging.message.id (the
 // event id), messaging.consumer.group.name (the group's durable),
 // messaging.message.conversation_id (the correlation id), the CloudEvents
-// event id and type, and messaging.nats.message.delivery_attempt (named
+// event type (cloudevents.event_type; the event id is messaging.message.id),
+// and messaging.nats.message.delivery_attempt (named
 // after messaging.gcp_pubsub.message.delivery_attempt: the conventions have
 // no NATS attributes yet) with the stream sequence.
 //

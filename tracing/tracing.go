@@ -95,15 +95,16 @@ func (t *Tracer) PublishObserver(ctx context.Context, info jetstream.PublishInfo
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	attrs := []attribute.KeyValue{
+	attrs := make([]attribute.KeyValue, 0, 7)
+	attrs = append(attrs,
 		semconv.MessagingSystemKey.String("nats"),
 		semconv.MessagingDestinationName(info.Subject),
 		semconv.MessagingOperationName("publish"),
 		semconv.MessagingOperationTypeSend,
 		AttrPublishMode.String(string(info.Mode)),
-	}
+	)
 	if info.EventID != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(info.EventID), semconv.CloudEventsEventID(info.EventID))
+		attrs = append(attrs, semconv.MessagingMessageID(info.EventID))
 	}
 	if info.EventType != "" {
 		attrs = append(attrs, semconv.CloudEventsEventType(info.EventType))
@@ -139,14 +140,16 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			subject = d.Subject
 		}
 		parent := t.prop.Extract(ctx, carrier)
-		attrs := []attribute.KeyValue{
+		// Sized for every attribute below: one allocation.
+		attrs := make([]attribute.KeyValue, 0, 11)
+		attrs = append(attrs,
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingDestinationName(subject),
 			semconv.MessagingOperationName("process"),
 			semconv.MessagingOperationTypeProcess,
-		}
+		)
 		if id := msg.Metadata.Get(marshaler.MetadataID); id != "" {
-			attrs = append(attrs, semconv.MessagingMessageID(id), semconv.CloudEventsEventID(id))
+			attrs = append(attrs, semconv.MessagingMessageID(id))
 		}
 		if typ := msg.Metadata.Get(marshaler.MetadataType); typ != "" {
 			attrs = append(attrs, semconv.CloudEventsEventType(typ))
