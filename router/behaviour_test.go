@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,6 +43,8 @@ type fixture interface {
 	newRouter(t *testing.T, cfg router.Config) *router.Router
 	// publish publishes an event through the transport's events publisher.
 	publish(ctx context.Context, subject string, e *envelope.Event) error
+	// messagePublisher is the transport's Watermill publisher of events.
+	messagePublisher(t *testing.T) message.Publisher
 	// publishRaw stores a message as it is.
 	publishRaw(t *testing.T, subject string, h nats.Header, data []byte)
 	// deadLetters returns every message of the DLQ stream, in order.
@@ -70,6 +73,8 @@ func (f jsFixture) newRouter(t *testing.T, cfg router.Config) *router.Router {
 func (f jsFixture) publish(ctx context.Context, subject string, e *envelope.Event) error {
 	return f.e.pub.Publish(ctx, subject, e)
 }
+
+func (f jsFixture) messagePublisher(*testing.T) message.Publisher { return f.e.pub.MessagePublisher() }
 
 func (f jsFixture) publishRaw(t *testing.T, subject string, h nats.Header, data []byte) {
 	_, err := f.e.srv.JS.PublishMsg(ctxT(t), &nats.Msg{Subject: subject, Header: h, Data: data})
@@ -118,6 +123,12 @@ func (f memFixture) newRouter(t *testing.T, cfg router.Config) *router.Router {
 
 func (f memFixture) publish(ctx context.Context, subject string, e *envelope.Event) error {
 	return f.pub.Publish(ctx, subject, e)
+}
+
+func (f memFixture) messagePublisher(t *testing.T) message.Publisher {
+	mp, err := memory.NewMessagePublisher(f.bus, nil)
+	require.NoError(t, err)
+	return mp
 }
 
 func (f memFixture) publishRaw(t *testing.T, subject string, h nats.Header, data []byte) {
