@@ -3,6 +3,12 @@
 // with the publisher and the TimeManager injected so that its unit test runs
 // on events.PublisherMock and a fake clock (service_test.go), and its
 // integration test on an embedded JetStream server.
+//
+// Its consumer side, the Notifier (notifications.go), is a router handler:
+// its tests run the service, the handler and a real router on the in-memory
+// bus with no server (notifications_test.go, milliseconds per test), and the
+// same cases on an embedded JetStream server
+// (notifications_integration_test.go).
 package service
 
 import (
