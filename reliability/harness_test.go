@@ -5,7 +5,9 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -61,16 +63,26 @@ func printTable() {
 	_ = w.Flush()
 }
 
-// sizeFromEnv is RELIABILITY_EVENTS, or def.
-func sizeFromEnv(t *testing.T, def int) int {
+// size is a scenario's number of events: RELIABILITY_EVENTS when set (every
+// scenario but the soak), else short under -short (the reduced form .ci/run
+// runs), else full.
+func size(t *testing.T, full, short int) int {
 	t.Helper()
-	v := os.Getenv("RELIABILITY_EVENTS")
+	return sizeFrom(t, "RELIABILITY_EVENTS", full, short)
+}
+
+func sizeFrom(t *testing.T, env string, full, short int) int {
+	t.Helper()
+	v := os.Getenv(env)
 	if v == "" {
-		return def
+		if testing.Short() {
+			return short
+		}
+		return full
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 100 {
-		t.Fatalf("RELIABILITY_EVENTS=%q: want an integer >= 100", v)
+		t.Fatalf("%s=%q: want an integer >= 100", env, v)
 	}
 	return n
 }
@@ -89,6 +101,9 @@ type ledger struct {
 
 	start, last time.Time
 	longest     time.Duration
+	calls       []time.Time    // every handler call, in order (resume measurements)
+	by          map[string]int // handler calls per router process
+	firstBy     map[string]int // first-time handles per router process
 }
 
 func newLedger(events []*envelope.Event) *ledger {
@@ -98,6 +113,8 @@ func newLedger(events []*envelope.Event) *ledger {
 		handled: make(map[string]int, len(events)),
 		retryCh: make(chan struct{}, 1),
 		start:   time.Now(),
+		by:      map[string]int{},
+		firstBy: map[string]int{},
 	}
 	l.last = l.start
 	for _, e := range events {
@@ -142,18 +159,72 @@ func (l *ledger) takeRetries() []*envelope.Event {
 	return out
 }
 
+// startClock restarts the progress clock: the longest time without
+// progress counts from now (call it when consuming starts).
+func (l *ledger) startClock() {
+	l.mu.Lock()
+	l.start, l.last, l.longest = time.Now(), time.Now(), 0
+	l.mu.Unlock()
+}
+
+// add makes e one of the ledger's events (for scenarios that generate
+// their events while they run).
+func (l *ledger) add(e *envelope.Event) {
+	l.mu.Lock()
+	l.events[e.ID] = e
+	l.mu.Unlock()
+}
+
 // handle records one handler call.
-func (l *ledger) handle(id string) {
-	now := time.Now()
+func (l *ledger) handle(id string) { l.handleBy(id, "") }
+
+// handleBy records one handler call by the router process who.
+func (l *ledger) handleBy(id, who string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := time.Now() // under the lock: calls stays in time order
 	if l.handled[id] == 0 {
 		if gap := now.Sub(l.last); gap > l.longest {
 			l.longest = gap
 		}
 		l.last = now
+		l.firstBy[who]++
 	}
 	l.handled[id]++
+	l.by[who]++
+	l.calls = append(l.calls, now)
+}
+
+// firstCallAfter is the time of the first handler call after t, if any.
+func (l *ledger) firstCallAfter(t time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.calls), func(i int) bool { return l.calls[i].After(t) })
+	if i == len(l.calls) {
+		return time.Time{}, false
+	}
+	return l.calls[i], true
+}
+
+// handledCount is the number of distinct events handled.
+func (l *ledger) handledCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.handled)
+}
+
+// split is the handler calls and first-time handles per router process.
+func (l *ledger) split() (calls, first map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.by), maps.Clone(l.firstBy)
+}
+
+// handledIDs are the distinct events handled (a copy).
+func (l *ledger) handledIDs() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.handled)
 }
 
 // done reports whether every event is acked and handled, and no retry is
@@ -193,4 +264,21 @@ func (l *ledger) progress() (acked, handled, retries, failures int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.acked), len(l.handled), len(l.retry), l.failures
+}
+
+// waitUntil polls cond every 20ms until it holds, for at most d; false when
+// d passed first.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
 }

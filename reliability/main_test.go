@@ -11,6 +11,7 @@ import (
 
 func TestMain(m *testing.M) {
 	eventstest.RunServerIfChild() // the SIGKILLable servers are this binary
+	runRouterIfChild()            // and so are the SIGKILLable router processes
 	code := m.Run()
 	printTable()
 	os.Exit(code)

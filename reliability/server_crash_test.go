@@ -34,7 +34,7 @@ const scenarioWait = 5 * time.Minute
 // a SIGKILL leaves the kernel's page cache intact, so it shows what a
 // process crash does, not a power loss.
 func TestServer_SIGKILLed_during_async_publish_and_consume(t *testing.T) {
-	n := sizeFromEnv(t, 20000)
+	n := size(t, 20000, 5000)
 	tests := []struct {
 		name       string
 		syncAlways bool
