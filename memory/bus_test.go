@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -516,4 +517,37 @@ func TestBus_messages_returns_copies(t *testing.T) {
 	assert.Equal(t, uint64(1), info.Msgs)
 	_, err = b.Stream("NOPE")
 	assert.ErrorIs(t, err, memory.ErrNoStream)
+}
+
+// TestBus_close_leaves_no_goroutine_behind: the timer goroutine, every
+// consumer's goroutine and a Subscriber's workers all end with Close.
+func TestBus_close_leaves_no_goroutine_behind(t *testing.T) {
+	before := runtime.NumGoroutine()
+	b, err := memory.NewBus(memory.Config{Streams: []memory.StreamConfig{{Name: "S", Subjects: []string{"s.>"}}}})
+	require.NoError(t, err)
+	for _, d := range []string{"a", "b"} {
+		c, err := b.Consume(context.Background(), transport.ConsumerSpec{Stream: "S", Durable: d, FilterSubjects: []string{"s.>"}, AckWait: time.Hour}, func(*transport.Delivery) {})
+		require.NoError(t, err)
+		c.Credit(1)
+	}
+	sub, err := memory.NewSubscriber(b, memory.SubscriberConfig{Stream: "S", Concurrency: 3})
+	require.NoError(t, err)
+	msgs, err := sub.Subscribe(context.Background(), "s.x")
+	require.NoError(t, err)
+	_, err = b.Publish(context.Background(), "s.x", nil, []byte("x")) // a pending ack deadline arms the timer
+	require.NoError(t, err)
+	assert.Greater(t, runtime.NumGoroutine(), before)
+	require.NoError(t, b.Close())
+	require.NoError(t, sub.Close())
+	for range msgs {
+	}
+	// Polled here rather than with require.Eventually, whose own goroutines
+	// would be counted.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines: %d before, %d after Close", before, runtime.NumGoroutine())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
