@@ -30,6 +30,7 @@ type row struct {
 	Kills        int
 	Took         time.Duration
 	Asserted     bool
+	Notes        string // printed under the table
 }
 
 var (
@@ -61,6 +62,11 @@ func printTable() {
 			r.DeadLettered, r.LongestStall.Round(time.Millisecond), r.Kills, r.Took.Round(time.Second), r.Asserted)
 	}
 	_ = w.Flush()
+	for _, r := range table {
+		if r.Notes != "" {
+			fmt.Printf("  %s: %s\n", r.Scenario, r.Notes)
+		}
+	}
 }
 
 // size is a scenario's number of events: RELIABILITY_EVENTS when set (every
@@ -102,6 +108,7 @@ type ledger struct {
 	start, last time.Time
 	longest     time.Duration
 	calls       []time.Time    // every handler call, in order (resume measurements)
+	acks        []time.Time    // every publish ack, in order
 	by          map[string]int // handler calls per router process
 	firstBy     map[string]int // first-time handles per router process
 }
@@ -132,6 +139,7 @@ func (l *ledger) observer(ctx context.Context, info jetstream.PublishInfo) (cont
 		defer l.mu.Unlock()
 		if r.Err == nil {
 			l.acked[id] = true
+			l.acks = append(l.acks, time.Now())
 			return
 		}
 		l.failures++
@@ -204,6 +212,30 @@ func (l *ledger) firstCallAfter(t time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return l.calls[i], true
+}
+
+// firstAckAfter is the time of the first publish ack after t, if any.
+func (l *ledger) firstAckAfter(t time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.acks), func(i int) bool { return l.acks[i].After(t) })
+	if i == len(l.acks) {
+		return time.Time{}, false
+	}
+	return l.acks[i], true
+}
+
+// backlog is the number of acked events not handled yet.
+func (l *ledger) backlog() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for id := range l.acked {
+		if l.handled[id] == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // handledCount is the number of distinct events handled.

@@ -5,6 +5,8 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/middleware"
 )
 
 // Names shared by the scenarios.
@@ -117,4 +120,18 @@ func streamMsgs(t *testing.T, js natsjs.JetStream, stream string) uint64 {
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// routerLogger is the router's logger: none, or with RELIABILITY_LOGS=1
+// its warn and error lines (stalls, recoveries, failures) on stderr, and
+// with RELIABILITY_LOGS=debug every line.
+func routerLogger() watermill.LoggerAdapter {
+	level := slog.LevelWarn
+	switch os.Getenv("RELIABILITY_LOGS") {
+	case "":
+		return watermill.NopLogger{}
+	case "debug":
+		level = slog.LevelDebug
+	}
+	return middleware.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 }
