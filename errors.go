@@ -5,6 +5,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // Errors to match with errors.Is. They are the subpackages' sentinels, so
@@ -12,7 +13,7 @@ import (
 var (
 	// ErrNoStream: no stream listens on the subject published to. Create the
 	// streams first (./scripts/setup-nats-streams.sh or jetstream.Apply).
-	ErrNoStream = jetstream.ErrNoStream
+	ErrNoStream = transport.ErrNoStream
 	// ErrTimeout: the stream's ack did not arrive in time (context deadline
 	// or publish timeout).
 	ErrTimeout = jetstream.ErrTimeout
@@ -24,9 +25,9 @@ var (
 	// ErrTooLarge: the encoded event is over the maximum size (1 MiB default).
 	ErrTooLarge = jetstream.ErrTooLarge
 	// ErrClosed: the publisher was closed.
-	ErrClosed = jetstream.ErrClosed
+	ErrClosed = transport.ErrClosed
 	// ErrPublish: an event was sent but not confirmed by the stream.
-	ErrPublish = jetstream.ErrPublish
+	ErrPublish = transport.ErrPublish
 	// ErrPermission: the NATS user may not use a subject (publish, acks, consume).
 	ErrPermission = jetstream.ErrPermission
 	// ErrUnmarshal: a message could not be decoded into an event.

@@ -18,11 +18,11 @@ var (
 	// an error reply from the server. The event may or may not be stored;
 	// publishing the same event again is safe inside the stream's duplicates
 	// window (Nats-Msg-Id is the event id).
-	ErrPublish = errors.New("jetstream publish failed")
+	ErrPublish error = &kindError{msg: "jetstream publish failed", kind: transport.ErrPublish}
 
 	// ErrNoStream: no stream listens on the subject (NATS "no responders").
 	// The most common first-run mistake; the message names the subject.
-	ErrNoStream = errors.New("no stream listens on subject")
+	ErrNoStream = transport.ErrNoStream
 
 	// ErrTimeout: the ack did not arrive before the context's deadline, the
 	// publisher's timeout, or the async ack timeout; or a wait for a free
@@ -32,7 +32,7 @@ var (
 
 	// ErrClosed: the publisher (or, as ErrSubscriberClosed, the subscriber)
 	// was closed.
-	ErrClosed = errors.New("jetstream: closed")
+	ErrClosed error = &kindError{msg: "jetstream: closed", kind: transport.ErrClosed}
 
 	// ErrTooManyPending: PublishAsync (or a batch) could not queue an event
 	// because MaxPending acks were outstanding until the context ended. It is
@@ -125,6 +125,7 @@ type kindError struct {
 
 func (e *kindError) Error() string        { return e.msg }
 func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Unwrap() error        { return e.kind }
 
 // ErrPermission is matched when the server refused an operation for lack of
 // permission (publish, consume, JetStream API): the credentials in use are

@@ -8,17 +8,18 @@ import (
 )
 
 // Errors of the bus. They mirror the jetstream package's sentinels by name
-// and meaning, but are the memory package's own values (it sits beside
-// jetstream in the layers and cannot import it): a test that matches
-// jetstream.ErrNoStream must run on eventstest.NewServer. The envelope
-// sentinels (ErrInvalidSubject, ErrInvalidEvent, ErrTooLarge) are shared.
+// and meaning. ErrNoStream, ErrPublish and ErrClosed match the transport's
+// shared sentinels (as jetstream's do), so code matching events.ErrNoStream,
+// events.ErrPublish or events.ErrClosed behaves the same on the bus; the
+// envelope sentinels (ErrInvalidSubject, ErrInvalidEvent, ErrTooLarge) and
+// ErrInvalidConfig are the module's own.
 var (
 	// ErrInvalidConfig is matched by every configuration error: bus, stream,
 	// consumer, publisher and subscriber configs.
-	ErrInvalidConfig = errors.New("memory: invalid configuration")
+	ErrInvalidConfig = envelope.ErrInvalidConfig
 	// ErrNoStream: no stream listens on the subject published to, or the
 	// stream named does not exist.
-	ErrNoStream = errors.New("memory: no stream listens on subject")
+	ErrNoStream error = &kindError{msg: "memory: no stream listens on subject", kind: transport.ErrNoStream}
 	// ErrNoConsumer: the durable named does not exist.
 	ErrNoConsumer = errors.New("memory: no such durable consumer")
 	// ErrStreamOverlap: a stream's subjects overlap another stream's (as
@@ -29,9 +30,9 @@ var (
 	ErrWrongStream = errors.New("memory: expected stream does not match")
 	// ErrPublish is matched by every publish that passed validation but was
 	// not stored (no stream, too large for the bus, closed bus).
-	ErrPublish = errors.New("memory: publish failed")
+	ErrPublish error = &kindError{msg: "memory: publish failed", kind: transport.ErrPublish}
 	// ErrClosed: the bus, the publisher or the subscriber was closed.
-	ErrClosed = errors.New("memory: closed")
+	ErrClosed error = &kindError{msg: "memory: closed", kind: transport.ErrClosed}
 	// ErrSubscribe is matched by every consume or subscribe setup error.
 	ErrSubscribe = errors.New("memory: subscribe failed")
 	// ErrNotSent: a batch event that was valid but not sent because another
@@ -61,3 +62,14 @@ var (
 	// for good (its stream was deleted, EndConsumer, the bus closed).
 	ErrConsumerEnded = transport.ErrConsumerEnded
 )
+
+// kindError is a sentinel with its own text that also matches a shared
+// sentinel (its kind) with errors.Is.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Unwrap() error        { return e.kind }

@@ -79,8 +79,14 @@ func TestPublisher_errors_are_typed(t *testing.T) {
 	err = p.Publish(ctx, "billing.paid", userCreated())
 	assert.ErrorIs(t, err, memory.ErrNoStream)
 	assert.ErrorIs(t, err, memory.ErrPublish)
+	// The shared sentinels (events.ErrNoStream, ...): service code matching
+	// them behaves the same on the bus as on JetStream.
+	assert.ErrorIs(t, err, transport.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrPublish)
+	assert.ErrorIs(t, err, jetstream.ErrNoStream)
 	require.NoError(t, p.Close())
 	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", userCreated()), memory.ErrClosed)
+	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", userCreated()), transport.ErrClosed)
 	assert.Empty(t, b.Messages(">"))
 }
 

@@ -139,6 +139,20 @@ var (
 	ErrDeadLetter = errors.New("dead-letter publish failed")
 )
 
+// Publish failures shared by every transport (jetstream, memory): each
+// transport's own sentinel of the same name matches these, so that service
+// code matching events.ErrNoStream, ErrPublish or ErrClosed behaves the same
+// on the memory bus in tests as on JetStream.
+var (
+	// ErrNoStream: no stream stores the subject published to.
+	ErrNoStream = errors.New("no stream listens on subject")
+	// ErrPublish: a publish that passed validation but was not confirmed
+	// as stored.
+	ErrPublish = errors.New("publish failed")
+	// ErrClosed: the publisher, subscriber or bus was closed.
+	ErrClosed = errors.New("closed")
+)
+
 // ErrInvalidConfig is envelope.ErrInvalidConfig, the module's one
 // configuration sentinel (Backoff.Validate's errors match it).
 var ErrInvalidConfig = envelope.ErrInvalidConfig
