@@ -36,6 +36,6 @@
 // decides exactly when a delayed redelivery becomes due. Close stops every
 // goroutine of the bus.
 //
-// In the layers of DESIGN.md it sits beside jetstream, under router: it
+// In the package map of the README it sits beside jetstream, under router: it
 // imports envelope, marshaler and transport, never nats-server.
 package memory
