@@ -59,7 +59,7 @@ func printTable() {
 	fmt.Fprintln(w, "scenario\tevents\tacked\tlost\tduplicates\tdead-lettered\tlongest without progress\tkills\ttook\tasserted")
 	for _, r := range table {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%v\n", r.Scenario, r.Events, r.Acked, r.Lost, r.Duplicates,
-			r.DeadLettered, r.LongestStall.Round(time.Millisecond), r.Kills, r.Took.Round(time.Second), r.Asserted)
+			r.DeadLettered, r.LongestStall.Round(time.Millisecond), r.Kills, r.Took.Round(100*time.Millisecond), r.Asserted)
 	}
 	_ = w.Flush()
 	for _, r := range table {
