@@ -40,6 +40,10 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		{module + "/middleware", []string{"envelope", "marshaler", "transport"}, true},
 		{module + "/router", []string{"envelope", "marshaler", "transport", "jetstream", "middleware"}, true},
 		{module + "/eventsmock", []string{"envelope"}, true},
+		// Observability sits beside the root facade, above router: the
+		// router and the layers below never link Prometheus or the SDK.
+		{module + "/metrics", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router"}, true},
+		{module + "/tracing", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

@@ -44,7 +44,7 @@
 // ack of an async publish. Its histogram buckets for handler time are kept
 // (DefaultHandlerBuckets), so dashboards built on them read the same.
 //
-// In the layers of DESIGN.md it sits beside the root facade, above router:
+// In the package map of the README it sits beside the root facade, above router:
 // it imports router, jetstream, middleware, transport and marshaler, and
 // nothing of this module imports it.
 package metrics
