@@ -25,6 +25,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
 
@@ -59,7 +60,13 @@ type routerSpec struct {
 	Concurrency int
 	FetchBatch  int
 	MaxDeliver  int
+	// Idempotency turns router.Config.Idempotency on: a middleware.KVStore
+	// in bucket idempotencyBucket, shared by every process.
+	Idempotency bool
 }
+
+// idempotencyBucket is the KV bucket of router processes with Idempotency.
+const idempotencyBucket = "RELIABILITY_PROCESSED"
 
 // runRouterIfChild runs the router process and exits when the process is
 // one; it returns at once otherwise.
@@ -90,15 +97,26 @@ func runRouterChild(specJSON string) int {
 		fmt.Fprintf(os.Stderr, "%s: jetstream: %v\n", spec.Name, err)
 		return 1
 	}
-	rt, err := router.New(nc, router.Config{
+	cfg := router.Config{
 		Stream:      spec.Stream,
 		AckWait:     spec.AckWait,
 		Heartbeat:   spec.Heartbeat,
 		Concurrency: spec.Concurrency,
 		FetchBatch:  spec.FetchBatch,
 		MaxDeliver:  spec.MaxDeliver,
-		Logger:      watermill.NopLogger{},
-	})
+		Logger:      routerLogger(),
+	}
+	if spec.Idempotency {
+		ctx, cancel := context.WithTimeout(context.Background(), procWait)
+		store, err := middleware.NewKVStore(ctx, nc, middleware.KVStoreConfig{Bucket: idempotencyBucket})
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: idempotency store: %v\n", spec.Name, err)
+			return 1
+		}
+		cfg.Idempotency = store
+	}
+	rt, err := router.New(nc, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: router: %v\n", spec.Name, err)
 		return 1

@@ -19,6 +19,7 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
 
@@ -32,20 +33,25 @@ const scenarioWait = 5 * time.Minute
 // sync_interval always, no event whose publish was acked may be lost. The
 // same run with nats-server's default lazy fsync is reported, not asserted:
 // a SIGKILL leaves the kernel's page cache intact, so it shows what a
-// process crash does, not a power loss.
+// process crash does, not a power loss. A third run adds Idempotency
+// (middleware.KVStore on the same server) to show the duplicates it
+// absorbs: an event handled and marked processed whose ack died with the
+// server is skipped when redelivered.
 func TestServer_SIGKILLed_during_async_publish_and_consume(t *testing.T) {
 	n := size(t, 20000, 5000)
 	tests := []struct {
-		name       string
-		syncAlways bool
-		assert     bool
+		name        string
+		syncAlways  bool
+		idempotency bool
+		assert      bool
 	}{
-		{"server SIGKILL x3, sync_interval always", true, true},
-		{"server SIGKILL x3, lazy fsync (default)", false, false},
+		{"server SIGKILL x3, sync_interval always", true, false, true},
+		{"server SIGKILL x3, lazy fsync (default)", false, false, false},
+		{"server SIGKILL x3, sync_interval always, Idempotency (KVStore)", true, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := serverCrash(t, tt.name, n, 3, tt.syncAlways)
+			r := serverCrash(t, tt.name, n, 3, tt.syncAlways, tt.idempotency)
 			r.Asserted = tt.assert
 			record(t, r)
 			if !tt.assert {
@@ -58,7 +64,7 @@ func TestServer_SIGKILLed_during_async_publish_and_consume(t *testing.T) {
 	}
 }
 
-func serverCrash(t *testing.T, name string, n, kills int, syncAlways bool) row {
+func serverCrash(t *testing.T, name string, n, kills int, syncAlways, idempotency bool) row {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := eventstest.NewClusterWithConfig(t, eventstest.ClusterConfig{Nodes: 1, SyncAlways: syncAlways})
@@ -95,13 +101,21 @@ func serverCrash(t *testing.T, name string, n, kills int, syncAlways bool) row {
 		jetstream.WithMaxPending(512))
 	require.NoError(t, err)
 
-	rt, err := router.New(subConn, router.Config{
+	cfg := router.Config{
 		Stream:     "REL",
 		AckWait:    5 * time.Second,
 		Heartbeat:  time.Second,
 		MaxDeliver: 1000, // a crash is not the event's fault: never dead-letter for it
-		Logger:     watermill.NopLogger{},
-	})
+		Logger:     routerLogger(),
+	}
+	if idempotency {
+		storeCtx, storeCancel := context.WithTimeout(ctx, time.Minute)
+		store, err := middleware.NewKVStore(storeCtx, subConn, middleware.KVStoreConfig{Bucket: idempotencyBucket})
+		storeCancel()
+		require.NoError(t, err)
+		cfg.Idempotency = store
+	}
+	rt, err := router.New(subConn, cfg)
 	require.NoError(t, err)
 	rt.Group("reliability", "rel.>").On("rel.created", func(_ context.Context, e *envelope.Event) error {
 		led.handle(e.ID)
