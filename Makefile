@@ -67,7 +67,7 @@ reliability:
 	$(GO) test -tags reliability -count=1 -v -timeout 60m ./reliability/
 
 ## reliability-short: the same scenarios at reduced sizes (-short), what .ci/run
-## runs (about 2 minutes), without the known-failing TestDefect_ tests.
+## runs (about a minute), without the known-failing TestDefect_ tests.
 reliability-short:
 	$(GO) test -tags reliability -count=1 -short -v -skip '^TestDefect_' -timeout 15m ./reliability/
 
