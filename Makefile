@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short reliability-defects demo clean
+.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean
 
 all: lint test
 
@@ -61,19 +61,14 @@ stress:
 ## under load, a 1M-event soak; counted per event, prints the table and asserts
 ## on it (about 8 minutes on 2 cores). RELIABILITY_EVENTS sets every scenario's
 ## size but the soak's (RELIABILITY_SOAK_EVENTS); RELIABILITY_LOGS=1 prints the
-## routers' warnings. It runs the TestDefect_ tests too: defects the suite
-## found in code it does not own, failing until fixed.
+## routers' warnings.
 reliability:
 	$(GO) test -tags reliability -count=1 -v -timeout 60m ./reliability/
 
 ## reliability-short: the same scenarios at reduced sizes (-short), what .ci/run
-## runs (about a minute), without the known-failing TestDefect_ tests.
+## runs (about 1.5 minutes).
 reliability-short:
-	$(GO) test -tags reliability -count=1 -short -v -skip '^TestDefect_' -timeout 15m ./reliability/
-
-## reliability-defects: only the TestDefect_ tests (reduced sizes).
-reliability-defects:
-	$(GO) test -tags reliability -count=1 -short -v -run '^TestDefect_' -timeout 15m ./reliability/
+	$(GO) test -tags reliability -count=1 -short -v -timeout 15m ./reliability/
 
 ## demo: start an embedded JetStream server, set up streams, publish the seed's
 ## events and consume them through the router. No NATS needed.

@@ -14,6 +14,5 @@
 // The tests are behind the build tag "reliability", so `go test ./...`
 // does not run them. -short runs reduced sizes (`make reliability-short`,
 // in .ci/run); RELIABILITY_EVENTS sets the size of every scenario but the
-// soak, RELIABILITY_SOAK_EVENTS the soak's. TestDefect_ tests are defects
-// found in code this package does not own: they fail until fixed.
+// soak, RELIABILITY_SOAK_EVENTS the soak's.
 package reliability
