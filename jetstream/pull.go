@@ -46,30 +46,41 @@ type pullConsumer struct {
 	firstPull atomic.Bool
 
 	mu          sync.Mutex
-	credit      int  // allowed, not yet requested
-	outstanding int  // requested, not yet delivered
-	threshold   int  // credit worth a pull request of its own
-	recovering  bool // no pulls until the durable is checked
-	stopped     bool
-	state       transport.State
+	credit      int // allowed, not yet requested
+	outstanding int // requested, not yet delivered
+	// debt counts deliveries beyond what was requested (a pull thought lost
+	// that was alive after all, a late status charged to a newer pull):
+	// the credit they give back when settled is swallowed, so that the
+	// group never holds more than its capacity for good.
+	debt       int
+	threshold  int  // credit worth a pull request of its own
+	recovering bool // no pulls until the durable is checked
+	stopped    bool
+	state      transport.State
 
-	recover  chan string // a reason to check the durable now (cap 1)
-	stopCh   chan struct{}
-	loopDone chan struct{}
-	done     chan struct{}
-	endOnce  sync.Once
-	stopOnce sync.Once
-	err      error
+	recover chan string // a reason to check the durable now (cap 1)
+	stopCh  chan struct{}
+	// stopCtx is cancelled by Stop: a durable check under way ends at once.
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
+	loopDone   chan struct{}
+	done       chan struct{}
+	endOnce    sync.Once
+	stopOnce   sync.Once
+	err        error
 }
 
 func newPullConsumer(t *Transport, spec transport.ConsumerSpec, sink func(*transport.Delivery)) *pullConsumer {
+	stopCtx, stopCancel := context.WithCancel(context.Background())
 	return &pullConsumer{
-		t:        t,
-		spec:     spec,
-		sink:     sink,
-		want:     t.desiredConsumer(spec),
-		nextSubj: t.cfg.APIPrefix + ".CONSUMER.MSG.NEXT." + spec.Stream + "." + spec.Durable,
-		inbox:    t.nc.NewInbox(),
+		stopCtx:    stopCtx,
+		stopCancel: stopCancel,
+		t:          t,
+		spec:       spec,
+		sink:       sink,
+		want:       t.desiredConsumer(spec),
+		nextSubj:   t.cfg.APIPrefix + ".CONSUMER.MSG.NEXT." + spec.Stream + "." + spec.Durable,
+		inbox:      t.nc.NewInbox(),
 		log: t.cfg.Logger.With(watermill.LogFields{
 			"stream": spec.Stream, "consumer": spec.Durable,
 		}),
@@ -164,6 +175,15 @@ func (c *pullConsumer) Credit(n int) {
 		return
 	}
 	c.mu.Lock()
+	if c.debt > 0 {
+		paid := min(n, c.debt)
+		c.debt -= paid
+		n -= paid
+		if n == 0 {
+			c.mu.Unlock()
+			return
+		}
+	}
 	if c.threshold == 0 {
 		// The first credit is the router's capacity: a pull for half of it
 		// keeps the pipe full without a request per settled message.
@@ -207,7 +227,15 @@ func (c *pullConsumer) pull(batch int) {
 	req = append(req, `,"idle_heartbeat":`...)
 	req = strconv.AppendInt(req, c.t.cfg.Heartbeat.Nanoseconds(), 10)
 	req = append(req, '}')
-	err := c.t.nc.PublishRequest(c.nextSubj, c.inbox, req)
+	var err error
+	if !c.t.nc.IsConnected() {
+		// nats.go would keep the request in its reconnect buffer and send
+		// it on reconnect, beside the one recovery sends then: too much
+		// pulled. Recovery pulls once connected.
+		err = nats.ErrConnectionReconnecting
+	} else {
+		err = c.t.nc.PublishRequest(c.nextSubj, c.inbox, req)
+	}
 	if err == nil && c.firstPull.CompareAndSwap(false, true) {
 		// A pull the credentials may not send is dropped by the server with
 		// only an asynchronous error: find out now, so that Run fails at
@@ -245,11 +273,15 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 	c.mu.Lock()
 	if c.outstanding > 0 {
 		c.outstanding--
+	} else {
+		c.debt++
 	}
 	stopped := c.stopped
 	c.mu.Unlock()
 	if err != nil {
 		c.log.Error("Message with an unreadable reply subject ignored; the server redelivers it after AckWait", err, watermill.LogFields{"subject": m.Subject})
+		// It never reaches the router, which would give its credit back.
+		c.Credit(1)
 		return
 	}
 	if stopped {
@@ -414,7 +446,7 @@ func (c *pullConsumer) check() error {
 	// once a leader exists, must not wait behind it (measured in a 3-node
 	// cluster with a 500 ms heartbeat: resuming 4.6 s after the new
 	// consumer leader with APITimeout, about 1 s with two heartbeats).
-	ctx, cancel := context.WithTimeout(context.Background(), min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
+	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
 	defer cancel()
 	_, err := c.info(ctx)
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
@@ -500,6 +532,7 @@ func (c *pullConsumer) Stop() {
 		c.stopped = true
 		c.mu.Unlock()
 		close(c.stopCh)
+		c.stopCancel()
 		<-c.loopDone
 		if c.sub != nil {
 			closed := c.sub.StatusChanged(nats.SubscriptionClosed)

@@ -459,6 +459,10 @@ func (b *Bus) timers() {
 	for {
 		b.mu.Lock()
 		now := b.now()
+		// Whatever became due since the last tick (a deadline passed while
+		// the timer was re-armed) is acted on now: nextEventLocked only
+		// looks after now.
+		b.tickLocked()
 		next := b.nextEventLocked(now)
 		b.armed = next
 		b.mu.Unlock()
@@ -471,7 +475,6 @@ func (b *Bus) timers() {
 			return
 		case <-b.wake:
 		case <-timer.C:
-			b.Tick()
 		}
 	}
 }

@@ -224,7 +224,7 @@ func TestIntegration_always_failing_handler_is_dead_lettered_after_max_deliver(t
 	assert.Equal(t, middleware.ReasonMaxDeliver, h.Get(middleware.HeaderReason))
 	assert.Equal(t, "attempt 4 of 4: db down retry later", h.Get(middleware.HeaderError))
 	assert.Equal(t, "2025-01-02T03:04:05Z", h.Get(middleware.HeaderTime))
-	assert.Equal(t, "dlq:AUTH_EVENTS:1", h.Get(nats.MsgIdHdr))
+	assert.Equal(t, "dlq:AUTH_EVENTS:users:1", h.Get(nats.MsgIdHdr))
 }
 
 func TestIntegration_handler_failing_twice_then_succeeding_is_not_dead_lettered(t *testing.T) {

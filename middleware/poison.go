@@ -164,9 +164,12 @@ type DeadLetterer struct {
 	order    []verdictKey
 }
 
+// verdictKey is one stream message as one consumer (group) sees it: two
+// groups of one router judge the same event on their own.
 type verdictKey struct {
-	stream string
-	seq    uint64
+	stream   string
+	consumer string
+	seq      uint64
 }
 
 type verdict struct {
@@ -217,11 +220,13 @@ func (d *DeadLetterer) Subject(original string) string {
 }
 
 // MsgID returns the de-duplication id of the dead letter of rec:
-// "dlq:<stream>:<seq>" when the stream sequence is known, else a hash of the
+// "dlq:<stream>:<consumer>:<seq>" when the stream sequence is known (the
+// consumer in it: two groups that both give up on one event each store
+// their dead letter), else a hash of the
 // subject, the original Nats-Msg-Id and the payload.
 func MsgID(rec Record) string {
 	if rec.Stream != "" && rec.StreamSeq > 0 {
-		return "dlq:" + rec.Stream + ":" + strconv.FormatUint(rec.StreamSeq, 10)
+		return "dlq:" + rec.Stream + ":" + rec.Consumer + ":" + strconv.FormatUint(rec.StreamSeq, 10)
 	}
 	h := sha256.New()
 	h.Write([]byte(rec.Subject))
@@ -312,7 +317,7 @@ func headerSize(h nats.Header) int {
 func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		dv := deliveryOf(msg)
-		key := verdictKey{dv.Stream, dv.StreamSeq}
+		key := verdictKey{dv.Stream, dv.Consumer, dv.StreamSeq}
 		var (
 			out []*message.Message
 			err error
@@ -327,6 +332,11 @@ func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		reason, ok := Classify(err)
 		if !ok {
+			return nil, err
+		}
+		if errors.Is(context.Cause(msg.Context()), transport.ErrAbandoned) {
+			// Cut off at the close deadline: the event was nacked and will
+			// be delivered again; a dead letter now would be a second copy.
 			return nil, err
 		}
 		rec := recordOf(msg, dv)

@@ -178,7 +178,7 @@ func TestDeadLetterer_undecodable_message_lands_unchanged_with_every_header(t *t
 				marshaler.HeaderSpecVersion: {"1.0"},
 				"X-Custom":                  {"a", "b"},
 				"Dlq-Original-Nats-Msg-Id":  {"ev-1"},
-				nats.MsgIdHdr:               {"dlq:AUTH_EVENTS:1"},
+				nats.MsgIdHdr:               {"dlq:AUTH_EVENTS:users:1"},
 				middleware.HeaderSubject:    {testSubject},
 				middleware.HeaderStream:     {testStream},
 				middleware.HeaderConsumer:   {testConsumer},
@@ -221,7 +221,7 @@ func TestDeadLetterer_on_a_publisher_writes_every_header(t *testing.T) {
 		marshaler.HeaderSpecVersion: {"1.0"},
 		"X-Custom":                  {"a", "b"},
 		"Dlq-Original-Nats-Msg-Id":  {"ev-1"},
-		nats.MsgIdHdr:               {"dlq:AUTH_EVENTS:1"},
+		nats.MsgIdHdr:               {"dlq:AUTH_EVENTS:users:1"},
 		middleware.HeaderSubject:    {testSubject},
 		middleware.HeaderStream:     {testStream},
 		middleware.HeaderConsumer:   {testConsumer},
@@ -248,7 +248,7 @@ func TestDeadLetterer_dedup_id_is_stable_per_stream_seq_same_message_twice_is_st
 		{"Send with the same stream seq", func(t *testing.T, env *dlqEnv, raw natsjs.Msg) {
 			require.NoError(t, env.dl.Send(testCtx(t), middleware.Record{
 				Subject: raw.Subject(), Header: raw.Headers(), Data: raw.Data(),
-				Stream: testStream, StreamSeq: 1, Reason: middleware.ReasonMaxDeliver,
+				Stream: testStream, Consumer: testConsumer, StreamSeq: 1, Reason: middleware.ReasonMaxDeliver,
 			}))
 		}},
 		{"middleware on a redelivery whose ack was lost", func(t *testing.T, env *dlqEnv, raw natsjs.Msg) {
@@ -265,9 +265,9 @@ func TestDeadLetterer_dedup_id_is_stable_per_stream_seq_same_message_twice_is_st
 			ctx := testCtx(t)
 			rec := middleware.Record{
 				Subject: raw.Subject(), Header: raw.Headers(), Data: raw.Data(),
-				Stream: testStream, StreamSeq: 1, Reason: middleware.ReasonPermanent,
+				Stream: testStream, Consumer: testConsumer, StreamSeq: 1, Reason: middleware.ReasonPermanent,
 			}
-			assert.Equal(t, "dlq:AUTH_EVENTS:1", middleware.MsgID(rec))
+			assert.Equal(t, "dlq:AUTH_EVENTS:users:1", middleware.MsgID(rec))
 			require.NoError(t, env.dl.Send(ctx, rec))
 
 			env.clock.Advance(time.Second)
@@ -280,9 +280,14 @@ func TestDeadLetterer_dedup_id_is_stable_per_stream_seq_same_message_twice_is_st
 
 			// Another stream message is another dead letter.
 			rec.StreamSeq = 2
-			assert.Equal(t, "dlq:AUTH_EVENTS:2", middleware.MsgID(rec))
+			assert.Equal(t, "dlq:AUTH_EVENTS:users:2", middleware.MsgID(rec))
 			require.NoError(t, env.dl.Send(ctx, rec))
 			assert.Len(t, env.dlqMessages(t), 2)
+			// So is the same message given up by another group.
+			rec.StreamSeq, rec.Consumer = 1, "audit"
+			assert.Equal(t, "dlq:AUTH_EVENTS:audit:1", middleware.MsgID(rec))
+			require.NoError(t, env.dl.Send(ctx, rec))
+			assert.Len(t, env.dlqMessages(t), 3)
 		})
 	}
 }
@@ -315,7 +320,7 @@ func TestDeadLetterer_event_near_max_payload_is_stored_truncated_with_original_s
 	assert.Equal(t, middleware.ReasonPermanent, h.Get(middleware.HeaderReason))
 	assert.Equal(t, "ev-big", h.Get(marshaler.HeaderID), "the original headers are kept whole")
 	assert.Equal(t, []string{"a", "b"}, h.Values("X-Custom"))
-	assert.Equal(t, "dlq:AUTH_EVENTS:1", h.Get(nats.MsgIdHdr))
+	assert.Equal(t, "dlq:AUTH_EVENTS:users:1", h.Get(nats.MsgIdHdr))
 	assert.Less(t, len(dm.Data), len(data))
 	assert.Greater(t, len(dm.Data), limit/2, "only what does not fit is cut")
 	assert.True(t, bytes.HasPrefix(data, dm.Data), "a prefix of the original payload")
@@ -370,7 +375,7 @@ func TestDeadLetterer_middleware_dead_letters_verdicts_and_passes_other_errors(t
 			assert.Equal(t, "42", h.Get(middleware.HeaderStreamSeq))
 			assert.Equal(t, "3", h.Get(middleware.HeaderDeliveries))
 			assert.Equal(t, testConsumer, h.Get(middleware.HeaderHandler))
-			assert.Equal(t, "dlq:AUTH_EVENTS:42", h.Get(nats.MsgIdHdr))
+			assert.Equal(t, "dlq:AUTH_EVENTS:users:42", h.Get(nats.MsgIdHdr))
 			assert.Equal(t, "ev-1", h.Get(marshaler.HeaderID), "metadata travels as headers when the delivery has no stored message")
 			assert.Empty(t, h.Get(jetstream.MetadataStreamSeq), "transport metadata is not copied")
 			assert.Empty(t, h.Get(middleware.HeaderTruncated))

@@ -347,7 +347,7 @@ var behaviours = []struct {
 			middleware.HeaderReason:                         middleware.ReasonMaxDeliver,
 			middleware.HeaderTime:                           "2024-01-15T12:00:00Z",
 			middleware.HeaderOriginalPrefix + nats.MsgIdHdr: ev.ID,
-			nats.MsgIdHdr:                                   "dlq:" + stream + ":1",
+			nats.MsgIdHdr:                                   "dlq:" + stream + ":users:1",
 			"ce-id":                                         ev.ID,
 		} {
 			assert.Equal(t, want, h.Get(k), k)

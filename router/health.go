@@ -17,7 +17,8 @@ type GroupHealth struct {
 	State transport.State
 	// Cause is why it stalled or ended (nil when active).
 	Cause error
-	// Stalls counts the stalls it recovered from since Run started.
+	// Stalls counts the stalls detected since Run started (one still being
+	// recovered from included).
 	Stalls uint64
 	// LastProgress is when a message of the group was last settled (or
 	// when the group started).

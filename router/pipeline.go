@@ -46,12 +46,13 @@ type groupRun struct {
 	slots    []slot // one per worker: the message in its handler
 	stopping bool
 
-	workers  sync.WaitGroup
-	leaseEnd chan struct{}
-	leased   sync.WaitGroup
-	stopped  chan struct{}
-	stopOnce sync.Once
-	stopErrs []error
+	workers    sync.WaitGroup
+	leaseEnd   chan struct{}
+	leased     sync.WaitGroup
+	stopped    chan struct{}
+	intakeOnce sync.Once
+	stopOnce   sync.Once
+	stopErrs   []error
 
 	state        atomic.Value // transport.State
 	stateErr     atomic.Value // errHolder
@@ -142,6 +143,12 @@ func (gr *groupRun) onStatus(s transport.Status) {
 // sink queues a delivered message (the consumer's goroutine). After the stop
 // it is handed back at once.
 func (gr *groupRun) sink(d *transport.Delivery) {
+	if gr.idem != nil {
+		// The claim travels while the message waits its turn; started
+		// before a worker can see the message, so the worker always finds
+		// it.
+		gr.idem.Prefetch(d)
+	}
 	gr.mu.Lock()
 	if gr.stopping {
 		gr.mu.Unlock()
@@ -161,10 +168,6 @@ func (gr *groupRun) sink(d *transport.Delivery) {
 	gr.n++
 	gr.mu.Unlock()
 	gr.cond.Signal()
-	if gr.idem != nil {
-		// The claim travels while the message waits its turn.
-		gr.idem.Prefetch(d)
-	}
 }
 
 // work is one worker: take the oldest queued message, handle it, settle it,
@@ -188,6 +191,12 @@ func (gr *groupRun) work(i int) {
 		gr.mu.Unlock()
 
 		err := gr.handle(d)
+		if gr.idem != nil {
+			// A delivery that never reached the Idempotency middleware
+			// (past MaxDeliver, a remembered verdict, a user middleware
+			// that short-circuited) leaves no prefetch behind.
+			gr.idem.Discard(d)
+		}
 
 		gr.mu.Lock()
 		abandoned := gr.slots[i].abandoned
@@ -299,12 +308,21 @@ func (gr *groupRun) lease() {
 	}
 }
 
-// stop shuts the group down (idempotent): no more deliveries, queued
-// messages handed back at once, handlers given CloseTimeout, then cut off
-// and their messages nacked.
+// stop shuts the group down alone (idempotent): see stopIntake and drain.
 func (gr *groupRun) stop() []error {
-	gr.stopOnce.Do(func() {
-		defer close(gr.stopped)
+	gr.stopIntake()
+	ctx, cancel := context.WithTimeout(context.Background(), gr.r.cfg.CloseTimeout)
+	defer cancel()
+	return gr.drain(ctx)
+}
+
+// stopIntake ends the intake at once (idempotent): no more deliveries, the
+// queued messages handed back first (they are not leased any more), then
+// the consumer stopped. Run calls it for every group before draining any,
+// so that no group starts new handlers while another drains.
+func (gr *groupRun) stopIntake() {
+	gr.intakeOnce.Do(func() {
+		gr.state.Store(transport.StateStopping)
 		gr.mu.Lock()
 		gr.stopping = true
 		var queued []*transport.Delivery
@@ -316,26 +334,32 @@ func (gr *groupRun) stop() []error {
 		gr.n = 0
 		gr.mu.Unlock()
 		gr.cond.Broadcast()
-		if gr.cons != nil {
-			gr.cons.Stop()
-		}
 		for _, d := range queued {
 			if gr.idem != nil {
 				gr.idem.Discard(d)
 			}
 			gr.settleErr(d.Settler.Nak(0), "hand back", d)
 		}
+		if gr.cons != nil {
+			gr.cons.Stop()
+		}
+	})
+}
 
+// drain waits for the in-flight handlers until ctx ends (the close
+// deadline, shared by every group), then cuts the rest off: marked first,
+// their contexts cancelled, their events nacked for redelivery. Idempotent.
+func (gr *groupRun) drain(ctx context.Context) []error {
+	gr.stopOnce.Do(func() {
+		defer close(gr.stopped)
 		done := make(chan struct{})
 		go func() {
 			gr.workers.Wait()
 			close(done)
 		}()
-		timer := time.NewTimer(gr.r.cfg.CloseTimeout)
-		defer timer.Stop()
 		select {
 		case <-done:
-		case <-timer.C:
+		case <-ctx.Done():
 			// The handlers still running are marked before their contexts
 			// are cut: one that returns at once on the cut must not settle
 			// its event (nor escape the count) before it was marked.
@@ -348,8 +372,8 @@ func (gr *groupRun) stop() []error {
 				}
 			}
 			gr.mu.Unlock()
-			gr.hctxCancel(fmt.Errorf("%w: group %s: handler not done within CloseTimeout %s of the stop, its event nacked for redelivery",
-				jetstream.ErrCloseTimeout, gr.g.cfg.Durable, gr.r.cfg.CloseTimeout))
+			gr.hctxCancel(fmt.Errorf("%w: %w: group %s: handler not done within CloseTimeout %s of the stop, its event nacked for redelivery",
+				jetstream.ErrCloseTimeout, transport.ErrAbandoned, gr.g.cfg.Durable, gr.r.cfg.CloseTimeout))
 			for _, d := range cut {
 				gr.settleErr(d.Settler.Nak(0), "nak at close deadline", d)
 			}

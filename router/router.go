@@ -346,9 +346,17 @@ func (r *Router) Run(ctx context.Context) error {
 
 	var runs []*groupRun
 	stopAll := func() []error {
+		// Every group's intake first, then one shared close deadline for
+		// all their in-flight handlers: shutdown takes CloseTimeout, not
+		// one per group.
+		for _, gr := range runs {
+			gr.stopIntake()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
+		defer cancel()
 		var errs []error
 		for _, gr := range runs {
-			errs = append(errs, gr.stop()...)
+			errs = append(errs, gr.drain(ctx)...)
 		}
 		return errs
 	}
@@ -391,6 +399,9 @@ func (r *Router) Run(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%w: group %s: %w", ErrSubscriptionEnded, gr.g.cfg.Durable, gr.cons.Err()))
 	}
 	errs = append(errs, stopAll()...)
+	r.mu.Lock()
+	r.runs = nil // Health reports no group once Run returns
+	r.mu.Unlock()
 	errs = append(errs, r.flush()...)
 	if len(errs) == 0 {
 		return nil

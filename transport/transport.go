@@ -105,6 +105,9 @@ const (
 	StateStalled State = "stalled"
 	// StateEnded: the consumer ended and cannot be recovered.
 	StateEnded State = "ended"
+	// StateStopping: the router is shutting the group down (intake
+	// stopped, in-flight handlers finishing): not ready.
+	StateStopping State = "stopping"
 )
 
 // ConsumerState is a consumer's state as the broker reports it.
@@ -135,6 +138,11 @@ var (
 	// ErrConsumerEnded is matched by Consumer.Err when the consumer could not
 	// be recovered (its stream is gone, permission denied, ...).
 	ErrConsumerEnded = errors.New("consumer ended")
+	// ErrAbandoned is matched by the cause (context.Cause) of a handler's
+	// context cut at the close deadline: its event was nacked for
+	// redelivery, so nothing it does now may count (the DeadLetterer
+	// stores no dead letter for it).
+	ErrAbandoned = errors.New("abandoned at the close deadline")
 	// ErrDeadLetter is matched by every failed PublishDeadLetter.
 	ErrDeadLetter = errors.New("dead-letter publish failed")
 )
