@@ -26,7 +26,9 @@ type Server struct {
 // (client closed, server shut down, store removed) with t.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
+	// A generous readiness deadline: CI runs many packages' servers at once
+	// on 2 cores, and a start that takes 10 s there is slow, not broken.
+	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir(), ReadyTimeout: time.Minute})
 	if err != nil {
 		t.Fatalf("eventstest: start server: %v", err)
 	}
