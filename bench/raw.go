@@ -161,18 +161,8 @@ var rawConsume = Variant{
 	Op: OpConsume, Impl: ImplRawOurDecoder,
 	What: "transport baseline, not a user's code: consumer.Consume + this library's Event.UnmarshalJSON + msg.Ack",
 	prepare: consumeTrial(func(ctx context.Context, env *Env, s Stream, durable string, p Params, record func(string)) (func(context.Context) error, func() error, error) {
-		nc, err := env.Connect("bench-raw-consume")
+		nc, cons, err := rawConsumer(ctx, env, "bench-raw-consume", s, durable)
 		if err != nil {
-			return nil, nil, err
-		}
-		js, err := natsjs.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		cons, err := js.Consumer(ctx, s.Name, durable)
-		if err != nil {
-			nc.Close()
 			return nil, nil, err
 		}
 		var (
@@ -218,4 +208,24 @@ var rawConsume = Variant{
 			return nil
 		}, closeFn, nil
 	}),
+}
+
+// rawConsumer is the prologue of every hand-written consumer row: its own
+// connection, bound to the trial's durable with nats.go's jetstream API.
+func rawConsumer(ctx context.Context, env *Env, name string, s Stream, durable string) (*nats.Conn, natsjs.Consumer, error) {
+	nc, err := env.Connect(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := natsjs.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	cons, err := js.Consumer(ctx, s.Name, durable)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, cons, nil
 }

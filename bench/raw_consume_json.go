@@ -27,18 +27,8 @@ var rawConsumeJSON = Variant{
 	Op: OpRouter, Impl: ImplRawConsumeJSON,
 	What: "user's baseline: consumer.Consume (PullMaxMessages 500) + encoding/json.Unmarshal into a struct (time.Time timestamp, typed data) + msg.Ack",
 	prepare: consumeTrial(func(ctx context.Context, env *Env, s Stream, durable string, p Params, record func(string)) (func(context.Context) error, func() error, error) {
-		nc, err := env.Connect("bench-raw-consume-json")
+		nc, cons, err := rawConsumer(ctx, env, "bench-raw-consume-json", s, durable)
 		if err != nil {
-			return nil, nil, err
-		}
-		js, err := natsjs.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		cons, err := js.Consumer(ctx, s.Name, durable)
-		if err != nil {
-			nc.Close()
 			return nil, nil, err
 		}
 		var (

@@ -21,18 +21,8 @@ var rawConc8Sleep1ms = Variant{
 	Op: OpRouter, Impl: ImplRawConc8Sleep1ms,
 	What: "reference: consumer.Consume (PullMaxMessages 500) feeding 8 goroutines: encoding/json + time.Sleep(1ms) + msg.Ack",
 	prepare: consumeTrial(func(ctx context.Context, env *Env, s Stream, durable string, p Params, record func(string)) (func(context.Context) error, func() error, error) {
-		nc, err := env.Connect("bench-raw-conc8-sleep1ms")
+		nc, cons, err := rawConsumer(ctx, env, "bench-raw-conc8-sleep1ms", s, durable)
 		if err != nil {
-			return nil, nil, err
-		}
-		js, err := natsjs.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		cons, err := js.Consumer(ctx, s.Name, durable)
-		if err != nil {
-			nc.Close()
 			return nil, nil, err
 		}
 		var (
