@@ -364,19 +364,10 @@ func (p *Publisher) isClosed() bool {
 	return p.closed
 }
 
-// encode validates subject and event and builds the NATS message.
+// encode validates subject and event and builds the NATS message
+// (marshaler.PublishMsg: the same bytes on every transport).
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	if err := envelope.ValidateSubject(subject); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	if e == nil {
-		return nil, fmt.Errorf("publish %s: %w: nil event", subject, ErrInvalidEvent)
-	}
-	msg, err := p.m.EventToNATS(subject, e, marshaler.RelationsFromContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return msg, nil
+	return p.m.PublishMsg(ctx, subject, e)
 }
 
 func closedErr(subject string, e *envelope.Event) error {

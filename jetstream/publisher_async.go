@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // How outcomes are observed exactly once: nats.go calls the ack handler or
@@ -432,52 +433,8 @@ func (b *batchWait) wait(ctx context.Context) []error {
 	return out
 }
 
-// BatchError reports a batch in which at least one event failed.
-type BatchError struct {
-	// Errs[i] is the outcome of the i-th event: nil when the stream stored it
-	// (or already had it).
-	Errs []error
-}
-
-// Failed is the number of events that failed.
-func (e *BatchError) Failed() int {
-	n := 0
-	for _, err := range e.Errs {
-		if err != nil {
-			n++
-		}
-	}
-	return n
-}
-
-func (e *BatchError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "publish batch: %d of %d events failed", e.Failed(), len(e.Errs))
-	shown := 0
-	for i, err := range e.Errs {
-		if err == nil {
-			continue
-		}
-		if shown == 3 {
-			b.WriteString("; ...")
-			break
-		}
-		fmt.Fprintf(&b, "; [%d] %v", i, err)
-		shown++
-	}
-	return b.String()
-}
-
-// Unwrap returns the non-nil per-event errors, so errors.Is(err, ErrNoStream)
-// is true when any event failed for that reason.
-func (e *BatchError) Unwrap() []error {
-	out := make([]error, 0, len(e.Errs))
-	for _, err := range e.Errs {
-		if err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
-}
+// BatchError reports a batch in which at least one event failed: Errs[i]
+// is the i-th event's outcome (see transport.BatchError).
+type BatchError = transport.BatchError
 
 var _ error = (*BatchError)(nil)

@@ -329,3 +329,21 @@ func (m *Marshaler) Unmarshal(msg *nats.Msg) (*message.Message, error) {
 	}
 	return wm, nil
 }
+
+// PublishMsg validates subject (a concrete subject: ErrInvalidSubject) and
+// e (nil or invalid: ErrInvalidEvent) and builds the NATS message a
+// publisher sends, with the relations of ctx: what every publisher of the
+// module (jetstream, memory) stores, by construction the same bytes.
+func (m *Marshaler) PublishMsg(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
+	if err := envelope.ValidateSubject(subject); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if e == nil {
+		return nil, fmt.Errorf("publish %s: %w: nil event", subject, envelope.ErrInvalidEvent)
+	}
+	msg, err := m.EventToNATS(subject, e, RelationsFromContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return msg, nil
+}

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // PublisherConfig configures a Publisher. Zero fields take the defaults.
@@ -179,20 +179,10 @@ func (p *Publisher) isClosed() bool {
 	return p.closed
 }
 
-// encode validates subject and event and builds the NATS message, exactly
-// as jetstream.Publisher does.
+// encode validates subject and event and builds the NATS message
+// (marshaler.PublishMsg: the same bytes on every transport).
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	if err := envelope.ValidateSubject(subject); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	if e == nil {
-		return nil, fmt.Errorf("publish %s: %w: nil event", subject, ErrInvalidEvent)
-	}
-	msg, err := p.m.EventToNATS(subject, e, marshaler.RelationsFromContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return msg, nil
+	return p.m.PublishMsg(ctx, subject, e)
 }
 
 func closedErr(subject string, e *envelope.Event) error {
@@ -203,51 +193,8 @@ func closedErr(subject string, e *envelope.Event) error {
 	return fmt.Errorf("publish %s event %s: %w", subject, id, ErrClosed)
 }
 
-// BatchError reports the events of a batch that were not stored.
-type BatchError struct {
-	// Errs[i] is the outcome of the i-th message: nil when stored (or
-	// already there).
-	Errs []error
-}
-
-// Failed is the number of messages that failed.
-func (e *BatchError) Failed() int {
-	n := 0
-	for _, err := range e.Errs {
-		if err != nil {
-			n++
-		}
-	}
-	return n
-}
-
-func (e *BatchError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "publish batch: %d of %d failed", e.Failed(), len(e.Errs))
-	shown := 0
-	for i, err := range e.Errs {
-		if err == nil {
-			continue
-		}
-		if shown == 3 {
-			b.WriteString("; ...")
-			break
-		}
-		fmt.Fprintf(&b, "; [%d] %v", i, err)
-		shown++
-	}
-	return b.String()
-}
-
-// Unwrap returns the failures, so that errors.Is and errors.As see them.
-func (e *BatchError) Unwrap() []error {
-	var out []error
-	for _, err := range e.Errs {
-		if err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
-}
+// BatchError reports the events of a batch that were not stored
+// (transport.BatchError, as jetstream's publisher reports them).
+type BatchError = transport.BatchError
 
 var _ error = (*BatchError)(nil)
