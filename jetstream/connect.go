@@ -352,7 +352,14 @@ func ConnectOptions(url string, opts ...ConnectOption) (nats.Options, error) {
 	// once disconnected, nats.go no longer says which server it was.
 	var servers sync.Map // *nats.Conn -> watermill.LogFields
 	remember := func(nc *nats.Conn) watermill.LogFields {
-		f := watermill.LogFields{"name": cfg.name, "server": nc.ConnectedUrlRedacted(), "server_name": nc.ConnectedServerName()}
+		url := nc.ConnectedUrlRedacted()
+		if url == "" {
+			// The connect callback runs asynchronously: the connection may
+			// already be gone (a server stopped right after the connect);
+			// name the configured servers rather than none.
+			url = redactURLs(no.Servers)
+		}
+		f := watermill.LogFields{"name": cfg.name, "server": url, "server_name": nc.ConnectedServerName()}
 		servers.Store(nc, f)
 		return f
 	}
