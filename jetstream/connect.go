@@ -3,7 +3,6 @@ package jetstream
 import (
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jetevents/events/internal/logs"
 	"github.com/nats-io/nats.go"
 )
 
@@ -60,7 +60,7 @@ func (c *connectConfig) setDefaults() {
 		c.name = defaultClientName()
 	}
 	if c.logger == nil {
-		c.logger = newSlogWarnLogger(slog.Default())
+		c.logger = logs.NewSlog(nil)
 	}
 	if c.reconnectInitial == 0 {
 		c.reconnectInitial = DefaultReconnectInitial
@@ -454,48 +454,9 @@ func Connect(url string, opts ...ConnectOption) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// warn logs at warn level when the adapter has one (it is not part of
-// watermill.LoggerAdapter), else at info with the error as a field.
+// warn logs at warn level when the adapter has one, else at info.
 func warn(log watermill.LoggerAdapter, msg string, err error, fields watermill.LogFields) {
-	if w, ok := log.(interface {
-		Warn(string, error, watermill.LogFields)
-	}); ok {
-		w.Warn(msg, err, fields)
-		return
-	}
-	if err != nil {
-		fields = fields.Add(watermill.LogFields{"error": err.Error()})
-	}
-	log.Info(msg, fields)
-}
-
-// slogWarnLogger is watermill's slog adapter with the warn level it lacks.
-type slogWarnLogger struct {
-	watermill.LoggerAdapter
-	l *slog.Logger
-}
-
-func newSlogWarnLogger(l *slog.Logger) watermill.LoggerAdapter {
-	return slogWarnLogger{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
-}
-
-func (a slogWarnLogger) Warn(msg string, err error, fields watermill.LogFields) {
-	args := make([]any, 0, 2*len(fields)+2)
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	if err != nil {
-		args = append(args, "error", err)
-	}
-	a.l.Warn(msg, args...)
-}
-
-func (a slogWarnLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	args := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	return newSlogWarnLogger(a.l.With(args...))
+	logs.Warn(log, msg, err, fields)
 }
 
 func splitURLs(url string) []string {

@@ -109,11 +109,6 @@ var (
 	// consumed (the cause is wrapped; a missing stream also matches
 	// ErrNoStream).
 	ErrSubscribe = errors.New("cannot subscribe")
-
-	// ErrSettle: an ack, nak, term or in-progress could not be sent. The
-	// subscriber logs it (the server redelivers after AckWait, so nothing is
-	// lost).
-	ErrSettle = errors.New("cannot settle message")
 )
 
 // kindError is a sentinel with its own text that also matches a broader
@@ -131,7 +126,3 @@ func (e *kindError) Unwrap() error        { return e.kind }
 // permission (publish, consume, JetStream API): the credentials in use are
 // not allowed the subject; grant it in the account or user's permissions.
 var ErrPermission = errors.New("permission denied")
-
-// ErrStalled is the cause reported (transport.Status.Err, logs) when a
-// consumer's pulls went unanswered and it is recovering.
-var ErrStalled = errors.New("consumer stalled")

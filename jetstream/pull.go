@@ -40,6 +40,24 @@ type pullConsumer struct {
 	log      watermill.LoggerAdapter
 	sub      *nats.Subscription
 
+	// Lease renewals are requests: the server's reply confirms that it got
+	// the renewal, and only then does the delivery's lease move (see
+	// transport.Delivery.LeaseStart). leaseSub receives the replies on
+	// leaseInbox.<id>.
+	leaseInbox string
+	leaseSub   *nats.Subscription
+	leaseMu    sync.Mutex
+	leaseID    uint64
+	leases     map[uint64]leaseWait
+
+	// ackFloor is the durable's ack floor (stream sequence) as last read
+	// from the server: a durable deleted under the consumer is recreated
+	// after it, not at the start of the stream. settled counts the
+	// settlements, so that the floor is read again only after progress.
+	ackFloor     atomic.Uint64
+	settled      atomic.Uint64
+	floorSettled uint64 // settled when the floor was last read (loop only)
+
 	// lastSeen is when anything (message, heartbeat, status) last arrived
 	// on the inbox, in UnixNano.
 	lastSeen  atomic.Int64
@@ -81,6 +99,8 @@ func newPullConsumer(t *Transport, spec transport.ConsumerSpec, sink func(*trans
 		want:       t.desiredConsumer(spec),
 		nextSubj:   t.cfg.APIPrefix + ".CONSUMER.MSG.NEXT." + spec.Stream + "." + spec.Durable,
 		inbox:      t.nc.NewInbox(),
+		leaseInbox: t.nc.NewInbox(),
+		leases:     make(map[uint64]leaseWait),
 		log: t.cfg.Logger.With(watermill.LogFields{
 			"stream": spec.Stream, "consumer": spec.Durable,
 		}),
@@ -109,6 +129,7 @@ func (c *pullConsumer) ensure(ctx context.Context) error {
 	case err != nil:
 		return c.setupErr("read durable", err)
 	}
+	c.raiseFloor(info.AckFloor.Stream)
 	diff := consumerDiff(info.Config, c.want)
 	if len(diff) == 0 {
 		return nil
@@ -163,6 +184,12 @@ func (c *pullConsumer) start() error {
 		return fmt.Errorf("%w: pending limits: %w", ErrSubscribe, err)
 	}
 	c.sub = sub
+	lsub, err := c.t.nc.Subscribe(c.leaseInbox+".*", c.onLeaseReply)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("%w: subscribe lease inbox: %w", ErrSubscribe, err)
+	}
+	c.leaseSub = lsub
 	c.lastSeen.Store(time.Now().UnixNano())
 	go c.loop()
 	return nil
@@ -285,8 +312,9 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 		return
 	}
 	if stopped {
-		// Stopped while it was on its way: hand it back at once.
-		_ = d.Nak(0)
+		// Stopped while it was on its way: hand it back at once, not
+		// counted as a handler attempt.
+		_ = d.Release()
 		return
 	}
 	c.sink(&d.Delivery)
@@ -360,19 +388,29 @@ func (c *pullConsumer) askRecover(reason string) {
 	}
 }
 
-// loop checks the heartbeats every Heartbeat and recovers dead pulls.
+// loop checks the heartbeats every Heartbeat and recovers dead pulls. A
+// reconnect recovers at once: the server a pull request was waiting at may
+// have restarted and forgotten it, and waiting two heartbeats to notice
+// would idle the group for no reason. Each tick also forgets unanswered
+// lease renewals and, after progress, reads the durable's ack floor.
 func (c *pullConsumer) loop() {
 	defer close(c.loopDone)
 	hb := c.t.cfg.Heartbeat
 	tick := time.NewTicker(hb)
 	defer tick.Stop()
+	reconnected := c.t.nc.StatusChanged(nats.CONNECTED)
+	defer c.t.nc.RemoveStatusListener(reconnected)
 	for {
 		var reason string
 		select {
 		case <-c.stopCh:
 			return
 		case reason = <-c.recover:
+		case <-reconnected:
+			reason = "reconnected"
 		case <-tick.C:
+			c.pruneLeases()
+			c.readFloor()
 			c.mu.Lock()
 			waiting := c.outstanding > 0
 			c.mu.Unlock()
@@ -388,6 +426,34 @@ func (c *pullConsumer) loop() {
 	}
 }
 
+// raiseFloor records an ack floor read from the server. The floor only
+// rises: reads overlap (the loop's, a Health probe's), and an older answer
+// arriving last must not lower it. (A stream recreated below it is
+// caught when the durable is recreated: see recreated.)
+func (c *pullConsumer) raiseFloor(floor uint64) {
+	for {
+		old := c.ackFloor.Load()
+		if floor <= old || c.ackFloor.CompareAndSwap(old, floor) {
+			return
+		}
+	}
+}
+
+// readFloor reads the durable's ack floor when messages were settled since
+// the last read (one consumer info per Heartbeat at most, while busy).
+func (c *pullConsumer) readFloor() {
+	n := c.settled.Load()
+	if n == c.floorSettled || !c.t.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
+	defer cancel()
+	if info, err := c.info(ctx); err == nil {
+		c.raiseFloor(info.AckFloor.Stream)
+		c.floorSettled = n
+	}
+}
+
 // recoverPull forgets the outstanding pulls, makes sure the durable exists
 // (recreating it from the spec when it is gone) and pulls again. It returns
 // false when the consumer ended (stopped, or the durable cannot be
@@ -399,7 +465,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 	c.credit += c.outstanding
 	c.outstanding = 0
 	c.mu.Unlock()
-	c.setState(transport.StateStalled, fmt.Errorf("%w: %s", ErrStalled, reason))
+	c.setState(transport.StateStalled, errors.New(reason))
 	if perr := c.pullRefused(); perr != nil {
 		// Permission to pull withdrawn: waiting will not heal it.
 		c.end(perr)
@@ -408,6 +474,17 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 
 	delay := min(DefaultRecoveryDelay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
 	for {
+		if !c.t.nc.IsConnected() {
+			// Nothing to check while disconnected: the reconnect wakes the
+			// loop again (and a check now would only time out).
+			c.log.Debug("Waiting for the connection before recovering", watermill.LogFields{"cause": reason})
+			select {
+			case <-c.stopCh:
+				return false
+			case <-time.After(delay):
+			}
+			continue
+		}
 		err := c.check()
 		if err == nil {
 			break
@@ -448,11 +525,15 @@ func (c *pullConsumer) check() error {
 	// consumer leader with APITimeout, about 1 s with two heartbeats).
 	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
 	defer cancel()
-	_, err := c.info(ctx)
+	info, err := c.info(ctx)
+	if err == nil {
+		c.raiseFloor(info.AckFloor.Stream)
+	}
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
-		_, err = c.t.js.CreateConsumer(ctx, c.spec.Stream, c.want)
+		want, from := c.recreated(ctx)
+		_, err = c.t.js.CreateConsumer(ctx, c.spec.Stream, want)
 		if err == nil {
-			c.warn("Durable consumer was gone and has been recreated from the group's config", nil, nil)
+			c.warn("Durable consumer was gone and has been recreated from the group's config", nil, watermill.LogFields{"start": from})
 			return nil
 		}
 	}
@@ -466,6 +547,26 @@ func (c *pullConsumer) check() error {
 		return fmt.Errorf("%w: %w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, ErrSubscribe, ErrPermission, c.spec.Durable, c.spec.Stream, err)
 	}
 	return err
+}
+
+// recreated is the config of a durable recreated after it was deleted out
+// of band, and where it starts: right after the last ack floor read from
+// the server (every message at or below it was settled by some process of
+// the group, so nothing is skipped and at most the settlements since that
+// read are handled again), or at the group's start position when no floor
+// is known or the stream was recreated below it.
+func (c *pullConsumer) recreated(ctx context.Context) (natsjs.ConsumerConfig, string) {
+	want := c.want
+	floor := c.ackFloor.Load()
+	if floor == 0 {
+		return want, "the group's start position (no ack floor known)"
+	}
+	if s, err := c.t.js.Stream(ctx, c.spec.Stream); err == nil && s.CachedInfo().State.LastSeq < floor {
+		c.ackFloor.Store(0) // the old floor means nothing on the new stream
+		return want, fmt.Sprintf("the group's start position (the stream was recreated below the last ack floor %d)", floor)
+	}
+	want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = natsjs.DeliverByStartSequencePolicy, floor+1, nil
+	return want, fmt.Sprintf("stream sequence %d (after the last ack floor read from the server)", floor+1)
 }
 
 func (c *pullConsumer) setState(s transport.State, err error) {
@@ -485,16 +586,7 @@ func (c *pullConsumer) setState(s transport.State, err error) {
 }
 
 func (c *pullConsumer) warn(msg string, err error, fields watermill.LogFields) {
-	if w, ok := c.log.(interface {
-		Warn(string, error, watermill.LogFields)
-	}); ok {
-		w.Warn(msg, err, fields)
-		return
-	}
-	if err != nil {
-		fields = fields.Add(watermill.LogFields{"error": err.Error()})
-	}
-	c.log.Info(msg, fields)
+	warn(c.log, msg, err, fields)
 }
 
 // end ends the consumer with err (nil: stopped).
@@ -545,6 +637,11 @@ func (c *pullConsumer) Stop() {
 				_ = c.sub.Unsubscribe()
 			}
 		}
+		// Renewals are confirmed until here: the router renews what it
+		// still holds while the inbox drains.
+		if c.leaseSub != nil {
+			_ = c.leaseSub.Unsubscribe()
+		}
 		c.end(nil)
 	})
 }
@@ -558,6 +655,7 @@ func (c *pullConsumer) State(ctx context.Context) (transport.ConsumerState, erro
 		return transport.ConsumerState{}, fmt.Errorf("consumer %s info: %w", c.spec.Durable, err)
 	}
 	info := cons.CachedInfo()
+	c.raiseFloor(info.AckFloor.Stream)
 	st := transport.ConsumerState{
 		Pending:     info.NumPending,
 		AckPending:  info.NumAckPending,
@@ -574,8 +672,17 @@ func (c *pullConsumer) State(ctx context.Context) (transport.ConsumerState, erro
 // allocation per message holds both.
 type jsDelivery struct {
 	transport.Delivery
-	nc    *nats.Conn
+	c     *pullConsumer
 	reply string
+	// delivered is the server's delivery count (Delivery.Attempt may be
+	// set to the exact handler attempt by the router).
+	delivered uint64
+}
+
+// leaseWait is a renewal sent and not yet confirmed.
+type leaseWait struct {
+	d    *jsDelivery
+	sent time.Time
 }
 
 // delivery reads the JetStream metadata from m's reply subject:
@@ -612,7 +719,7 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return nil, fmt.Errorf("%w: reply %q: %w", ErrSubscribe, m.Reply, err)
 	}
-	d := &jsDelivery{nc: c.t.nc, reply: m.Reply}
+	d := &jsDelivery{c: c, reply: m.Reply, delivered: max(delivered, 1)}
 	d.Delivery = transport.Delivery{
 		Subject:     m.Subject,
 		Header:      m.Header,
@@ -641,40 +748,117 @@ func indexByte(s string, b byte) int {
 
 // Ack acks; with sync it waits for the server's confirmation.
 func (d *jsDelivery) Ack(ctx context.Context, sync bool) error {
+	d.c.settled.Add(1)
 	if !sync {
-		return d.settleErr("ack", d.nc.Publish(d.reply, ackAck))
+		return d.settleErr("ack", d.c.t.nc.Publish(d.reply, ackAck))
 	}
-	_, err := d.nc.RequestWithContext(ctx, d.reply, ackAck)
+	_, err := d.c.t.nc.RequestWithContext(ctx, d.reply, ackAck)
 	return d.settleErr("ack sync", err)
 }
 
 // Nak asks for a redelivery after delay.
 func (d *jsDelivery) Nak(delay time.Duration) error {
 	if delay <= 0 {
-		return d.settleErr("nak", d.nc.Publish(d.reply, ackNak))
+		return d.settleErr("nak", d.c.t.nc.Publish(d.reply, ackNak))
 	}
 	var buf [48]byte
 	b := append(buf[:0], `-NAK {"delay":`...)
 	b = strconv.AppendInt(b, delay.Nanoseconds(), 10)
 	b = append(b, '}')
-	return d.settleErr("nak with delay", d.nc.Publish(d.reply, b))
+	return d.settleErr("nak with delay", d.c.t.nc.Publish(d.reply, b))
 }
 
 // Term terminates with reason (cut to maxTermReason bytes).
 func (d *jsDelivery) Term(reason string) error {
-	return d.settleErr("term", d.nc.Publish(d.reply, []byte("+TERM "+truncateReason(reason, maxTermReason))))
+	d.c.settled.Add(1)
+	return d.settleErr("term", d.c.t.nc.Publish(d.reply, []byte("+TERM "+truncateReason(reason, maxTermReason))))
 }
 
-// InProgress renews the lease.
+// InProgress renews the lease. The server's reply to the renewal (on the
+// consumer's lease inbox) records it on the delivery (Renewed).
 func (d *jsDelivery) InProgress() error {
-	return d.settleErr("in progress", d.nc.Publish(d.reply, ackInProgress))
+	return d.settleErr("in progress", d.c.renew(d))
+}
+
+// Release records the release in the ledger, then naks at once. A ledger
+// that cannot be written is logged (once) and the nak sent anyway: the
+// event must come back, even if this delivery then counts as an attempt.
+func (d *jsDelivery) Release() error {
+	// Not the stop's context: releases happen while the consumer stops.
+	ctx, cancel := context.WithTimeout(context.Background(), d.c.t.cfg.APITimeout)
+	defer cancel()
+	if err := d.c.t.releases.add(ctx, d.Stream, d.Consumer, d.StreamSeq); err != nil {
+		d.c.t.releases.unavailable(d.c.log, err)
+	}
+	return d.Nak(0)
+}
+
+// ExactAttempt is the delivery count less the releases in the ledger. On a
+// first delivery it asks nothing.
+func (d *jsDelivery) ExactAttempt(ctx context.Context) (uint64, error) {
+	if d.delivered <= 1 {
+		return d.delivered, nil
+	}
+	n, err := d.c.t.releases.count(ctx, d.Stream, d.Consumer, d.StreamSeq)
+	if err != nil {
+		return d.delivered, fmt.Errorf("attempt of %s seq %d: %w", d.Stream, d.StreamSeq, err)
+	}
+	return d.delivered - min(n, d.delivered-1), nil
+}
+
+// renew sends a lease renewal of d as a request whose reply lands on the
+// lease inbox.
+func (c *pullConsumer) renew(d *jsDelivery) error {
+	sent := time.Now()
+	c.leaseMu.Lock()
+	c.leaseID++
+	id := c.leaseID
+	c.leases[id] = leaseWait{d: d, sent: sent}
+	c.leaseMu.Unlock()
+	var buf [64]byte
+	reply := strconv.AppendUint(append(append(buf[:0], c.leaseInbox...), '.'), id, 10)
+	err := c.t.nc.PublishRequest(d.reply, string(reply), ackInProgress)
+	if err != nil {
+		c.leaseMu.Lock()
+		delete(c.leases, id)
+		c.leaseMu.Unlock()
+	}
+	return err
+}
+
+// onLeaseReply records a confirmed renewal.
+func (c *pullConsumer) onLeaseReply(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	id, err := strconv.ParseUint(m.Subject[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	c.leaseMu.Lock()
+	w, ok := c.leases[id]
+	delete(c.leases, id)
+	c.leaseMu.Unlock()
+	if ok {
+		w.d.Renewed(w.sent)
+	}
+}
+
+// pruneLeases forgets renewals unanswered for longer than AckWait: their
+// lease has run out either way.
+func (c *pullConsumer) pruneLeases() {
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	for id, w := range c.leases {
+		if time.Since(w.sent) > c.spec.AckWait {
+			delete(c.leases, id)
+		}
+	}
 }
 
 func (d *jsDelivery) settleErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %s %s seq %d: %w", ErrSettle, op, d.Stream, d.StreamSeq, err)
+	return fmt.Errorf("%s %s seq %d: %w", op, d.Stream, d.StreamSeq, err)
 }
 
 func containsFold(s, sub string) bool {

@@ -52,7 +52,7 @@ func (sub *subscription) nack(wm *message.Message, dv *transport.Delivery, msg n
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			sub.log.Error("Invalid nak delay mark, using the NakDelay policy",
-				fmt.Errorf("%w: %s %q: %w", ErrSettle, MetadataNakDelay, v, err), ml.fields())
+				fmt.Errorf("settle: %s %q: %w", MetadataNakDelay, v, err), ml.fields())
 		} else {
 			delay = d
 		}
@@ -144,7 +144,7 @@ func (sub *subscription) settleErr(err error, op string, msg natsjs.Msg) {
 	if err == nil {
 		return
 	}
-	sub.log.Error("Cannot settle message", fmt.Errorf("%w: %s: %w", ErrSettle, op, err),
+	sub.log.Error("Cannot settle message", fmt.Errorf("settle %s: %w", op, err),
 		watermill.LogFields{"subject": msg.Subject()})
 }
 

@@ -44,6 +44,15 @@ type TransportConfig struct {
 	// DeadLetterStream, when set, is the only stream a dead letter may land
 	// in (Nats-Expected-Stream). Default "": whichever stream listens.
 	DeadLetterStream string
+	// ReleaseBucket is the KV bucket that counts the deliveries a router
+	// released unhandled (events queued when a group stopped), so that they
+	// are not read as handler attempts (see release.go). It is created on
+	// the first release, replicated like the stream consumed. Default
+	// "jetevents_releases".
+	ReleaseBucket string
+	// ReleaseTTL is how long a release is remembered; a message redelivered
+	// later than that counts its releases as attempts. Default 7 days.
+	ReleaseTTL time.Duration
 	// Logger receives stalls and recoveries (warn), durable changes (warn)
 	// and failures (error). Default watermill.NopLogger.
 	Logger watermill.LoggerAdapter
@@ -61,6 +70,12 @@ func (c *TransportConfig) setDefaults() {
 	}
 	if c.APIPrefix == "" {
 		c.APIPrefix = DefaultAPIPrefix
+	}
+	if c.ReleaseBucket == "" {
+		c.ReleaseBucket = DefaultReleaseBucket
+	}
+	if c.ReleaseTTL == 0 {
+		c.ReleaseTTL = DefaultReleaseTTL
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
@@ -80,6 +95,10 @@ func (c TransportConfig) Validate() error {
 		return fmt.Errorf("%w: APIPrefix %q", ErrInvalidConfig, c.APIPrefix)
 	case c.DeadLetterStream != "" && ValidateName(c.DeadLetterStream) != nil:
 		return fmt.Errorf("%w: DeadLetterStream: %w", ErrInvalidConfig, ValidateName(c.DeadLetterStream))
+	case ValidateName(c.ReleaseBucket) != nil:
+		return fmt.Errorf("%w: ReleaseBucket: %w", ErrInvalidConfig, ValidateName(c.ReleaseBucket))
+	case c.ReleaseTTL < time.Second:
+		return fmt.Errorf("%w: ReleaseTTL %s must be at least 1s", ErrInvalidConfig, c.ReleaseTTL)
 	}
 	return nil
 }
@@ -93,9 +112,10 @@ func (c TransportConfig) Validate() error {
 // sized by the router's credit, and a lost pull is noticed by its missing
 // heartbeats. Close-wise it never closes or drains the *nats.Conn.
 type Transport struct {
-	nc  *nats.Conn
-	js  natsjs.JetStream
-	cfg TransportConfig
+	nc       *nats.Conn
+	js       natsjs.JetStream
+	cfg      TransportConfig
+	releases releaseLedger
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -113,7 +133,9 @@ func NewTransport(nc *nats.Conn, cfg TransportConfig) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: jetstream: %w", ErrInvalidConfig, err)
 	}
-	return &Transport{nc: nc, js: js, cfg: cfg}, nil
+	t := &Transport{nc: nc, js: js, cfg: cfg}
+	t.releases.t = t
+	return t, nil
 }
 
 // MaxPayload is the connection's max payload.

@@ -156,6 +156,16 @@ func (d *durable) dispatchLocked(now time.Time) {
 	}
 }
 
+// ackFloorLocked is the highest stream sequence below which every message
+// of the durable was settled (0: none).
+func (d *durable) ackFloorLocked() uint64 {
+	floor := d.nextSeq - 1
+	for seq := range d.pending {
+		floor = min(floor, seq-1)
+	}
+	return floor
+}
+
 // nextPullerLocked returns the consumer whose turn it is among those with
 // credit (nil: none); with take, the turn passes to the next one.
 func (d *durable) nextPullerLocked(take bool) *consumer {
@@ -250,6 +260,18 @@ func (d *durable) nakLocked(dv *delivery, delay time.Duration, now time.Time) {
 	if delay > 0 {
 		d.s.b.scheduleLocked(e.due)
 	}
+}
+
+// releaseLocked hands the current delivery dv back unhandled: redelivered
+// at once, and its delivery uncounted, so that the next delivery's Attempt
+// is this one's.
+func (d *durable) releaseLocked(dv *delivery, now time.Time) {
+	e := d.pending[dv.e.msg.seq]
+	if d.deleted || e != dv.e || e.token != dv.token || e.waiting {
+		return
+	}
+	e.deliveries--
+	d.nakLocked(dv, 0, now)
 }
 
 func (d *durable) detachLocked(c *consumer) {
@@ -386,7 +408,13 @@ func (b *Bus) DeleteConsumer(streamName, durableName string) error {
 	d.pullers = nil
 	if len(pullers) > 0 {
 		now := b.now()
-		nd := newDurable(s, pullers[0].spec)
+		// As the jetstream transport does: recreated after the ack floor
+		// (the first message not settled), not at the start position.
+		spec := pullers[0].spec
+		if floor := d.ackFloorLocked(); floor > 0 {
+			spec.Start, spec.StartSeq = transport.StartAtSequence, floor+1
+		}
+		nd := newDurable(s, spec)
 		nd.pullers = pullers
 		for _, c := range pullers {
 			c.d = nd
@@ -395,7 +423,7 @@ func (b *Bus) DeleteConsumer(streamName, durableName string) error {
 		nd.dispatchLocked(now)
 	}
 	b.mu.Unlock()
-	cause := fmt.Errorf("%w: durable %s on stream %s was deleted; recreated from the spec", ErrStalled, durableName, streamName)
+	cause := fmt.Errorf("durable %s on stream %s was deleted; recreated from the spec after its ack floor", durableName, streamName)
 	for _, c := range pullers {
 		if c.spec.OnStatus != nil {
 			c.spec.OnStatus(transport.Status{State: transport.StateStalled, Err: cause})
@@ -495,8 +523,8 @@ func (c *consumer) Credit(n int) {
 }
 
 // haltLocked stops deliveries to the sink: what is assigned and not yet
-// handed over goes back to the durable at once (a nak without delay), and
-// the consumer leaves its durable.
+// handed over goes back to the durable at once, released (not counted as a
+// delivery), and the consumer leaves its durable.
 func (c *consumer) haltLocked() {
 	if c.stopped {
 		return
@@ -504,7 +532,7 @@ func (c *consumer) haltLocked() {
 	c.stopped = true
 	now := c.b.now()
 	for _, dv := range c.outbox {
-		dv.d.nakLocked(dv, 0, now)
+		dv.d.releaseLocked(dv, now)
 	}
 	c.outbox = nil
 	c.credit = 0
@@ -635,14 +663,26 @@ func (dv *delivery) Term(string) error {
 }
 
 // InProgress restarts the message's ack timer (current delivery only, and
-// not once it was nacked).
+// not once it was nacked), and records the renewal on the delivery
+// (Renewed): the bus confirms it at once.
 func (dv *delivery) InProgress() error {
+	sent := time.Now() // the router's lease clock is the real one
 	return dv.settle("in progress", func(now time.Time) {
 		if e := dv.d.pending[dv.StreamSeq]; !dv.d.deleted && e == dv.e && e.token == dv.token && !e.waiting {
 			e.deadline = now.Add(dv.d.spec.AckWait)
+			dv.Renewed(sent)
 		}
 	})
 }
+
+// Release hands the message back unhandled: redelivered at once, this
+// delivery not counted (current delivery only).
+func (dv *delivery) Release() error {
+	return dv.settle("release", func(now time.Time) { dv.d.releaseLocked(dv, now) })
+}
+
+// ExactAttempt is Attempt: the bus uncounts a release when it happens.
+func (dv *delivery) ExactAttempt(context.Context) (uint64, error) { return dv.Attempt, nil }
 
 // AddConsumer creates the durable of spec without consuming (at its start
 // position), or updates an existing one to spec, so that messages are kept

@@ -38,9 +38,6 @@ var (
 	// ErrNotSent: a batch event that was valid but not sent because another
 	// event of the same batch failed validation.
 	ErrNotSent = errors.New("memory: event not sent")
-	// ErrStalled is the cause a consumer reports (ConsumerSpec.OnStatus)
-	// while its deleted durable is recreated.
-	ErrStalled = errors.New("memory: consumer stalled")
 	// ErrCloseTimeout: a Subscriber's in-flight message was not settled
 	// within CloseTimeout of the stop; it was nacked for redelivery.
 	ErrCloseTimeout = errors.New("memory: close timeout")

@@ -1,64 +1,29 @@
 package middleware
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/jetevents/events/internal/logs"
 	"github.com/jetevents/events/marshaler"
 )
 
 // WarnLogger is implemented by logger adapters that have a warning level,
 // which watermill.LoggerAdapter lacks. Logging writes retries at warn through
 // it when the adapter has it (NewSlogLogger's does), and at info otherwise.
-type WarnLogger interface {
-	Warn(msg string, err error, fields watermill.LogFields)
-}
+type WarnLogger = logs.WarnLogger
 
 // LevelLogger is implemented by logger adapters that can tell whether a
 // level is logged (NewSlogLogger's can), so that per-event debug lines below
 // the level cost nothing.
-type LevelLogger interface {
-	Enabled(level slog.Level) bool
-}
+type LevelLogger = logs.LevelLogger
 
 // NewSlogLogger returns a watermill.LoggerAdapter over l (slog.Default() when
-// nil) that also implements WarnLogger.
-func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter {
-	if l == nil {
-		l = slog.Default()
-	}
-	return slogWarnAdapter{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
-}
-
-type slogWarnAdapter struct {
-	watermill.LoggerAdapter
-	l *slog.Logger
-}
-
-func (a slogWarnAdapter) Enabled(level slog.Level) bool {
-	return a.l.Enabled(context.Background(), level)
-}
-
-func (a slogWarnAdapter) Warn(msg string, err error, fields watermill.LogFields) {
-	args := make([]any, 0, 2*len(fields)+2)
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	a.l.Log(context.Background(), slog.LevelWarn, msg, append(args, "error", err)...)
-}
-
-func (a slogWarnAdapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	args := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	l := a.l.With(args...)
-	return slogWarnAdapter{LoggerAdapter: watermill.NewSlogLogger(l), l: l}
-}
+// nil) that also implements WarnLogger and LevelLogger.
+func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter { return logs.NewSlog(l) }
 
 // Marks a message carries when it was acked without its handler running, so
 // that outer middleware (Logging, the router's Observe and metrics) can tell
@@ -182,20 +147,9 @@ func (l *Logging) fields(msg *message.Message) watermill.LogFields {
 }
 
 func (l *Logging) warn(msg string, err error, fields watermill.LogFields) {
-	if w, ok := l.cfg.Logger.(WarnLogger); ok {
-		w.Warn(msg, err, fields)
-		return
-	}
-	fields["error"] = err.Error()
-	l.cfg.Logger.Info(msg, fields)
+	logs.Warn(l.cfg.Logger, msg, err, fields)
 }
 
 // DebugEnabled reports whether l logs at debug level: false only when l
 // tells its level (LevelLogger) and debug is below it.
-func DebugEnabled(l watermill.LoggerAdapter) bool {
-	if ll, ok := l.(LevelLogger); ok {
-		return ll.Enabled(slog.LevelDebug)
-	}
-	_, nop := l.(watermill.NopLogger)
-	return !nop
-}
+func DebugEnabled(l watermill.LoggerAdapter) bool { return logs.DebugEnabled(l) }

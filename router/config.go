@@ -58,9 +58,6 @@ const (
 	DefaultCloseTimeout = 30 * time.Second
 	// DefaultHeartbeat: the pulls' idle heartbeat (jetstream.DefaultHeartbeat).
 	DefaultHeartbeat = jetstream.DefaultHeartbeat
-	// DefaultDeadLetterRetries is kept for compatibility; see
-	// Config.DeadLetterRetries.
-	DefaultDeadLetterRetries = 3
 )
 
 // Config configures a Router. Zero fields take the documented defaults.
@@ -147,27 +144,6 @@ type Config struct {
 	// when it returns) without reaching the handler. Messages they return
 	// are dropped (the router publishes nothing). Default none.
 	Middleware []message.HandlerMiddleware
-
-	// DeadLetterRetries is kept for source compatibility and has no effect:
-	// the server's max_deliver is unlimited and a failed dead-letter publish
-	// is retried for as long as it fails.
-	//
-	// Deprecated: not needed any more.
-	DeadLetterRetries int
-
-	// DisableAdvisories is kept for source compatibility and has no effect:
-	// the MAX_DELIVERIES advisory watcher is gone, since the server never
-	// gives up on a message (max_deliver unlimited) and the router
-	// dead-letters a delivery past MaxDeliver before its handler runs.
-	//
-	// Deprecated: not needed any more.
-	DisableAdvisories bool
-
-	// AdvisoryCaptureStream is kept for source compatibility and has no
-	// effect (see DisableAdvisories).
-	//
-	// Deprecated: not needed any more.
-	AdvisoryCaptureStream string
 
 	// Idempotency, when set, skips events already handled by the same group
 	// (event ids recorded per stream and consumer in the store: a

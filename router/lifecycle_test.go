@@ -41,6 +41,9 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv(idemURLEnv); url != "" {
 		os.Exit(runIdempotent(url))
 	}
+	if url := os.Getenv(frozenURLEnv); url != "" {
+		os.Exit(runFrozen(url))
+	}
 	os.Exit(m.Run())
 }
 

@@ -3,11 +3,13 @@ package router_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -355,4 +357,98 @@ func TestRouter_event_near_1MiB_that_fails_ends_in_the_DLQ_truncated_with_its_or
 	m, err := orig.GetMsg(ctxT(t), 1)
 	require.NoError(t, err)
 	assert.Greater(t, len(m.Data), len(dl[0].Data), "the original is intact in its stream")
+}
+
+func TestRouter_durable_deleted_out_of_band_is_recreated_after_its_ack_floor_not_at_the_start(t *testing.T) {
+	for _, fx := range fixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			f := fx.make(t)
+			rec := newRecorder()
+			cfg := suiteConfig()
+			cfg.Heartbeat = liveHeartbeat
+			r := f.newRouter(t, cfg)
+			r.Group("users", "auth.user.>").On("user.created", func(ctx context.Context, e *envelope.Event) error {
+				rec.add(ctx, e)
+				return nil
+			})
+			start(t, r)
+			const before = 50
+			for i := range before {
+				require.NoError(t, f.publish(ctxT(t), "auth.user.created", userEvent("user.created", map[string]any{"i": i})))
+			}
+			rec.wait(t, before)
+			waitIdle(t, f, "users")
+			// A readiness probe reads the durable (its ack floor among the
+			// rest), as a service's would.
+			r.Health(ctxT(t))
+
+			switch f := f.(type) {
+			case jsFixture:
+				require.NoError(t, f.e.srv.JS.DeleteConsumer(ctxT(t), stream, "users"))
+			case memFixture:
+				require.NoError(t, f.bus.DeleteConsumer(stream, "users"))
+			}
+			after := userEvent("user.created", map[string]any{"i": before})
+			require.NoError(t, f.publish(ctxT(t), "auth.user.created", after))
+			calls := rec.wait(t, before+1)
+			waitIdle(t, f, "users")
+			calls, _ = rec.snapshot()
+			assert.Equal(t, before+1, len(calls), "the %d events settled before the deletion are not handled again", before)
+			assert.Equal(t, after.ID, calls[len(calls)-1].ID)
+		})
+	}
+}
+
+func TestRouter_resumes_at_once_after_a_reconnect_to_a_restarted_server(t *testing.T) {
+	e := newEnv(t)
+	var logs logLines
+	nc := e.srv.Connect(t)
+	cfg := fastConfig()
+	// Heartbeats far apart: recovering by them would take a minute, so a
+	// prompt resume can only come from the reconnect.
+	cfg.Heartbeat = 30 * time.Second
+	cfg.Logger = middleware.NewSlogLogger(slog.New(connectedAt{slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}), nc}))
+	r, err := router.New(nc, cfg)
+	require.NoError(t, err)
+	s := newSeen()
+	r.Group("users", "auth.user.>").On("user.created", s.on)
+	start(t, r)
+	first := userEvent("user.created", nil)
+	e.publish(t, "auth.user.created", first)
+	s.waitFor(t, first.ID, 10*time.Second)
+
+	reconnected := nc.StatusChanged(nats.CONNECTED)
+	defer nc.RemoveStatusListener(reconnected)
+	require.NoError(t, e.srv.Restart())
+	select {
+	case <-reconnected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no reconnect")
+	}
+	back := time.Now()
+	second := userEvent("user.created", nil)
+	e.publishEventually(t, "auth.user.created", second)
+	s.waitFor(t, second.ID, 20*time.Second)
+	took := time.Since(back)
+	t.Logf("first event handled %s after the reconnect (heartbeat %s)", took.Round(time.Millisecond), cfg.Heartbeat)
+	assert.Less(t, took, cfg.Heartbeat, "resumed by the reconnect, not by the missing heartbeats")
+	for _, l := range logs.find(t, "Consumer recovered, pulling again") {
+		assert.Equal(t, true, l["connected"], "no recovery is reported while disconnected: %v", l)
+	}
+}
+
+// connectedAt adds to each log record whether nc was connected when it was
+// written.
+type connectedAt struct {
+	slog.Handler
+	nc *nats.Conn
+}
+
+func (h connectedAt) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(slog.Bool("connected", h.nc.IsConnected()))
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h connectedAt) WithAttrs(as []slog.Attr) slog.Handler {
+	return connectedAt{h.Handler.WithAttrs(as), h.nc}
 }

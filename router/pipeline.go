@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/internal/logs"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
@@ -57,12 +58,17 @@ type groupRun struct {
 	state        atomic.Value // transport.State
 	stateErr     atomic.Value // errHolder
 	lastProgress atomic.Int64 // UnixNano of the last settlement
-	aborted      atomic.Int64 // handlers cut off at the close deadline
 	stalls       atomic.Uint64
+
+	// leaseLimit is how long a held message is taken to be the group's
+	// after its lease started: AckWait less a margin for the time the
+	// server's timer ran before the message reached the router.
+	leaseLimit time.Duration
 }
 
 type slot struct {
 	d         *transport.Delivery
+	started   time.Time
 	abandoned bool // nacked at the close deadline: the worker must not settle it
 }
 
@@ -99,6 +105,7 @@ func newGroupRun(r *Router, g *Group, h message.HandlerFunc, ctx context.Context
 		slots:      make([]slot, g.cfg.Concurrency),
 		leaseEnd:   make(chan struct{}),
 		stopped:    make(chan struct{}),
+		leaseLimit: g.cfg.AckWait - g.cfg.AckWait/10,
 	}
 	gr.cond = sync.NewCond(&gr.mu)
 	gr.state.Store(transport.StateActive)
@@ -140,8 +147,10 @@ func (gr *groupRun) onStatus(s transport.Status) {
 	gr.stateErr.Store(errHolder{s.Err})
 }
 
-// sink queues a delivered message (the consumer's goroutine). After the stop
-// it is handed back at once.
+// sink queues a delivered message (the consumer's goroutine). While the
+// group stops, it still queues: stopIntake releases the queue once the
+// consumer stopped, so that nothing is handed back while the consumer
+// could deliver it again at once.
 func (gr *groupRun) sink(d *transport.Delivery) {
 	if gr.idem != nil {
 		// The claim travels while the message waits its turn; started
@@ -150,11 +159,6 @@ func (gr *groupRun) sink(d *transport.Delivery) {
 		gr.idem.Prefetch(d)
 	}
 	gr.mu.Lock()
-	if gr.stopping {
-		gr.mu.Unlock()
-		gr.settleErr(d.Settler.Nak(0), "hand back", d)
-		return
-	}
 	if gr.n == len(gr.queue) {
 		// More than the credit arrived (a pull thought lost came back after
 		// all): grow rather than refuse; it is leased like the rest.
@@ -170,8 +174,8 @@ func (gr *groupRun) sink(d *transport.Delivery) {
 	gr.cond.Signal()
 }
 
-// work is one worker: take the oldest queued message, handle it, settle it,
-// give the credit back.
+// work is one worker: take the oldest queued message, check that its lease
+// is still the group's, handle it, settle it, give the credit back.
 func (gr *groupRun) work(i int) {
 	defer gr.workers.Done()
 	for {
@@ -187,9 +191,19 @@ func (gr *groupRun) work(i int) {
 		gr.queue[gr.head] = nil
 		gr.head = (gr.head + 1) % len(gr.queue)
 		gr.n--
-		gr.slots[i] = slot{d: d}
+		now := time.Now()
+		held := gr.leaseHeld(d, now)
+		if held {
+			gr.slots[i] = slot{d: d, started: now}
+		}
 		gr.mu.Unlock()
 
+		if !held {
+			gr.expired(d, now)
+			gr.cons.Credit(1)
+			continue
+		}
+		gr.resolveAttempt(d)
 		err := gr.handle(d)
 		if gr.idem != nil {
 			// A delivery that never reached the Idempotency middleware
@@ -208,6 +222,49 @@ func (gr *groupRun) work(i int) {
 		gr.lastProgress.Store(time.Now().UnixNano())
 		gr.cons.Credit(1)
 	}
+}
+
+// leaseHeld reports whether the lease on d is still the group's at now:
+// less than leaseLimit since it started (the latest renewal the broker
+// confirmed). Both clocks are read: the monotonic one stops while a
+// machine is suspended (a laptop lid, a VM migration), the wall clock does
+// not, and the broker's timer ran all along.
+func (gr *groupRun) leaseHeld(d *transport.Delivery, now time.Time) bool {
+	start := d.LeaseStart()
+	age := max(now.Sub(start), now.Round(0).Sub(start.Round(0)))
+	return age < gr.leaseLimit
+}
+
+// expired drops a held message whose lease ran out before its handler
+// started (the process was frozen longer than AckWait: a GC pause, a
+// stopped process, a suspended machine): the broker has redelivered it,
+// maybe to another process, so handling it now would be a duplicate. It is
+// neither handled nor settled here.
+func (gr *groupRun) expired(d *transport.Delivery, now time.Time) {
+	gr.r.stats.leaseExpired.Add(1)
+	if gr.idem != nil {
+		gr.idem.Discard(d)
+	}
+	logs.Warn(gr.log, "Held event's lease ran out before its handler started (was the process frozen?): not handled here, the broker redelivers it", nil,
+		watermill.LogFields{"subject": d.Subject, "stream_seq": d.StreamSeq, "held_for": now.Sub(d.LeaseStart()).Round(time.Millisecond).String()})
+}
+
+// resolveAttempt makes d.Attempt exact when the transport's upper bound
+// reaches the attempt limit, so that deliveries released unhandled (a
+// stop) are not read as handler attempts. Below the limit the bound is
+// enough: the handler runs either way.
+func (gr *groupRun) resolveAttempt(d *transport.Delivery) {
+	if d.Attempt <= 1 || d.Attempt < uint64(gr.g.cfg.MaxDeliver) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(gr.hctx, gr.leaseLimit/3)
+	defer cancel()
+	exact, err := d.Settler.ExactAttempt(ctx)
+	if err != nil {
+		logs.Warn(gr.log, "Cannot read the event's releases: every delivery counts as a handler attempt", err,
+			watermill.LogFields{"subject": d.Subject, "stream_seq": d.StreamSeq})
+	}
+	d.Attempt = exact
 }
 
 // decode decodes d once, in the worker that handles it (measured: decoding
@@ -234,14 +291,14 @@ func (gr *groupRun) handle(d *transport.Delivery) error {
 	if err == nil && msg.Metadata.Get(middleware.MetadataDeadLetterReason) != "" {
 		gr.r.stats.deadLettered.Add(1)
 	}
-	if cause := context.Cause(gr.hctx); cause != nil {
-		gr.aborted.Add(1)
-	}
 	return err
 }
 
 // settle acks a handled (or dead-lettered) message, or naks / terminates a
-// failed one as the middleware marked it.
+// failed one as the middleware marked it. A failed message whose lease ran
+// out meanwhile is left alone: the broker gave it to another consumer, and
+// a nak now would redeliver that one's copy too. (An ack is sent either
+// way: the work is done, and it spares the other copy.)
 func (gr *groupRun) settle(d *transport.Delivery, err error) {
 	if err == nil {
 		if !gr.r.cfg.AckSync {
@@ -251,6 +308,12 @@ func (gr *groupRun) settle(d *transport.Delivery, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), gr.g.cfg.AckWait)
 		gr.settleErr(d.Settler.Ack(ctx, true), "ack sync", d)
 		cancel()
+		return
+	}
+	if !gr.leaseHeld(d, time.Now()) {
+		gr.r.stats.leaseExpired.Add(1)
+		logs.Warn(gr.log, "Failed event's lease ran out while its handler ran: left to its redelivery", nil,
+			watermill.LogFields{"subject": d.Subject, "stream_seq": d.StreamSeq})
 		return
 	}
 	gr.r.stats.retried.Add(1)
@@ -275,8 +338,11 @@ func (gr *groupRun) settleErr(err error, op string, d *transport.Delivery) {
 	}
 }
 
-// lease renews every held message older than a third of AckWait, every
-// third of AckWait, until the group stops and its handlers are done.
+// lease renews every held message whose lease is older than a third of
+// AckWait, every third of AckWait, until the group stops and its handlers
+// are done. A message whose lease already ran out is not renewed: the
+// broker gave it to another consumer, and a renewal would keep that one's
+// lease alive as if it were ours.
 func (gr *groupRun) lease() {
 	defer gr.leased.Done()
 	every := gr.g.cfg.AckWait / 3
@@ -288,15 +354,19 @@ func (gr *groupRun) lease() {
 		case <-gr.leaseEnd:
 			return
 		case now := <-t.C:
+			now = time.Now() // the tick may have waited (a frozen process)
 			held = held[:0]
+			due := func(d *transport.Delivery) bool {
+				return now.Sub(d.LeaseStart()) >= every && gr.leaseHeld(d, now)
+			}
 			gr.mu.Lock()
 			for i := range gr.n {
-				if d := gr.queue[(gr.head+i)%len(gr.queue)]; now.Sub(d.Received) >= every {
+				if d := gr.queue[(gr.head+i)%len(gr.queue)]; due(d) {
 					held = append(held, d)
 				}
 			}
 			for _, s := range gr.slots {
-				if s.d != nil && !s.abandoned && now.Sub(s.d.Received) >= every {
+				if s.d != nil && !s.abandoned && due(s.d) {
 					held = append(held, s.d)
 				}
 			}
@@ -316,15 +386,26 @@ func (gr *groupRun) stop() []error {
 	return gr.drain(ctx)
 }
 
-// stopIntake ends the intake at once (idempotent): no more deliveries, the
-// queued messages handed back first (they are not leased any more), then
-// the consumer stopped. Run calls it for every group before draining any,
-// so that no group starts new handlers while another drains.
+// stopIntake ends the intake at once (idempotent): the workers take no new
+// message, the consumer is stopped (what reaches it meanwhile the
+// transport releases), then the queued messages, which no handler saw, are
+// released: redelivered at once, to this group's other processes or after a
+// restart, and not counted as handler attempts. Messages whose lease ran
+// out meanwhile are not the group's to release. Run calls it for every
+// group before draining any, so that no group starts new handlers while
+// another drains.
 func (gr *groupRun) stopIntake() {
 	gr.intakeOnce.Do(func() {
-		gr.state.Store(transport.StateStopping)
 		gr.mu.Lock()
 		gr.stopping = true
+		gr.mu.Unlock()
+		gr.state.Store(transport.StateStopping)
+		gr.cond.Broadcast()
+		if gr.cons != nil {
+			// The queue stays leased while the consumer stops.
+			gr.cons.Stop()
+		}
+		gr.mu.Lock()
 		var queued []*transport.Delivery
 		for i := range gr.n {
 			idx := (gr.head + i) % len(gr.queue)
@@ -333,22 +414,27 @@ func (gr *groupRun) stopIntake() {
 		}
 		gr.n = 0
 		gr.mu.Unlock()
-		gr.cond.Broadcast()
+		now := time.Now()
 		for _, d := range queued {
+			if !gr.leaseHeld(d, now) {
+				gr.expired(d, now)
+				continue
+			}
 			if gr.idem != nil {
 				gr.idem.Discard(d)
 			}
-			gr.settleErr(d.Settler.Nak(0), "hand back", d)
-		}
-		if gr.cons != nil {
-			gr.cons.Stop()
+			gr.settleErr(d.Settler.Release(), "release", d)
 		}
 	})
 }
 
 // drain waits for the in-flight handlers until ctx ends (the close
 // deadline, shared by every group), then cuts the rest off: marked first,
-// their contexts cancelled, their events nacked for redelivery. Idempotent.
+// their contexts cancelled, their events nacked for redelivery. Then it
+// waits for them to return, however long they ignore their cancelled
+// context (each is named at warn while it runs): when drain returns, no
+// handler of the group runs, so that a service may close what its handlers
+// use. Idempotent.
 func (gr *groupRun) drain(ctx context.Context) []error {
 	gr.stopOnce.Do(func() {
 		defer close(gr.stopped)
@@ -381,10 +467,42 @@ func (gr *groupRun) drain(ctx context.Context) []error {
 				gr.stopErrs = append(gr.stopErrs, fmt.Errorf("group %s: %d handlers still running after CloseTimeout %s; their events were nacked for redelivery",
 					gr.g.cfg.Durable, len(cut), gr.r.cfg.CloseTimeout))
 			}
+			gr.awaitHandlers(done)
 		}
 		close(gr.leaseEnd)
 		gr.leased.Wait()
 		gr.hctxCancel(nil)
 	})
 	return gr.stopErrs
+}
+
+// handlerWarnEvery is how often a handler that outlives the close deadline
+// is named again while shutdown waits for it.
+const handlerWarnEvery = 5 * time.Second
+
+// awaitHandlers waits until done is closed (every worker returned), naming
+// at warn each handler still running: at once, then every handlerWarnEvery.
+func (gr *groupRun) awaitHandlers(done <-chan struct{}) {
+	t := time.NewTicker(handlerWarnEvery)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		gr.mu.Lock()
+		var running []slot
+		for _, s := range gr.slots {
+			if s.d != nil {
+				running = append(running, s)
+			}
+		}
+		gr.mu.Unlock()
+		for _, s := range running {
+			logs.Warn(gr.log, "Handler still running after its context was cancelled at the close deadline; shutdown waits for it", nil,
+				watermill.LogFields{"subject": s.d.Subject, "stream_seq": s.d.StreamSeq, "running_for": now.Sub(s.started).Round(time.Millisecond).String()})
+		}
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
 }

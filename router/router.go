@@ -61,10 +61,14 @@ type Stats struct {
 	Undecodable uint64
 	// Retried: deliveries nacked for a later redelivery.
 	Retried uint64
+	// LeaseExpired: held events not handled (or not nacked) because their
+	// lease ran out first (the process was frozen longer than AckWait): the
+	// broker redelivered them, maybe to another process.
+	LeaseExpired uint64
 }
 
 type stats struct {
-	handled, failed, unknown, deadLettered, undecodable, retried atomic.Uint64
+	handled, failed, unknown, deadLettered, undecodable, retried, leaseExpired atomic.Uint64
 }
 
 // New returns a Router consuming cfg.Stream on nc through JetStream durable
@@ -184,6 +188,7 @@ func (r *Router) Stats() Stats {
 		DeadLettered: r.stats.deadLettered.Load(),
 		Undecodable:  r.stats.undecodable.Load(),
 		Retried:      r.stats.retried.Load(),
+		LeaseExpired: r.stats.leaseExpired.Load(),
 	}
 }
 

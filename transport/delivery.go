@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +18,21 @@ type Settler interface {
 	// Term stops every redelivery of the message, with reason.
 	Term(reason string) error
 	// InProgress renews the message's lease: the broker restarts its ack
-	// timer.
+	// timer. When the broker confirms the renewal, the transport records it
+	// on the Delivery (Renewed), so that LeaseStart says how long the lease
+	// is known to last.
 	InProgress() error
+	// Release hands the message back unhandled: the broker redelivers it
+	// at once, and this delivery does not count as a handler attempt (the
+	// router releases what it queued and never started when it stops).
+	// JetStream counts every delivery, so its transport records the release
+	// in a ledger that ExactAttempt reads.
+	Release() error
+	// ExactAttempt returns the exact 1-based handler attempt of this delivery:
+	// the broker's deliveries less the ones released unhandled. It may ask
+	// the broker (JetStream's release ledger), so callers ask only when
+	// Delivery.Attempt, an upper bound, reaches the attempt limit.
+	ExactAttempt(ctx context.Context) (uint64, error)
 }
 
 // Delivery is one delivered message as the router holds it: the message as
@@ -37,16 +51,22 @@ type Delivery struct {
 	// the stream, ConsumerSeq the sequence of this delivery.
 	Stream, Consumer       string
 	StreamSeq, ConsumerSeq uint64
-	// Attempt is the 1-based delivery attempt (the broker's delivery count).
+	// Attempt is the 1-based handler attempt as far as the transport knows
+	// on receipt: the broker's delivery count less the releases it knows of
+	// without asking the broker. It is exact on the memory bus and an upper
+	// bound on JetStream (whose releases are in a ledger):
+	// Settler.ExactAttempt gives the exact value.
 	Attempt uint64
 	// Pending is how many messages the consumer still had after this one
 	// when it was delivered.
 	Pending uint64
 	// Published is when the broker stored the message.
 	Published time.Time
-	// Received is when the transport handed the message over (the lease
-	// clock of the router starts there).
+	// Received is when the transport handed the message over: the start of
+	// its first lease (see LeaseStart).
 	Received time.Time
+	// renewed is the send time of the latest renewal the broker confirmed.
+	renewed atomic.Pointer[time.Time]
 
 	// Settler settles it. Set by the transport.
 	Settler Settler
@@ -59,6 +79,31 @@ type Delivery struct {
 	// Value is free for the router: it keeps the decoded event there so
 	// that nothing decodes a message twice.
 	Value any
+}
+
+// Renewed records that the broker confirmed a lease renewal sent at t
+// (transports call it). A renewal older than the latest one changes nothing.
+func (d *Delivery) Renewed(t time.Time) {
+	for {
+		old := d.renewed.Load()
+		if old != nil && !t.After(*old) {
+			return
+		}
+		if d.renewed.CompareAndSwap(old, &t) {
+			return
+		}
+	}
+}
+
+// LeaseStart is when the lease known to be held on the message started:
+// the send time of the latest renewal the broker confirmed, else Received.
+// The broker redelivers the message to another consumer AckWait after it,
+// so a process that was frozen longer than that holds it no more.
+func (d *Delivery) LeaseStart() time.Time {
+	if t := d.renewed.Load(); t != nil && t.After(d.Received) {
+		return *t
+	}
+	return d.Received
 }
 
 // SetNakDelay asks that a failed delivery be redelivered after d (d <= 0:
