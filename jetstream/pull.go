@@ -58,6 +58,10 @@ type pullConsumer struct {
 	settled      atomic.Uint64
 	floorSettled uint64 // settled when the floor was last read (loop only)
 
+	// alive is when the watchdog last ran (see watch): a message read long
+	// after it may have waited in the socket while the process was frozen.
+	alive atomic.Pointer[time.Time]
+
 	// lastSeen is when anything (message, heartbeat, status) last arrived
 	// on the inbox, in UnixNano.
 	lastSeen  atomic.Int64
@@ -190,9 +194,46 @@ func (c *pullConsumer) start() error {
 		return fmt.Errorf("%w: subscribe lease inbox: %w", ErrSubscribe, err)
 	}
 	c.leaseSub = lsub
-	c.lastSeen.Store(time.Now().UnixNano())
+	now := time.Now()
+	c.alive.Store(&now)
+	c.lastSeen.Store(now.UnixNano())
 	go c.loop()
+	go c.watch()
 	return nil
+}
+
+// watchEvery is the watchdog's period.
+const watchEvery = 50 * time.Millisecond
+
+// watch records, every watchEvery until Stop, that the process runs. A
+// process frozen (SIGSTOP, a VM paused, a suspended laptop) stops it; the
+// server meanwhile keeps delivering to the pull requests it holds for the
+// consumer, redelivering what the frozen process held once AckWait passed,
+// and those deliveries wait in the socket. Read on waking, they look fresh
+// but their leases may be long gone (delivered again to another process).
+// received dates them back to the last time the watchdog ran.
+func (c *pullConsumer) watch() {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopCh:
+			return
+		case now := <-t.C:
+			now = time.Now()
+			c.alive.Store(&now)
+		}
+	}
+}
+
+// received is the lease start of a message read at now: now, or the last
+// time the watchdog ran when it has not run for a while (the process may
+// have been frozen with the message waiting in its socket since then).
+func (c *pullConsumer) received(now time.Time) time.Time {
+	if a := c.alive.Load(); a != nil && now.Sub(*a) > 4*watchEvery {
+		return *a
+	}
+	return now
 }
 
 // Credit allows n more deliveries and pulls when enough credit gathered (or
@@ -296,7 +337,7 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 			return
 		}
 	}
-	d, err := c.delivery(m, now)
+	d, err := c.delivery(m, c.received(now))
 	c.mu.Lock()
 	if c.outstanding > 0 {
 		c.outstanding--

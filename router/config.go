@@ -69,7 +69,9 @@ type Config struct {
 	// before it is dead-lettered (reason max_deliver). The router enforces it
 	// from the delivery count before calling the handler: a delivery past it
 	// (the process crashed on the last attempt, or the dead-letter publish
-	// failed) goes straight to the dead-letter stream. The server's own
+	// failed) goes straight to the dead-letter stream. Deliveries released
+	// unhandled by a stop are not attempts; a crash, or a freeze past
+	// AckWait, counts for every event the process held. The server's own
 	// max_deliver is unlimited, so it never drops an event the router has
 	// not stored elsewhere. Default 5.
 	MaxDeliver int

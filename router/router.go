@@ -311,10 +311,12 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, *middleware.Idempotency, 
 
 // Run binds every group's durable and handles events until ctx is
 // cancelled, then shuts down gracefully: pulling stops, queued messages are
-// handed back at once, in-flight handlers get CloseTimeout to finish (what is
-// still in flight then is nacked for redelivery, never acked, and its context
-// cancelled with a cause matching jetstream.ErrCloseTimeout), and the Flush
-// publishers are flushed.
+// released at once (redelivered, not counted as handler attempts), in-flight
+// handlers get CloseTimeout to finish (what is still in flight then is
+// nacked for redelivery, never acked, and its context cancelled with a cause
+// matching jetstream.ErrCloseTimeout), and the Flush publishers are flushed.
+// Run returns only once no handler runs: a handler that ignores its
+// cancelled context is waited for (and named at warn while it runs).
 //
 // A group whose consumer cannot be recovered (its stream still gone two
 // Heartbeats after the stall was noticed, permission withdrawn) stops the
