@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/subscriber"
 )
 
 // subscriberConsume measures our Subscriber bound to the trial's durable
@@ -20,13 +21,16 @@ func subscriberConsume(fetchBatch func(p Params) int) consumeSetup {
 			return nil, nil, err
 		}
 		cc := ConsumerConfig(durable, s.Subject, p)
-		sub, err := jetstream.NewSubscriber(nc, jetstream.SubscriberConfig{
+		tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{})
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		sub, err := subscriber.New(tr, subscriber.Config{
 			Stream:         s.Name,
 			Durable:        durable,
 			FilterSubjects: []string{cc.FilterSubject},
-			DeliverPolicy:  cc.DeliverPolicy,
 			AckWait:        cc.AckWait,
-			MaxDeliver:     cc.MaxDeliver,
 			MaxAckPending:  cc.MaxAckPending,
 			FetchBatch:     fetchBatch(p),
 			Logger:         watermill.NopLogger{},

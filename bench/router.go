@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
@@ -31,7 +32,7 @@ const (
 	// Stream and Logger set, full middleware, a typed handler.
 	ImplRouterDefault Impl = "router-default"
 	// ImplRouterKVIdempotency is ImplRouterDefault with Idempotency set to
-	// a middleware.KVStore (a fresh bucket per trial).
+	// a jetstream.KVStore (a fresh bucket per trial).
 	ImplRouterKVIdempotency Impl = "router-kv-idempotency"
 	// ImplRouterConc8Sleep1ms is the router with Concurrency 8 and a handler
 	// that sleeps 1 ms: ideally 8,000 events/s whatever the data size.
@@ -77,7 +78,7 @@ func newBenchRouter(ctx context.Context, env *Env, nc *nats.Conn, s Stream, dura
 	cfg := router.Config{Stream: s.Name, Logger: ProductionLogger(), Concurrency: o.concurrency}
 	if o.idempotency {
 		bucket := fmt.Sprintf("BENCH_IDEM_%d", env.seq.Add(1))
-		store, err := middleware.NewKVStore(ctx, nc, middleware.KVStoreConfig{Bucket: bucket})
+		store, err := jetstream.NewKVStore(ctx, nc, jetstream.KVStoreConfig{Bucket: bucket})
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +194,7 @@ var routerDefault = Variant{
 
 var routerKVIdempotency = Variant{
 	Op: OpRouter, Impl: ImplRouterKVIdempotency,
-	What:    "router-default with Config.Idempotency = middleware.NewKVStore (fresh bucket)",
+	What:    "router-default with Config.Idempotency = jetstream.NewKVStore (fresh bucket)",
 	prepare: ownDurableTrial(routerSetup(routerOpts{idempotency: true})),
 }
 

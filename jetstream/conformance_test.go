@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/subscriber"
 )
 
 // Watermill's universal Pub/Sub suite against the library's own Watermill
@@ -92,16 +94,12 @@ func (p suitePublisher) Publish(topic string, msgs ...*message.Message) error {
 	return p.MessagePublisher.Publish(topic, wrapped...)
 }
 
-// suiteUnmarshaler decodes with the library's marshaler (marshaler.JetStream,
-// the Subscriber's default), then gives the message the suite's payload back.
+// suiteUnmarshaler decodes with the library's marshaler (the Subscriber's
+// default), then gives the message the suite's payload back.
 type suiteUnmarshaler struct{}
 
-func (suiteUnmarshaler) Unmarshal(m natsjs.Msg) (*message.Message, error) {
-	wm, err := marshaler.JetStream{Marshaler: marshaler.Default()}.Unmarshal(m)
-	if err != nil {
-		return nil, err
-	}
-	e, err := marshaler.Default().FromMessage(wm)
+func (suiteUnmarshaler) Unmarshal(_ string, header map[string][]string, data []byte) (*message.Message, error) {
+	wm, e, err := marshaler.Default().DecodeNATS(header, data)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +115,10 @@ func (suiteUnmarshaler) Unmarshal(m natsjs.Msg) (*message.Message, error) {
 // when it closes with a message it deliberately never acked
 // (TestMessageCtx): the Subscriber nacks such a message at the deadline and
 // says so with ErrCloseTimeout. Only that error is forgiven.
-type suiteSubscriber struct{ *jetstream.Subscriber }
+type suiteSubscriber struct{ *subscriber.Subscriber }
 
 func (s suiteSubscriber) Close() error {
-	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, jetstream.ErrCloseTimeout) {
+	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, subscriber.ErrCloseTimeout) {
 		return err
 	}
 	return nil
@@ -129,19 +127,18 @@ func (s suiteSubscriber) Close() error {
 // conformanceConfig is the Subscriber config of the suite: one memory stream
 // per topic (the suite's topics are valid stream names), created by
 // SubscribeInitialize.
-func conformanceConfig(durable string) jetstream.SubscriberConfig {
-	return jetstream.SubscriberConfig{
+func conformanceConfig(js natsjs.JetStream, durable string) subscriber.Config {
+	return subscriber.Config{
 		Durable:        durable,
 		StreamForTopic: func(topic string) string { return topic },
-		InitializeStream: func(topic string) natsjs.StreamConfig {
-			return natsjs.StreamConfig{Subjects: []string{topic}, Storage: natsjs.MemoryStorage}
+		InitializeStream: func(ctx context.Context, stream, topic string) error {
+			_, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{Name: stream, Subjects: []string{topic}, Storage: natsjs.MemoryStorage})
+			return err
 		},
-		Unmarshaler: suiteUnmarshaler{},
+		Unmarshal: suiteUnmarshaler{}.Unmarshal,
 		// The suite expects a Nack'd message back at once (like gochannel);
 		// the delay policy has its own tests.
 		NakDelay: func(uint64) time.Duration { return 0 },
-		// TestContinueAfterErrors nacks every message about 6 times.
-		MaxDeliver: -1,
 		// Only TestMessageCtx closes with an unsettled message; waiting for
 		// it longer proves nothing.
 		CloseTimeout: time.Second,
@@ -156,7 +153,15 @@ func conformanceConstructors(srv *eventstest.Server) (tests.PubSubConstructor, t
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := jetstream.NewSubscriber(nc, conformanceConfig(group))
+		tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := natsjs.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := subscriber.New(tr, conformanceConfig(js, group))
 		if err != nil {
 			t.Fatal(err)
 		}

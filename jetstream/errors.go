@@ -99,7 +99,7 @@ var (
 	// ErrCloseTimeout: Close (or a canceled Subscribe ctx) reached
 	// CloseTimeout with messages still in flight; they were nacked for
 	// immediate redelivery, so nothing is lost. Matches ErrTimeout.
-	ErrCloseTimeout error = &kindError{msg: "subscriber close deadline passed with messages in flight", kind: ErrTimeout}
+	ErrCloseTimeout = transport.ErrCloseTimeout
 
 	// ErrUndecodable wraps the Unmarshaler's error handed to OnUndecodable
 	// (and logged): the message could not be turned into a Watermill message.

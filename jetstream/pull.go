@@ -809,12 +809,6 @@ func (d *jsDelivery) Nak(delay time.Duration) error {
 	return d.settleErr("nak with delay", d.c.t.nc.Publish(d.reply, b))
 }
 
-// Term terminates with reason (cut to maxTermReason bytes).
-func (d *jsDelivery) Term(reason string) error {
-	d.c.settled.Add(1)
-	return d.settleErr("term", d.c.t.nc.Publish(d.reply, []byte("+TERM "+truncateReason(reason, maxTermReason))))
-}
-
 // InProgress renews the lease. The server's reply to the renewal (on the
 // consumer's lease inbox) records it on the delivery (Renewed).
 func (d *jsDelivery) InProgress() error {

@@ -2,7 +2,6 @@ package jetstream_test
 
 import (
 	"context"
-	"math"
 	"sync"
 	"testing"
 	"time"
@@ -79,15 +78,25 @@ func TestTransport_delivers_no_more_than_its_credit_with_every_delivery_field(t 
 	assert.Equal(t, "v", nats.Header(d.Header).Get("X-N"))
 	assert.False(t, d.Published.IsZero())
 
-	// Settle them: one acked, one nacked for later, one terminated.
+	// Settle them: one acked, one nacked for later, one released (handed
+	// back unhandled: redelivered at once, not a handler attempt).
 	require.NoError(t, rec.ds[0].Settler.Ack(context.Background(), true))
 	require.NoError(t, rec.ds[1].Settler.Nak(time.Hour))
-	require.NoError(t, rec.ds[2].Settler.Term("test"))
-	cons.Credit(7)
-	require.Eventually(t, func() bool { return rec.len() == 10 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, rec.ds[2].Settler.Release())
+	cons.Credit(8) // the 7 others, and the released one again
+	require.Eventually(t, func() bool { return rec.len() == 11 }, 5*time.Second, 5*time.Millisecond)
+	released := 0
 	for _, d := range rec.ds[3:] {
+		if d.StreamSeq == 3 {
+			released++
+			assert.Equal(t, uint64(2), d.Attempt, "JetStream counts the release as a delivery")
+			exact, err := d.Settler.ExactAttempt(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, uint64(1), exact, "the ledger uncounts it")
+		}
 		require.NoError(t, d.Settler.Ack(context.Background(), false))
 	}
+	assert.Equal(t, 1, released, "the released message came back")
 	c, err := srv.JS.Consumer(context.Background(), "T", "d")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -132,14 +141,5 @@ func TestTransport_setup_errors_are_typed(t *testing.T) {
 			_, err := tr.Consume(context.Background(), tt.spec, func(*transport.Delivery) {})
 			assert.ErrorIs(t, err, tt.want)
 		})
-	}
-}
-
-func TestExponentialNakDelay_never_overflows_to_a_negative_delay(t *testing.T) {
-	d := jetstream.ExponentialNakDelay(time.Second, time.Duration(math.MaxInt64))
-	for _, attempt := range []uint64{1, 40, 62, 63, 64, 100, 1 << 40} {
-		got := d(attempt)
-		assert.Positive(t, got, "attempt %d", attempt)
-		assert.LessOrEqual(t, got, time.Duration(math.MaxInt64), "attempt %d", attempt)
 	}
 }

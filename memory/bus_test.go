@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/memory"
+	"github.com/jetevents/events/subscriber"
 	"github.com/jetevents/events/transport"
 )
 
@@ -124,11 +125,9 @@ func TestBus_settlements_follow_JetStream(t *testing.T) {
 		{"nak with delay: once the delay passed", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
 			require.NoError(t, d.Settler.Nak(5*time.Second))
 		}, true},
-		{"term: never again", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
-			require.NoError(t, d.Settler.Term("bad"))
-			c.Advance(time.Hour)
-			b.Tick()
-		}, false},
+		{"release: at once, not counted", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
+			require.NoError(t, d.Settler.Release())
+		}, true},
 		{"no verdict: after AckWait", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
 		}, true},
 		{"in progress: AckWait restarts", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
@@ -159,10 +158,18 @@ func TestBus_settlements_follow_JetStream(t *testing.T) {
 			for {
 				select {
 				case d2 := <-s.ch:
-					assert.Equal(t, uint64(2), d2.Attempt)
+					if tt.name == "release: at once, not counted" {
+						assert.Equal(t, uint64(1), d2.Attempt, "a release is not a delivery")
+						exact, err := d2.Settler.ExactAttempt(context.Background())
+						require.NoError(t, err)
+						assert.Equal(t, uint64(1), exact)
+					} else {
+						assert.Equal(t, uint64(2), d2.Attempt)
+					}
 					assert.Equal(t, d.StreamSeq, d2.StreamSeq)
 					want := map[string]time.Duration{
 						"nak without delay: at once":            0,
+						"release: at once, not counted":         0,
 						"nak with delay: once the delay passed": 5 * time.Second,
 						"no verdict: after AckWait":             ackWait,
 						"in progress: AckWait restarts":         20*time.Second + ackWait,
@@ -170,7 +177,11 @@ func TestBus_settlements_follow_JetStream(t *testing.T) {
 					assert.Equal(t, want, clock.Now().Sub(start), "redelivered at the due instant")
 					st, err := c.State(context.Background())
 					require.NoError(t, err)
-					assert.Equal(t, transport.ConsumerState{AckPending: 1, Redelivered: 1, Waiting: 1, LastActive: clock.Now()}, st)
+					redelivered := 1
+					if tt.name == "release: at once, not counted" {
+						redelivered = 0
+					}
+					assert.Equal(t, transport.ConsumerState{AckPending: 1, Redelivered: redelivered, Waiting: 1, LastActive: clock.Now()}, st)
 					return
 				default:
 				}
@@ -531,7 +542,7 @@ func TestBus_close_leaves_no_goroutine_behind(t *testing.T) {
 		require.NoError(t, err)
 		c.Credit(1)
 	}
-	sub, err := memory.NewSubscriber(b, memory.SubscriberConfig{Stream: "S", Concurrency: 3})
+	sub, err := subscriber.New(b, subscriber.Config{Stream: "S", Concurrency: 3})
 	require.NoError(t, err)
 	msgs, err := sub.Subscribe(context.Background(), "s.x")
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -8,11 +9,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
-	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
+	"github.com/jetevents/events/subscriber"
 )
 
 // Watermill's universal Pub/Sub suite against the bus's own MessagePublisher
@@ -91,8 +92,8 @@ func (p suitePublisher) Publish(topic string, msgs ...*message.Message) error {
 // message the suite's payload back.
 type suiteUnmarshaler struct{}
 
-func (suiteUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
-	wm, e, err := marshaler.Default().DecodeNATS(m.Header, m.Data)
+func (suiteUnmarshaler) Unmarshal(_ string, header map[string][]string, data []byte) (*message.Message, error) {
+	wm, e, err := marshaler.Default().DecodeNATS(header, data)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +108,10 @@ func (suiteUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 // suiteSubscriber forgives Close the one error the suite provokes on
 // purpose (TestMessageCtx closes with a message it never acked: it is nacked
 // at the deadline and Close says so with ErrCloseTimeout).
-type suiteSubscriber struct{ *memory.Subscriber }
+type suiteSubscriber struct{ *subscriber.Subscriber }
 
 func (s suiteSubscriber) Close() error {
-	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, memory.ErrCloseTimeout) {
+	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, subscriber.ErrCloseTimeout) {
 		return err
 	}
 	return nil
@@ -128,11 +129,13 @@ func conformanceConstructors(t *testing.T) (tests.PubSubConstructor, tests.Consu
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := memory.NewSubscriber(bus, memory.SubscriberConfig{
-			Durable:          group,
-			StreamForTopic:   func(topic string) string { return topic },
-			InitializeStream: func(topic string) memory.StreamConfig { return memory.StreamConfig{Subjects: []string{topic}} },
-			Unmarshaler:      suiteUnmarshaler{},
+		sub, err := subscriber.New(bus, subscriber.Config{
+			Durable:        group,
+			StreamForTopic: func(topic string) string { return topic },
+			InitializeStream: func(_ context.Context, stream, topic string) error {
+				return bus.AddStream(memory.StreamConfig{Name: stream, Subjects: []string{topic}})
+			},
+			Unmarshal: suiteUnmarshaler{}.Unmarshal,
 			// The suite expects a Nack'd message back at once; the delay
 			// policy has its own tests.
 			NakDelay: func(uint64) time.Duration { return 0 },

@@ -653,15 +653,6 @@ func (dv *delivery) Nak(delay time.Duration) error {
 	return dv.settle("nak", func(now time.Time) { dv.d.nakLocked(dv, delay, now) })
 }
 
-// Term stops every redelivery of the message.
-func (dv *delivery) Term(string) error {
-	return dv.settle("term", func(time.Time) {
-		if e := dv.d.pending[dv.StreamSeq]; !dv.d.deleted && e == dv.e {
-			dv.d.removeLocked(e)
-		}
-	})
-}
-
 // InProgress restarts the message's ack timer (current delivery only, and
 // not once it was nacked), and records the renewal on the delivery
 // (Renewed): the bus confirms it at once.

@@ -38,11 +38,6 @@ var (
 	// ErrNotSent: a batch event that was valid but not sent because another
 	// event of the same batch failed validation.
 	ErrNotSent = errors.New("memory: event not sent")
-	// ErrCloseTimeout: a Subscriber's in-flight message was not settled
-	// within CloseTimeout of the stop; it was nacked for redelivery.
-	ErrCloseTimeout = errors.New("memory: close timeout")
-	// ErrUndecodable: the Subscriber's Unmarshaler refused a message.
-	ErrUndecodable = errors.New("memory: undecodable message")
 )
 
 // Shared sentinels, matched by the same errors as in the jetstream package.

@@ -2,7 +2,6 @@ package memory_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -141,52 +140,6 @@ func TestMessagePublisher_carries_events_only_with_the_context_relations(t *test
 	assert.Equal(t, wm.UUID, got[0].Header.Get(nats.MsgIdHdr))
 	require.NoError(t, mp.Close())
 	assert.ErrorIs(t, mp.Publish("auth.user.created", wm), memory.ErrClosed)
-}
-
-func TestSubscriber_messages_carry_the_delivery_and_nacks_follow_the_marks(t *testing.T) {
-	b, clock := manualBus(t)
-	p, err := memory.NewPublisher(b, memory.PublisherConfig{})
-	require.NoError(t, err)
-	undecodable := make(chan error, 1)
-	sub, err := memory.NewSubscriber(b, memory.SubscriberConfig{
-		Stream: "AUTH_EVENTS", Durable: "users", NakDelay: func(uint64) time.Duration { return time.Hour },
-		OnUndecodable: func(_ context.Context, _ *transport.Delivery, err error) error { undecodable <- err; return nil },
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Close() })
-	msgs, err := sub.Subscribe(context.Background(), "auth.user.created")
-	require.NoError(t, err)
-	require.NoError(t, p.Publish(context.Background(), "auth.user.created", userCreated()))
-
-	m := recv(t, msgs)
-	d := transport.FromContext(m.Context())
-	require.NotNil(t, d)
-	assert.Equal(t, uint64(1), d.Attempt)
-	d.SetNakDelay(time.Minute) // a mark wins over NakDelay (1h)
-	m.Nack()
-	recv(t, m.Context().Done())
-	clock.Advance(time.Minute)
-	b.Tick()
-	m2 := recv(t, msgs)
-	assert.Equal(t, uint64(2), transport.FromContext(m2.Context()).Attempt)
-	transport.FromContext(m2.Context()).SetTerminate("no")
-	m2.Nack()
-	recv(t, m2.Context().Done())
-	st, err := b.ConsumerState("AUTH_EVENTS", "users")
-	require.NoError(t, err)
-	assert.Equal(t, 0, st.AckPending, "terminated")
-
-	_, err = b.Publish(context.Background(), "auth.user.created", nil, []byte("garbage"))
-	require.NoError(t, err)
-	assert.ErrorIs(t, recv(t, undecodable), memory.ErrUndecodable)
-	require.Eventually(t, func() bool {
-		st, err := b.ConsumerState("AUTH_EVENTS", "users")
-		return err == nil && st.AckPending == 0 && st.Pending == 0
-	}, 10*time.Second, time.Millisecond, "undecodable stored elsewhere: terminated")
-	assert.NoError(t, sub.Close())
-	_, open := <-msgs
-	assert.False(t, open)
-	assert.False(t, errors.Is(sub.Close(), memory.ErrCloseTimeout))
 }
 
 // recv receives from ch within 10s.

@@ -11,15 +11,6 @@ import (
 	"github.com/jetevents/events/transport"
 )
 
-// Outcome label values of jetevents_deliveries_total.
-const (
-	OutcomeHandled          = "handled"
-	OutcomeRetried          = "retried"
-	OutcomeDeadLettered     = "dead_lettered"
-	OutcomeDuplicateSkipped = "duplicate_skipped"
-	OutcomeUnknownType      = "unknown_type"
-)
-
 // Metrics records what the publishers and routers it is hooked into do, on
 // the collectors New registered. Safe for concurrent use.
 type Metrics struct {
@@ -72,7 +63,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "deliveries_total", ConstLabels: cl,
-			Help: "Deliveries handled by the router, by group, event type and outcome (handled, retried, dead_lettered with its reason, duplicate_skipped, unknown_type).",
+			Help: "Deliveries handled by the router, by group, event type, outcome (handled, retried, dead_lettered, skipped) and reason (the dead-letter reason; duplicate or unknown_type for skipped).",
 		}, withOrg("group", "type", "outcome", "reason")),
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "handler_duration_seconds", ConstLabels: cl, Buckets: cfg.HandlerBuckets,
@@ -105,24 +96,14 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 // whose handler ran (or that were dead-lettered), observes
 // jetevents_handler_duration_seconds.
 func (m *Metrics) Observe(o router.Outcome) {
-	outcome, reason := OutcomeHandled, ""
-	switch {
-	case o.Result == router.ResultRetried:
-		outcome = OutcomeRetried
-	case o.Result == router.ResultDeadLettered:
-		outcome, reason = OutcomeDeadLettered, o.Reason
-	case o.Skipped == router.SkippedDuplicate:
-		outcome = OutcomeDuplicateSkipped
-	case o.Skipped == router.SkippedUnknownType:
-		outcome = OutcomeUnknownType
-	}
+	outcome := o.Result.String()
 	typ := m.types.value(o.Type)
 	if m.cfg.OrganizationLabel {
-		m.deliveries.WithLabelValues(o.Group, typ, outcome, reason, m.orgs.value(o.OrganizationID)).Inc()
+		m.deliveries.WithLabelValues(o.Group, typ, outcome, o.Reason, m.orgs.value(o.OrganizationID)).Inc()
 	} else {
-		m.deliveries.WithLabelValues(o.Group, typ, outcome, reason).Inc()
+		m.deliveries.WithLabelValues(o.Group, typ, outcome, o.Reason).Inc()
 	}
-	if o.Skipped == "" {
+	if o.Result != router.ResultSkipped {
 		m.handlerSeconds.WithLabelValues(o.Group, typ).Observe(o.Duration.Seconds())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/metrics"
 	"github.com/jetevents/events/middleware"
@@ -47,7 +48,7 @@ func TestMetrics_count_known_traffic_exactly(t *testing.T) {
 	t.Cleanup(func() { _ = pub.Close() })
 	m.WatchDeadLetters(srv.JS, "DLQ")
 
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)
 	cfg := fastConfig() // MaxDeliver 3
 	cfg.Idempotency = store
@@ -84,14 +85,14 @@ func TestMetrics_count_known_traffic_exactly(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond, "deliveries %v", gather(t, reg, "jetevents_deliveries_total"))
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP jetevents_deliveries_total Deliveries handled by the router, by group, event type and outcome (handled, retried, dead_lettered with its reason, duplicate_skipped, unknown_type).
+# HELP jetevents_deliveries_total Deliveries handled by the router, by group, event type, outcome (handled, retried, dead_lettered, skipped) and reason (the dead-letter reason; duplicate or unknown_type for skipped).
 # TYPE jetevents_deliveries_total counter
 jetevents_deliveries_total{group="users",outcome="handled",reason="",type="user.created"} 4
 jetevents_deliveries_total{group="users",outcome="retried",reason="",type="user.created"} 3
 jetevents_deliveries_total{group="users",outcome="dead_lettered",reason="permanent",type="user.created"} 1
 jetevents_deliveries_total{group="users",outcome="dead_lettered",reason="max_deliver",type="user.created"} 1
-jetevents_deliveries_total{group="users",outcome="duplicate_skipped",reason="",type="user.created"} 1
-jetevents_deliveries_total{group="users",outcome="unknown_type",reason="",type="user.deleted"} 1
+jetevents_deliveries_total{group="users",outcome="skipped",reason="duplicate",type="user.created"} 1
+jetevents_deliveries_total{group="users",outcome="skipped",reason="unknown_type",type="user.deleted"} 1
 # HELP jetevents_events_published_total Events published, by subject and result (ok, duplicate, no_stream, timeout, too_large, invalid, not_sent, closed, too_many_pending, error).
 # TYPE jetevents_events_published_total counter
 jetevents_events_published_total{result="ok",subject="auth.user.created"} 6

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
 )
 
@@ -24,7 +25,7 @@ func chain(t *testing.T, env *dlqEnv, maxDeliver int, h message.HandlerFunc) mes
 	require.NoError(t, err)
 	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: maxDeliver, Backoff: middleware.Backoff{Jitter: -1}})
 	require.NoError(t, err)
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)
 	idem, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: store})
 	require.NoError(t, err)

@@ -30,8 +30,8 @@ func nakDelay(msg *message.Message) string {
 	if dv == nil {
 		return ""
 	}
-	if d, ok := dv.NakDelay(); ok {
-		return d.String()
+	if dv.Verdict.Kind == transport.Retried {
+		return dv.Verdict.Delay.String()
 	}
 	return ""
 }

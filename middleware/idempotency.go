@@ -2,179 +2,29 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/textproto"
 	"sync"
 	"time"
 
+	"github.com/jetevents/events/idempotency"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
 )
 
-// Holder identifies the delivery that claims an event: the stream message
-// (stream and sequence) and its delivery attempt. Zero fields mean unknown
-// (a message that did not come from a transport).
-type Holder struct {
-	Stream    string `json:"stream,omitempty"`
-	StreamSeq uint64 `json:"seq,omitempty"`
-	Attempt   uint64 `json:"attempt,omitempty"`
-}
-
-func (h Holder) known() bool { return h.Stream != "" && h.StreamSeq > 0 }
-
-func (h Holder) sameMessage(o Holder) bool {
-	return h.known() && h.Stream == o.Stream && h.StreamSeq == o.StreamSeq
-}
-
-// ClaimStatus is the outcome of Store.Claim.
-type ClaimStatus int
-
-const (
-	// ClaimAcquired: the caller holds the event and must handle it, then
-	// Complete (success) or Release (failure) the claim.
-	ClaimAcquired ClaimStatus = iota + 1
-	// ClaimProcessed: the event was already handled; ack without handling.
-	ClaimProcessed
-	// ClaimDuplicate: another stream message carrying the same event id holds
-	// a claim. That message's own delivery cycle settles the event (handled,
-	// retried, or dead-lettered), so this copy is acked without handling.
-	ClaimDuplicate
-	// ClaimBusy: a delivery whose fate cannot be told holds a live claim;
-	// retry later (the claim is taken over once it expires).
-	ClaimBusy
-)
-
-// String names the status for logs.
-func (s ClaimStatus) String() string {
-	switch s {
-	case ClaimAcquired:
-		return "acquired"
-	case ClaimProcessed:
-		return "processed"
-	case ClaimDuplicate:
-		return "duplicate"
-	case ClaimBusy:
-		return "busy"
-	}
-	return fmt.Sprintf("ClaimStatus(%d)", int(s))
-}
-
-// Claim is a store's answer to Claim.
-type Claim struct {
-	// Key is the claimed key.
-	Key string
-	// Status says what the caller must do.
-	Status ClaimStatus
-	// Holder is the caller (ClaimAcquired) or the current holder (otherwise).
-	Holder Holder
-	// Revision is the store's revision of the caller's claim, checked by
-	// Release so that a claim taken over by another delivery is not deleted.
-	Revision uint64
-}
-
-// Store records which events a consumer has processed, with a claim step so
-// that two processes handling the same event at the same time do not both
-// run the handler. Implementations must be safe for concurrent use and
-// atomic per key (KVStore: JetStream KV Create and compare-and-set Update;
-// MemoryStore: a mutex). Both also implement Watermill's
-// middleware.ExpiringKeyRepository.
-type Store interface {
-	// Claim tries to take key for holder. It takes over a claim left by an
-	// earlier delivery of the same stream message (a higher attempt means the
-	// broker gave up on that delivery) or an expired claim.
-	Claim(ctx context.Context, key string, holder Holder) (Claim, error)
-	// Complete marks the claimed key processed; it is remembered for the
-	// store's TTL.
-	Complete(ctx context.Context, c Claim) error
-	// Release drops the claim (the handler failed), unless another delivery
-	// took it over meanwhile, so that the next delivery can claim the key.
-	Release(ctx context.Context, c Claim) error
-}
-
-// record is a store's value for a key: a live claim or a processed mark.
-type record struct {
-	State string `json:"state"`
-	Holder
-	// Until is when a claim expires (Unix nanoseconds); 0 for done.
-	Until int64 `json:"until,omitempty"`
-}
-
-const (
-	stateClaimed = "claimed"
-	stateDone    = "done"
-)
-
-func claimRecord(h Holder, until time.Time) []byte {
-	b, _ := json.Marshal(record{State: stateClaimed, Holder: h, Until: until.UnixNano()})
-	return b
-}
-
-func doneRecord(h Holder) []byte {
-	b, _ := json.Marshal(record{State: stateDone, Holder: h})
-	return b
-}
-
-func parseRecord(key string, b []byte) (record, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil || (r.State != stateClaimed && r.State != stateDone) {
-		return record{}, fmt.Errorf("%w: key %s: malformed record %q", ErrStore, key, b)
-	}
-	return r, nil
-}
-
-// decide says what a new claim by h meets in an existing record: ClaimAcquired
-// means the existing claim may be taken over.
-func decide(r record, h Holder, now time.Time) ClaimStatus {
-	if r.State == stateDone {
-		return ClaimProcessed
-	}
-	expired := now.UnixNano() >= r.Until
-	if r.sameMessage(h) {
-		// The broker redelivers a message only after the previous delivery
-		// was nacked or its AckWait expired (InProgress keeps a live handler's
-		// delivery from expiring): a later attempt supersedes the claim.
-		if h.Attempt > r.Attempt || expired {
-			return ClaimAcquired
-		}
-		return ClaimBusy
-	}
-	if r.known() && h.known() {
-		// Another stored copy of the event holds the claim: its own delivery
-		// cycle settles the event, unless the claim expired (its holder
-		// crashed, or was dead-lettered without releasing it): then this
-		// copy takes over rather than being acked unhandled.
-		if expired {
-			return ClaimAcquired
-		}
-		return ClaimDuplicate
-	}
-	if expired {
-		return ClaimAcquired
-	}
-	return ClaimBusy
-}
-
-// Default idempotency settings.
-const (
-	// DefaultIdempotencyTTL: how long a processed id is remembered.
-	DefaultIdempotencyTTL = 24 * time.Hour
-	// DefaultClaimTTL: how long a claim blocks other deliveries of an event
-	// whose holder cannot be identified, before it may be taken over.
-	DefaultClaimTTL = 5 * time.Minute
-	// DefaultStoreTimeout bounds each store operation of the middleware.
-	DefaultStoreTimeout = 5 * time.Second
-)
+// DefaultStoreTimeout bounds each store operation of the middleware.
+const DefaultStoreTimeout = 5 * time.Second
 
 // IdempotencyConfig configures Idempotency.
 type IdempotencyConfig struct {
-	// Store records processed ids. Required: a *KVStore in production (shared
-	// by every process bound to the consumer), a *MemoryStore in tests.
-	Store Store
+	// Store records processed ids. Required: a jetstream.KVStore in
+	// production (shared by every process bound to the consumer), an
+	// idempotency.MemoryStore in tests.
+	Store idempotency.Store
 	// Namespace separates the ids of different consumers in one store.
 	// Default "": "<stream>.<consumer>" of the delivery, or the Watermill
 	// handler name for a message that did not come from the jetstream
@@ -223,9 +73,9 @@ func (c IdempotencyConfig) Validate() error {
 //     unprocessed and is retried.
 //   - Two deliveries of the same event at the same time (the event published
 //     twice, two processes on one durable) do not both run the handler: the
-//     first claims the id atomically, the other is acked (ClaimDuplicate)
+//     first claims the id atomically, the other is acked (idempotency.ClaimDuplicate)
 //     because the holder's own stream message will be settled by its own
-//     delivery cycle, or retried later (ClaimBusy) when the holder cannot
+//     delivery cycle, or retried later (idempotency.ClaimBusy) when the holder cannot
 //     be identified.
 //   - If the process dies after the handler's side effects and before the
 //     id is recorded, the redelivery runs the handler again: handling is
@@ -246,7 +96,7 @@ type Idempotency struct {
 
 type prefetch struct {
 	key    string
-	result func(context.Context) (Claim, error)
+	result func(context.Context) (idempotency.Claim, error)
 }
 
 // NewIdempotency returns the idempotency middleware configured by cfg.
@@ -259,25 +109,16 @@ func NewIdempotency(cfg IdempotencyConfig) (*Idempotency, error) {
 	return &Idempotency{cfg: cfg, debug: DebugEnabled(cfg.Logger)}, nil
 }
 
-// AsyncClaimer is implemented by stores that can start a claim without
-// waiting for its answer (KVStore): Prefetch uses it to overlap the claims
-// of queued events with the handling of the ones before them. The returned
-// function waits for the answer (bounded by its ctx); a store answers as
-// Claim would.
-type AsyncClaimer interface {
-	ClaimAsync(key string, holder Holder) func(context.Context) (Claim, error)
-}
-
 // Prefetch starts the claim of d's event before the middleware handles it
 // (the router calls it for every message it queues), when the store is an
-// AsyncClaimer and d names its event in its headers (Nats-Msg-Id equal to
+// idempotency.AsyncClaimer and d names its event in its headers (Nats-Msg-Id equal to
 // ce-id, as the module's publishers write them). The middleware then uses
 // that claim instead of making one; if the event in the payload has another
 // id, the prefetched claim is released and a new one made. Discard drops
 // the prefetch of a message handed back unhandled (its claim is taken over
 // by the message's redelivery, a later attempt).
 func (i *Idempotency) Prefetch(d *transport.Delivery) {
-	ac, ok := i.cfg.Store.(AsyncClaimer)
+	ac, ok := i.cfg.Store.(idempotency.AsyncClaimer)
 	if !ok || d == nil || d.StreamSeq == 0 {
 		return
 	}
@@ -286,7 +127,7 @@ func (i *Idempotency) Prefetch(d *transport.Delivery) {
 		return
 	}
 	key := i.namespace(nil, d) + "/" + id
-	i.prefetched.Store(d, prefetch{key: key, result: ac.ClaimAsync(key, Holder{Stream: d.Stream, StreamSeq: d.StreamSeq, Attempt: d.Attempt})})
+	i.prefetched.Store(d, prefetch{key: key, result: ac.ClaimAsync(key, idempotency.Holder{Stream: d.Stream, StreamSeq: d.StreamSeq, Attempt: d.Attempt})})
 }
 
 // Discard forgets the prefetched claim of d, if any.
@@ -294,14 +135,14 @@ func (i *Idempotency) Discard(d *transport.Delivery) { i.prefetched.Delete(d) }
 
 // claim returns the prefetched claim of dv when it is for key, else makes
 // one.
-func (i *Idempotency) claim(ctx context.Context, dv *transport.Delivery, key string, h Holder) (Claim, error) {
+func (i *Idempotency) claim(ctx context.Context, dv *transport.Delivery, key string, h idempotency.Holder) (idempotency.Claim, error) {
 	if v, ok := i.prefetched.LoadAndDelete(dv); ok {
 		p := v.(prefetch)
 		c, err := p.result(ctx)
 		if p.key == key {
 			return c, err
 		}
-		if err == nil && c.Status == ClaimAcquired {
+		if err == nil && c.Status == idempotency.ClaimAcquired {
 			_ = i.cfg.Store.Release(ctx, c)
 		}
 	}
@@ -337,13 +178,13 @@ func (i *Idempotency) namespace(msg *message.Message, dv *transport.Delivery) st
 
 // Middleware claims the event before the handler and records it after:
 // see Idempotency for the guarantees. A claim that cannot be made (store
-// unreachable) or a ClaimBusy returns an error (ErrStore / ErrClaimed), so
+// unreachable) or an idempotency.ClaimBusy returns an error (ErrStore / ErrClaimed), so
 // the message is retried, never acked unhandled.
 func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		dv := deliveryOf(msg)
 		key := i.namespace(msg, dv) + "/" + eventID(msg)
-		holder := Holder{Stream: dv.Stream, StreamSeq: dv.StreamSeq, Attempt: dv.Attempt}
+		holder := idempotency.Holder{Stream: dv.Stream, StreamSeq: dv.StreamSeq, Attempt: dv.Attempt}
 
 		ctx, cancel := context.WithTimeout(msg.Context(), i.cfg.StoreTimeout)
 		c, err := i.claim(ctx, dv, key, holder)
@@ -355,12 +196,12 @@ func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return watermill.LogFields{"key": key, "status": c.Status.String(), "holder_seq": c.Holder.StreamSeq}
 		}
 		switch c.Status {
-		case ClaimAcquired:
-		case ClaimProcessed, ClaimDuplicate:
+		case idempotency.ClaimAcquired:
+		case idempotency.ClaimProcessed, idempotency.ClaimDuplicate:
 			if i.debug {
 				i.cfg.Logger.Debug("Event already handled, acked without calling the handler", fields())
 			}
-			msg.Metadata.Set(MetadataSkipped, SkippedDuplicate)
+			setVerdict(msg, transport.Skip(transport.SkipDuplicate))
 			return nil, nil
 		default:
 			return nil, fmt.Errorf("%w: %s (held by stream seq %d attempt %d)", ErrClaimed, key, c.Holder.StreamSeq, c.Holder.Attempt)
@@ -389,9 +230,3 @@ func (i *Idempotency) report(msg string, err error, fields watermill.LogFields) 
 		i.cfg.OnError(err)
 	}
 }
-
-// Both stores plug into Watermill's Deduplicator too.
-var (
-	_ wmmiddleware.ExpiringKeyRepository = (*KVStore)(nil)
-	_ wmmiddleware.ExpiringKeyRepository = (*MemoryStore)(nil)
-)

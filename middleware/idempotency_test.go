@@ -13,12 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/eventstest"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
 )
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func newIdempotency(t *testing.T, store middleware.Store, onErr func(error)) *middleware.Idempotency {
+func newIdempotency(t *testing.T, store idempotency.Store, onErr func(error)) *middleware.Idempotency {
 	t.Helper()
 	i, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: store, OnError: onErr})
 	require.NoError(t, err)
@@ -58,7 +59,7 @@ func TestIdempotency_scenarios_with_memory_store(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := eventstest.NewClock(t0)
-			store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{TTL: time.Hour - time.Second, Clock: clock})
+			store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{TTL: time.Hour - time.Second, Clock: clock})
 			require.NoError(t, err)
 			mw := newIdempotency(t, store, nil)
 			for i, s := range tt.steps {
@@ -90,12 +91,12 @@ func TestIdempotency_claims_between_concurrent_deliveries(t *testing.T) {
 		{"a later attempt of the same message takes over", delivered("ev-1", "s.a", 1, 2), 0, true, nil},
 		{"the same attempt again is busy: retried", delivered("ev-1", "s.a", 1, 1), 0, false, middleware.ErrClaimed},
 		{"unidentified delivery meets a live claim: retried", message.NewMessage("ev-1", nil), 0, false, middleware.ErrClaimed},
-		{"unidentified delivery takes over an expired claim", message.NewMessage("ev-1", nil), middleware.DefaultClaimTTL, true, nil},
+		{"unidentified delivery takes over an expired claim", message.NewMessage("ev-1", nil), idempotency.DefaultClaimTTL, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := eventstest.NewClock(t0)
-			store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{Clock: clock})
+			store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{Clock: clock})
 			require.NoError(t, err)
 			mw, err := middleware.NewIdempotency(middleware.IdempotencyConfig{Store: store, Namespace: "ns"})
 			require.NoError(t, err)
@@ -136,14 +137,14 @@ func TestIdempotency_record_failure_is_reported_and_still_acked(t *testing.T) {
 	require.NoError(t, err, "the handler did its work")
 	assert.Equal(t, 1, calls)
 	require.Len(t, reported, 1)
-	assert.ErrorIs(t, reported[0], middleware.ErrStore)
+	assert.ErrorIs(t, reported[0], idempotency.ErrStore)
 }
 
 func TestIdempotency_claim_failure_is_retried_not_acked(t *testing.T) {
 	mw := newIdempotency(t, failingStore{claim: true}, nil)
 	calls := 0
 	_, err := mw.Middleware(handlerReturning(&calls, nil))(delivered("ev", "s.a", 1, 1))
-	assert.ErrorIs(t, err, middleware.ErrStore)
+	assert.ErrorIs(t, err, idempotency.ErrStore)
 	assert.Zero(t, calls)
 }
 
@@ -154,7 +155,7 @@ func TestIdempotency_requires_a_store(t *testing.T) {
 
 func TestMemoryStore_is_a_watermill_expiring_key_repository(t *testing.T) {
 	clock := eventstest.NewClock(t0)
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{TTL: time.Minute, Clock: clock})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{TTL: time.Minute, Clock: clock})
 	require.NoError(t, err)
 	ctx := context.Background()
 	for i, want := range []bool{false, true, true} {
@@ -169,15 +170,15 @@ func TestMemoryStore_is_a_watermill_expiring_key_repository(t *testing.T) {
 }
 
 func TestMemoryStore_concurrent_claims_acquire_once(t *testing.T) {
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)
 	var acquired atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			c, err := store.Claim(context.Background(), "k", middleware.Holder{Stream: "S", StreamSeq: uint64(i + 1), Attempt: 1})
+			c, err := store.Claim(context.Background(), "k", idempotency.Holder{Stream: "S", StreamSeq: uint64(i + 1), Attempt: 1})
 			assert.NoError(t, err)
-			if c.Status == middleware.ClaimAcquired {
+			if c.Status == idempotency.ClaimAcquired {
 				acquired.Add(1)
 			}
 		})
@@ -191,17 +192,17 @@ type failingStore struct{ claim bool }
 
 var errStoreDown = errors.New("store down")
 
-func (f failingStore) Claim(_ context.Context, key string, h middleware.Holder) (middleware.Claim, error) {
+func (f failingStore) Claim(_ context.Context, key string, h idempotency.Holder) (idempotency.Claim, error) {
 	if f.claim {
-		return middleware.Claim{}, errors.Join(middleware.ErrStore, errStoreDown)
+		return idempotency.Claim{}, errors.Join(idempotency.ErrStore, errStoreDown)
 	}
-	return middleware.Claim{Key: key, Status: middleware.ClaimAcquired, Holder: h}, nil
+	return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h}, nil
 }
-func (failingStore) Complete(context.Context, middleware.Claim) error {
-	return errors.Join(middleware.ErrStore, errStoreDown)
+func (failingStore) Complete(context.Context, idempotency.Claim) error {
+	return errors.Join(idempotency.ErrStore, errStoreDown)
 }
-func (failingStore) Release(context.Context, middleware.Claim) error {
-	return errors.Join(middleware.ErrStore, errStoreDown)
+func (failingStore) Release(context.Context, idempotency.Claim) error {
+	return errors.Join(idempotency.ErrStore, errStoreDown)
 }
 
 func waitFor(t *testing.T, ch <-chan struct{}) {
@@ -215,24 +216,24 @@ func waitFor(t *testing.T, ch <-chan struct{}) {
 
 func TestMemoryStore_expired_claim_of_another_copy_is_taken_over(t *testing.T) {
 	clock := eventstest.NewClock(time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC))
-	s, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{ClaimTTL: time.Minute, Clock: clock})
+	s, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{ClaimTTL: time.Minute, Clock: clock})
 	require.NoError(t, err)
 	ctx := context.Background()
 
 	// Copy 1 (seq 10) claims and its process dies: the claim is never released.
-	c1, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 10, Attempt: 2})
+	c1, err := s.Claim(ctx, "ev-1", idempotency.Holder{Stream: "S", StreamSeq: 10, Attempt: 2})
 	require.NoError(t, err)
-	require.Equal(t, middleware.ClaimAcquired, c1.Status)
+	require.Equal(t, idempotency.ClaimAcquired, c1.Status)
 
 	// A live claim of another copy: this copy is a duplicate (copy 1 settles it).
-	c2, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
+	c2, err := s.Claim(ctx, "ev-1", idempotency.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimDuplicate, c2.Status)
+	assert.Equal(t, idempotency.ClaimDuplicate, c2.Status)
 
 	// Once the claim expired, a later copy (e.g. a dead-letter replay) takes
 	// over instead of being acked unhandled.
 	clock.Advance(time.Minute + time.Second)
-	c3, err := s.Claim(ctx, "ev-1", middleware.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
+	c3, err := s.Claim(ctx, "ev-1", idempotency.Holder{Stream: "S", StreamSeq: 50, Attempt: 1})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimAcquired, c3.Status)
+	assert.Equal(t, idempotency.ClaimAcquired, c3.Status)
 }

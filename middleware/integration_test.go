@@ -16,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/subscriber"
 	"github.com/jetevents/events/transport"
 )
 
@@ -82,7 +84,7 @@ type routerOpts struct {
 	nc          *nats.Conn
 	dl          *middleware.DeadLetterer
 	maxDeliver  int
-	idempotency middleware.Store
+	idempotency idempotency.Store
 	handler     func(*message.Message) error
 	// outer, when set, wraps the whole stack (it sees every delivery).
 	outer message.HandlerMiddleware
@@ -93,14 +95,13 @@ type routerOpts struct {
 // the test ends.
 func runRouter(t *testing.T, o routerOpts) {
 	t.Helper()
-	sub, err := jetstream.NewSubscriber(o.nc, jetstream.SubscriberConfig{
+	sub, err := subscriber.New(newTransport(t, o.nc, jetstream.TransportConfig{}), subscriber.Config{
 		Stream:         testStream,
 		Durable:        testConsumer,
 		FilterSubjects: []string{"auth.user.*"},
 		AckWait:        5 * time.Second,
-		MaxDeliver:     o.maxDeliver,
 		// The Subscriber's own schedule would stall every test: each retry
-		// here comes after the delay the middleware marked on the delivery.
+		// here comes after the delay the middleware decided.
 		NakDelay:      func(uint64) time.Duration { return time.Minute },
 		OnUndecodable: o.dl.Undecodable,
 		CloseTimeout:  5 * time.Second,
@@ -325,7 +326,7 @@ func TestIntegration_same_event_published_twice_is_handled_once_across_two_route
 	handler := func(msg *message.Message) error { rec.add(msg); return nil }
 	for range 2 { // two "processes": own connection, own store, one bucket
 		nc := env.srv.Connect(t)
-		store, err := middleware.NewKVStore(testCtx(t), nc, middleware.KVStoreConfig{})
+		store, err := jetstream.NewKVStore(testCtx(t), nc, jetstream.KVStoreConfig{})
 		require.NoError(t, err)
 		dl, err := middleware.NewDeadLetterer(newTransport(t, nc, jetstream.TransportConfig{}), middleware.DeadLetterConfig{})
 		require.NoError(t, err)

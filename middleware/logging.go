@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetevents/events/internal/logs"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // WarnLogger is implemented by logger adapters that have a warning level,
@@ -24,23 +25,6 @@ type LevelLogger = logs.LevelLogger
 // NewSlogLogger returns a watermill.LoggerAdapter over l (slog.Default() when
 // nil) that also implements WarnLogger and LevelLogger.
 func NewSlogLogger(l *slog.Logger) watermill.LoggerAdapter { return logs.NewSlog(l) }
-
-// Marks a message carries when it was acked without its handler running, so
-// that outer middleware (Logging, the router's Observe and metrics) can tell
-// a skipped event from a handled one. The key starts with "js-": it is
-// process-local, never written as a header by the marshaler nor read from
-// one, so no producer can fake it.
-const (
-	// MetadataSkipped holds why the event was skipped: SkippedDuplicate or
-	// SkippedUnknownType.
-	MetadataSkipped = "js-skipped"
-	// SkippedDuplicate: Idempotency found the event already handled (or
-	// being handled through another stored copy) and acked it.
-	SkippedDuplicate = "duplicate"
-	// SkippedUnknownType: no handler of the group takes the event's type
-	// and the router acks such events (router.UnknownTypeAck).
-	SkippedUnknownType = "unknown_type"
-)
 
 // LoggingConfig configures Logging.
 type LoggingConfig struct {
@@ -59,14 +43,15 @@ func (c *LoggingConfig) setDefaults() {
 func (c LoggingConfig) Validate() error { return nil }
 
 // Logging logs every delivery's outcome with the event id, type, subject,
-// attempt, correlation id and group: received, handled and skipped
-// (MetadataSkipped: "Duplicate event skipped", "Event of unknown type acked")
-// at debug; a failed attempt that will be retried at warn (info if the
-// adapter has no WarnLogger); dead-lettered and failed dead-letter publishes
-// at error. Each failure is one line carrying the error; a stack trace
-// appears only in a recovered panic's error. Placed outside the DeadLetterer,
-// it sees dead-lettered messages through the MetadataDeadLetter* marks. It
-// logs and passes everything through: it never changes an outcome.
+// attempt, correlation id and group: received, handled and skipped (the
+// verdict's reason: "Duplicate event skipped", "Event of unknown type
+// acked") at debug; a failed attempt that will be retried at warn (info if
+// the adapter has no WarnLogger); dead-lettered and failed dead-letter
+// publishes at error. Each failure is one line carrying the error; a stack
+// trace appears only in a recovered panic's error. Placed outside the
+// DeadLetterer, it reads the verdict the inner middleware decided
+// (transport.Verdict). It logs and passes everything through: it never
+// changes an outcome.
 type Logging struct {
 	cfg   LoggingConfig
 	debug bool
@@ -90,19 +75,19 @@ func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			l.cfg.Logger.Debug("Event received", l.fields(msg))
 		}
 		out, err := h(msg)
-		reason := msg.Metadata.Get(MetadataDeadLetterReason)
+		v := VerdictOf(msg)
 		switch {
-		case err == nil && reason != "":
+		case err == nil && v.Kind == transport.DeadLettered:
 			fields := l.fields(msg)
-			fields["reason"] = reason
-			fields["dead_letter_subject"] = msg.Metadata.Get(MetadataDeadLetterSubject)
-			l.cfg.Logger.Error("Event dead-lettered", errors.New(msg.Metadata.Get(MetadataDeadLetterError)), fields)
+			fields["reason"] = v.Reason
+			fields["dead_letter_subject"] = v.DeadLetterSubject
+			l.cfg.Logger.Error("Event dead-lettered", v.Err, fields)
 		case err == nil:
 			if l.debug {
-				switch msg.Metadata.Get(MetadataSkipped) {
-				case SkippedUnknownType:
+				switch {
+				case v.Kind == transport.Skipped && v.Reason == transport.SkipUnknownType:
 					l.cfg.Logger.Debug("Event of unknown type acked", l.fields(msg))
-				case SkippedDuplicate:
+				case v.Kind == transport.Skipped:
 					l.cfg.Logger.Debug("Duplicate event skipped, acked", l.fields(msg))
 				default:
 					l.cfg.Logger.Debug("Event handled", l.fields(msg))
@@ -110,14 +95,14 @@ func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			}
 		case errors.Is(err, ErrDeadLetter):
 			fields := l.fields(msg)
-			if d, ok := nakDelayOf(msg); ok {
-				fields["retry_in"] = d.String()
+			if v.Kind == transport.Retried {
+				fields["retry_in"] = v.Delay.String()
 			}
 			l.cfg.Logger.Error("Event not dead-lettered, will be redelivered", err, fields)
 		default:
 			fields := l.fields(msg)
-			if d, ok := nakDelayOf(msg); ok {
-				fields["retry_in"] = d.String()
+			if v.Kind == transport.Retried {
+				fields["retry_in"] = v.Delay.String()
 			}
 			l.warn("Event handling failed, will be redelivered", err, fields)
 		}

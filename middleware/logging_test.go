@@ -50,18 +50,19 @@ func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) 
 		{"handled", func(*message.Message) ([]*message.Message, error) { return nil, nil },
 			"DEBUG", "Event handled", nil},
 		{"retried", func(m *message.Message) ([]*message.Message, error) {
-			transport.FromContext(m.Context()).SetNakDelay(2 * time.Second)
+			transport.FromContext(m.Context()).Verdict = transport.Retry(2*time.Second, boom)
 			return nil, boom
 		}, "WARN", "Event handling failed, will be redelivered", map[string]any{"retry_in": "2s", "error": "boom"}},
 		{"dead-lettered", func(m *message.Message) ([]*message.Message, error) {
-			m.Metadata.Set(middleware.MetadataDeadLetterReason, middleware.ReasonPermanent)
-			m.Metadata.Set(middleware.MetadataDeadLetterSubject, "dlq.auth.user.created")
-			m.Metadata.Set(middleware.MetadataDeadLetterError, "bad input")
+			v := transport.DeadLetter(middleware.ReasonPermanent, errors.New("bad input"))
+			v.DeadLetterSubject = "dlq.auth.user.created"
+			transport.FromContext(m.Context()).Verdict = v
 			return nil, nil
 		}, "ERROR", "Event dead-lettered", map[string]any{"reason": "permanent", "dead_letter_subject": "dlq.auth.user.created", "error": "bad input"}},
 		{"dead-letter failed", func(m *message.Message) ([]*message.Message, error) {
-			transport.FromContext(m.Context()).SetNakDelay(time.Second)
-			return nil, errors.Join(boom, middleware.ErrDeadLetter)
+			err := errors.Join(boom, middleware.ErrDeadLetter)
+			transport.FromContext(m.Context()).Verdict = transport.Retry(time.Second, err)
+			return nil, err
 		}, "ERROR", "Event not dead-lettered, will be redelivered", map[string]any{"retry_in": "1s"}},
 	}
 	for _, tt := range tests {

@@ -13,10 +13,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
 )
 
@@ -53,15 +52,6 @@ const (
 	// rollup, TTL), so copying them as they are could refuse, drop or roll up
 	// the dead letter; moved, they keep the original intact for a replay.
 	HeaderOriginalPrefix = "Dlq-Original-"
-)
-
-// Metadata the DeadLetterer middleware sets on a message it dead-lettered
-// (the handler chain then returns nil and the router acks), so that outer
-// middleware (Logging) can tell "handled" from "dead-lettered".
-const (
-	MetadataDeadLetterReason  = "dlq-reason"
-	MetadataDeadLetterSubject = "dlq-subject"
-	MetadataDeadLetterError   = "dlq-error"
 )
 
 // DeadLetterConfig configures a DeadLetterer.
@@ -198,7 +188,7 @@ type Record struct {
 	// Subject, Header and Data are the original message as stored in its
 	// stream. Subject is required.
 	Subject string
-	Header  nats.Header
+	Header  map[string][]string
 	Data    []byte
 	// Stream, Consumer, StreamSeq and Deliveries say where it came from;
 	// zero values are left out of the headers.
@@ -231,7 +221,7 @@ func MsgID(rec Record) string {
 	h := sha256.New()
 	h.Write([]byte(rec.Subject))
 	h.Write([]byte{0})
-	h.Write([]byte(rec.Header.Get(nats.MsgIdHdr)))
+	h.Write([]byte(header(rec.Header).get(marshaler.HeaderMsgID)))
 	h.Write([]byte{0})
 	h.Write(rec.Data)
 	return "dlq:sha256:" + hex.EncodeToString(h.Sum(nil))
@@ -248,7 +238,7 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 	if rec.Reason == "" {
 		rec.Reason = ReasonHandlerError
 	}
-	h := make(nats.Header, len(rec.Header)+11)
+	h := make(header, len(rec.Header)+11)
 	for k, vs := range rec.Header {
 		switch {
 		case hasPrefixFold(k, "Dlq-"):
@@ -261,21 +251,21 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 			h[k] = append([]string(nil), vs...)
 		}
 	}
-	h.Set(HeaderSubject, rec.Subject)
+	h.set(HeaderSubject, rec.Subject)
 	setIf(h, HeaderStream, rec.Stream)
 	setIf(h, HeaderConsumer, rec.Consumer)
 	if rec.StreamSeq > 0 {
-		h.Set(HeaderStreamSeq, strconv.FormatUint(rec.StreamSeq, 10))
+		h.set(HeaderStreamSeq, strconv.FormatUint(rec.StreamSeq, 10))
 	}
 	if rec.Deliveries > 0 {
-		h.Set(HeaderDeliveries, strconv.FormatUint(rec.Deliveries, 10))
+		h.set(HeaderDeliveries, strconv.FormatUint(rec.Deliveries, 10))
 	}
 	setIf(h, HeaderHandler, headerText(rec.Handler, 256))
-	h.Set(HeaderReason, headerText(rec.Reason, 256))
+	h.set(HeaderReason, headerText(rec.Reason, 256))
 	if rec.Err != nil {
-		h.Set(HeaderError, headerText(rec.Err.Error(), d.cfg.MaxErrorLen))
+		h.set(HeaderError, headerText(rec.Err.Error(), d.cfg.MaxErrorLen))
 	}
-	h.Set(HeaderTime, d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano))
+	h.set(HeaderTime, d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano))
 
 	subject := d.Subject(rec.Subject)
 	data := rec.Data
@@ -283,7 +273,7 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 		// Room for the subject, the id header JetStream adds and framing.
 		room := limit - headerSize(h) - len(subject) - 256
 		if len(data) > room {
-			h.Set(HeaderTruncated, strconv.Itoa(len(data)))
+			h.set(HeaderTruncated, strconv.Itoa(len(data)))
 			data = data[:max(room-64, 0)]
 		}
 	}
@@ -295,7 +285,7 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 }
 
 // headerSize is the wire size of h (NATS/1.0 line, "key: value" lines).
-func headerSize(h nats.Header) int {
+func headerSize(h header) int {
 	n := len("NATS/1.0\r\n\r\n")
 	for k, vs := range h {
 		for _, v := range vs {
@@ -334,7 +324,7 @@ func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if !ok {
 			return nil, err
 		}
-		if errors.Is(context.Cause(msg.Context()), transport.ErrAbandoned) {
+		if errors.Is(context.Cause(msg.Context()), transport.ErrCloseTimeout) {
 			// Cut off at the close deadline: the event was nacked and will
 			// be delivered again; a dead letter now would be a second copy.
 			return nil, err
@@ -345,13 +335,14 @@ func (d *DeadLetterer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		defer cancel()
 		if pubErr := d.Send(ctx, rec); pubErr != nil {
 			d.remember(key, verdict{reason: reason, err: rec.Err})
-			nakWithDelay(msg, d.cfg.RetryBackoff.Delay(dv.Attempt))
-			return nil, errors.Join(err, pubErr)
+			joined := errors.Join(err, pubErr)
+			setVerdict(msg, transport.Retry(d.cfg.RetryBackoff.Delay(dv.Attempt), joined))
+			return nil, joined
 		}
 		d.forget(key)
-		msg.Metadata.Set(MetadataDeadLetterReason, reason)
-		msg.Metadata.Set(MetadataDeadLetterSubject, d.Subject(rec.Subject))
-		msg.Metadata.Set(MetadataDeadLetterError, err.Error())
+		v := transport.DeadLetter(reason, err)
+		v.DeadLetterSubject = d.Subject(rec.Subject)
+		setVerdict(msg, v)
 		return nil, nil
 	}
 }
@@ -414,14 +405,14 @@ func recordOf(msg *message.Message, dv *transport.Delivery) Record {
 		rec.Handler = dv.Consumer
 	}
 	if dv.Data != nil || dv.Header != nil {
-		rec.Header, rec.Data = nats.Header(dv.Header), dv.Data
+		rec.Header, rec.Data = dv.Header, dv.Data
 		return rec
 	}
 	if rec.Subject == "" {
 		rec.Subject = message.SubscribeTopicFromCtx(msg.Context())
 	}
 	rec.Data = msg.Payload
-	rec.Header = make(nats.Header, len(msg.Metadata))
+	rec.Header = make(map[string][]string, len(msg.Metadata))
 	for k, v := range msg.Metadata {
 		if strings.HasPrefix(k, "js-") || strings.HasPrefix(k, "dlq-") || !validHeader(k, v) {
 			continue
@@ -431,26 +422,25 @@ func recordOf(msg *message.Message, dv *transport.Delivery) Record {
 	return rec
 }
 
-// Undecodable is a hook for jetstream.SubscriberConfig.OnUndecodable, for
-// users of the Subscriber in a plain Watermill router (the router's own
+// Undecodable is a hook for subscriber.Config.OnUndecodable, for users of
+// the Watermill Subscriber in a plain Watermill router (the router's own
 // pipeline dead-letters undecodable messages through the stack): it
 // dead-letters a message that could not be decoded, with reason
 // ReasonSchemaVersion when err matches marshaler.ErrUnknownSchemaMajor, else
 // ReasonUnmarshal (or the verdict err carries). It returns nil only once the
-// dead letter is stored; the subscriber terminates the message after that,
-// and naks it otherwise.
-func (d *DeadLetterer) Undecodable(ctx context.Context, msg natsjs.Msg, err error) error {
-	if msg == nil {
-		return fmt.Errorf("%w: %w: nil message", ErrDeadLetter, ErrNoRawMessage)
+// dead letter is stored; the subscriber acks the message after that, and
+// naks it otherwise.
+func (d *DeadLetterer) Undecodable(ctx context.Context, dv *transport.Delivery, err error) error {
+	if dv == nil {
+		return fmt.Errorf("%w: %w: nil delivery", ErrDeadLetter, ErrNoRawMessage)
 	}
 	reason, ok := Classify(err)
 	if !ok {
 		reason = ReasonUnmarshal
 	}
-	rec := Record{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(), Reason: reason, Err: err}
-	if md, merr := msg.Metadata(); merr == nil {
-		rec.Stream, rec.Consumer, rec.StreamSeq, rec.Deliveries = md.Stream, md.Consumer, md.Sequence.Stream, md.NumDelivered
-		rec.Handler = md.Consumer
+	rec := Record{
+		Subject: dv.Subject, Header: dv.Header, Data: dv.Data, Reason: reason, Err: err,
+		Stream: dv.Stream, Consumer: dv.Consumer, StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt, Handler: dv.Consumer,
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.PublishTimeout)
 	defer cancel()
@@ -467,11 +457,24 @@ func verdictCause(err error) error {
 	return err
 }
 
-func setIf(h nats.Header, k, v string) {
+func setIf(h header, k, v string) {
 	if v != "" {
-		h.Set(k, v)
+		h.set(k, v)
 	}
 }
+
+// header is a NATS message's headers, keys as they are (NATS does not
+// canonicalise them).
+type header map[string][]string
+
+func (h header) get(k string) string {
+	if vs := h[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (h header) set(k, v string) { h[k] = []string{v} }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)

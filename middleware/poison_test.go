@@ -165,7 +165,7 @@ func TestDeadLetterer_undecodable_message_lands_unchanged_with_every_header(t *t
 			data := []byte("{not json")
 			raw := env.publishAndFetch(t, data, originalHeaders("ev-1"))
 
-			require.NoError(t, env.dl.Undecodable(testCtx(t), raw, tt.err))
+			require.NoError(t, env.dl.Undecodable(testCtx(t), transport.FromContext(deliveredStored(t, raw).Context()), tt.err))
 
 			got := env.dlqMessages(t)
 			require.Len(t, got, 1)
@@ -233,8 +233,10 @@ func TestDeadLetterer_on_a_publisher_writes_every_header(t *testing.T) {
 		middleware.HeaderTime:       {"2025-01-02T03:04:05Z"},
 	}
 	assert.Equal(t, want, dm.Header)
-	assert.Equal(t, middleware.ReasonPermanent, msg.Metadata.Get(middleware.MetadataDeadLetterReason))
-	assert.Equal(t, "dlq."+testSubject, msg.Metadata.Get(middleware.MetadataDeadLetterSubject))
+	v := middleware.VerdictOf(msg)
+	assert.Equal(t, transport.DeadLettered, v.Kind)
+	assert.Equal(t, middleware.ReasonPermanent, v.Reason)
+	assert.Equal(t, "dlq."+testSubject, v.DeadLetterSubject)
 }
 
 func TestDeadLetterer_dedup_id_is_stable_per_stream_seq_same_message_twice_is_stored_once(t *testing.T) {
@@ -349,7 +351,6 @@ func TestDeadLetterer_middleware_dead_letters_verdicts_and_passes_other_errors(t
 		t.Run(tt.name, func(t *testing.T) {
 			env := newDLQEnv(t, false)
 			msg := delivered("ev-1", testSubject, 42, 3)
-			msg.Metadata.Set(jetstream.MetadataStreamSeq, "42") // as the jetstream Subscriber sets it
 			calls := 0
 			out, err := env.dl.Middleware(func(*message.Message) ([]*message.Message, error) {
 				calls++
@@ -377,9 +378,8 @@ func TestDeadLetterer_middleware_dead_letters_verdicts_and_passes_other_errors(t
 			assert.Equal(t, testConsumer, h.Get(middleware.HeaderHandler))
 			assert.Equal(t, "dlq:AUTH_EVENTS:users:42", h.Get(nats.MsgIdHdr))
 			assert.Equal(t, "ev-1", h.Get(marshaler.HeaderID), "metadata travels as headers when the delivery has no stored message")
-			assert.Empty(t, h.Get(jetstream.MetadataStreamSeq), "transport metadata is not copied")
 			assert.Empty(t, h.Get(middleware.HeaderTruncated))
-			assert.Equal(t, tt.wantReason, msg.Metadata.Get(middleware.MetadataDeadLetterReason))
+			assert.Equal(t, tt.wantReason, middleware.VerdictOf(msg).Reason)
 		})
 	}
 }
@@ -416,9 +416,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 				assert.ErrorIs(t, err, tt.cause)
 			}
 			assert.Equal(t, "2s", nakDelay(msg), "redelivered after RetryBackoff")
-			_, term := transport.FromContext(msg.Context()).Terminate()
-			assert.False(t, term, "never terminated while the dead letter is not stored")
-			assert.Empty(t, msg.Metadata.Get(middleware.MetadataDeadLetterReason))
+			assert.Equal(t, transport.Retried, middleware.VerdictOf(msg).Kind, "redelivered, never acked while the dead letter is not stored")
 			s, err := env.srv.JS.Stream(testCtx(t), testStream)
 			require.NoError(t, err)
 			info, err := s.Info(testCtx(t))
@@ -426,7 +424,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 			assert.Zero(t, info.State.Msgs, "nothing landed in another stream")
 
 			raw := env.publishAndFetch(t, []byte("x"), nil)
-			assert.ErrorIs(t, dl.Undecodable(testCtx(t), raw, marshaler.ErrUnmarshal), middleware.ErrDeadLetter, "the subscriber naks instead of terminating")
+			assert.ErrorIs(t, dl.Undecodable(testCtx(t), transport.FromContext(deliveredStored(t, raw).Context()), marshaler.ErrUnmarshal), middleware.ErrDeadLetter, "the subscriber naks instead of acking")
 		})
 	}
 }
@@ -476,7 +474,7 @@ func TestDeadLetterer_failed_publish_remembers_the_verdict_retries_without_the_h
 	_, err = h(msg)
 	require.NoError(t, err, "stored: the router acks")
 	assert.Equal(t, 1, calls[7])
-	assert.Equal(t, middleware.ReasonPermanent, msg.Metadata.Get(middleware.MetadataDeadLetterReason))
+	assert.Equal(t, middleware.ReasonPermanent, middleware.VerdictOf(msg).Reason)
 	got := env.dlqMessages(t)
 	require.Len(t, got, 1)
 	assert.Equal(t, middleware.ReasonPermanent, got[0].Header.Get(middleware.HeaderReason))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/jetevents/events/transport"
 )
 
 // DefaultMaxDeliver is the retry decision's default MaxDeliver: the
@@ -100,7 +102,7 @@ func (r *Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if !cancelled && r.last(attempt) {
 			return nil, DeadLetter(ReasonMaxDeliver, fmt.Errorf("attempt %d of %d: %w", attempt, r.cfg.MaxDeliver, err))
 		}
-		nakWithDelay(msg, r.cfg.Backoff.Delay(attempt))
+		setVerdict(msg, transport.Retry(r.cfg.Backoff.Delay(attempt), err))
 		return nil, err
 	}
 }

@@ -1,8 +1,6 @@
 package middleware
 
 import (
-	"time"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/jetevents/events/marshaler"
@@ -13,16 +11,33 @@ import (
 // *transport.Delivery every transport puts in a message's context), so that
 // a change of the seam touches one place. The view is parsed once by the
 // transport and shared by every middleware: nothing here re-reads metadata
-// strings.
+// strings. The verdict a middleware decides (retry, dead-lettered,
+// skipped) is written on it, for the settlement and the outer middleware.
 
-// deliveryOf returns the delivery of msg, or an empty one when msg did not
-// come from a transport (a message built by hand in a unit test): every
-// field is then zero and the attempt unknown.
+// deliveryOf returns the delivery of msg. A message that did not come from a
+// transport (built by hand, or from a foreign Subscriber) gets an empty one
+// attached to its context the first time, so that verdicts decided on it
+// are seen by the middleware outside: every field is zero and the attempt
+// unknown.
 func deliveryOf(msg *message.Message) *transport.Delivery {
 	if d := transport.FromContext(msg.Context()); d != nil {
 		return d
 	}
-	return &transport.Delivery{Subject: message.SubscribeTopicFromCtx(msg.Context())}
+	d := &transport.Delivery{Subject: message.SubscribeTopicFromCtx(msg.Context())}
+	msg.SetContext(transport.NewContext(msg.Context(), d))
+	return d
+}
+
+// setVerdict records v as msg's verdict.
+func setVerdict(msg *message.Message, v transport.Verdict) { deliveryOf(msg).Verdict = v }
+
+// VerdictOf returns the verdict the middleware decided on msg so far (the
+// zero Verdict when none did).
+func VerdictOf(msg *message.Message) transport.Verdict {
+	if d := transport.FromContext(msg.Context()); d != nil {
+		return d.Verdict
+	}
+	return transport.Verdict{}
 }
 
 // eventID is the id of the event msg carries: the ce-id metadata the
@@ -33,19 +48,4 @@ func eventID(msg *message.Message) string {
 		return id
 	}
 	return msg.UUID
-}
-
-// nakWithDelay asks the transport to redeliver msg after d when it fails.
-func nakWithDelay(msg *message.Message, d time.Duration) {
-	if dv := transport.FromContext(msg.Context()); dv != nil {
-		dv.SetNakDelay(d)
-	}
-}
-
-// nakDelayOf returns the delay set by nakWithDelay, if any (for logging).
-func nakDelayOf(msg *message.Message) (time.Duration, bool) {
-	if dv := transport.FromContext(msg.Context()); dv != nil {
-		return dv.NakDelay()
-	}
-	return 0, false
 }

@@ -23,7 +23,7 @@ import (
 // durable has nothing pending or unacked and every event has a record:
 // every event was handled at least once and none was acked unhandled.
 // Duplicates (handled, then killed before the ack left) are reported,
-// without and with Idempotency (middleware.KVStore), which skips a
+// without and with Idempotency (jetstream.KVStore), which skips a
 // redelivered event whose processed mark was stored.
 func TestRouter_process_SIGKILLed_mid_batch_loses_nothing(t *testing.T) {
 	tests := []struct {

@@ -25,7 +25,6 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
-	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
 
@@ -60,7 +59,7 @@ type routerSpec struct {
 	Concurrency int
 	FetchBatch  int
 	MaxDeliver  int
-	// Idempotency turns router.Config.Idempotency on: a middleware.KVStore
+	// Idempotency turns router.Config.Idempotency on: a jetstream.KVStore
 	// in bucket idempotencyBucket, shared by every process.
 	Idempotency bool
 }
@@ -108,7 +107,7 @@ func runRouterChild(specJSON string) int {
 	}
 	if spec.Idempotency {
 		ctx, cancel := context.WithTimeout(context.Background(), procWait)
-		store, err := middleware.NewKVStore(ctx, nc, middleware.KVStoreConfig{Bucket: idempotencyBucket})
+		store, err := jetstream.NewKVStore(ctx, nc, jetstream.KVStoreConfig{Bucket: idempotencyBucket})
 		cancel()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: idempotency store: %v\n", spec.Name, err)

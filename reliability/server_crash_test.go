@@ -19,7 +19,6 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
-	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
 
@@ -34,7 +33,7 @@ const scenarioWait = 5 * time.Minute
 // same run with nats-server's default lazy fsync is reported, not asserted:
 // a SIGKILL leaves the kernel's page cache intact, so it shows what a
 // process crash does, not a power loss. A third run adds Idempotency
-// (middleware.KVStore on the same server) to show the duplicates it
+// (jetstream.KVStore on the same server) to show the duplicates it
 // absorbs: an event handled and marked processed whose ack died with the
 // server is skipped when redelivered.
 func TestServer_SIGKILLed_during_async_publish_and_consume(t *testing.T) {
@@ -110,7 +109,7 @@ func serverCrash(t *testing.T, name string, n, kills int, syncAlways, idempotenc
 	}
 	if idempotency {
 		storeCtx, storeCancel := context.WithTimeout(ctx, time.Minute)
-		store, err := middleware.NewKVStore(storeCtx, subConn, middleware.KVStoreConfig{Bucket: idempotencyBucket})
+		store, err := jetstream.NewKVStore(storeCtx, subConn, jetstream.KVStoreConfig{Bucket: idempotencyBucket})
 		storeCancel()
 		require.NoError(t, err)
 		cfg.Idempotency = store

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
-	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/middleware"
@@ -478,7 +478,7 @@ var behaviours = []struct {
 		return outcome{Calls: calls, Stats: r.Stats()}
 	}},
 	{"the same event stored twice is handled once with idempotency", func(t *testing.T, f fixture) outcome {
-		store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+		store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 		require.NoError(t, err)
 		cfg := suiteConfig()
 		cfg.Idempotency = store
@@ -547,7 +547,7 @@ var behaviours = []struct {
 		require.NoError(t, f.publish(ctxT(t), "auth.user.created", event("evt-slow", "user.created", nil)))
 		<-entered
 		err := stop()
-		assert.ErrorIs(t, <-cause, jetstream.ErrCloseTimeout)
+		assert.ErrorIs(t, <-cause, transport.ErrCloseTimeout)
 
 		// Nacked, never acked: the next router gets it again.
 		next := f.newRouter(t, suiteConfig())

@@ -9,7 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/jetevents/events/envelope"
-	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/transport"
 )
@@ -56,8 +56,6 @@ const (
 	DefaultMaxAckPending = 1000
 	// DefaultCloseTimeout: how long shutdown waits for in-flight handlers.
 	DefaultCloseTimeout = 30 * time.Second
-	// DefaultHeartbeat: the pulls' idle heartbeat (jetstream.DefaultHeartbeat).
-	DefaultHeartbeat = jetstream.DefaultHeartbeat
 )
 
 // Config configures a Router. Zero fields take the documented defaults.
@@ -108,7 +106,8 @@ type Config struct {
 	// neither a message nor a heartbeat for two Heartbeats is declared dead
 	// (lost request, leader change, server restart), the durable is checked
 	// (recreated from the group's config when it is gone) and pulling
-	// resumes. Default 5s.
+	// resumes. Used by New (the jetstream transport's setting; with
+	// NewWithTransport it is the transport's business). Default 5s.
 	Heartbeat time.Duration
 
 	// CloseTimeout bounds how long shutdown waits for in-flight handlers;
@@ -149,9 +148,9 @@ type Config struct {
 
 	// Idempotency, when set, skips events already handled by the same group
 	// (event ids recorded per stream and consumer in the store: a
-	// middleware.KVStore shared by every process of the group, or a
-	// middleware.MemoryStore in tests). Default nil: off.
-	Idempotency middleware.Store
+	// jetstream.KVStore shared by every process of the group, or a
+	// idempotency.MemoryStore in tests). Default nil: off.
+	Idempotency idempotency.Store
 
 	// Observe, when set, receives the Outcome of every delivery (group,
 	// type, attempt, handled / retried / dead-lettered, duration): the hook
@@ -194,9 +193,6 @@ func (c *Config) setDefaults() {
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = max(DefaultMaxAckPending, c.FetchBatch)
 	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
@@ -220,7 +216,7 @@ func (c Config) Validate() error {
 	if c.Stream == "" {
 		return bad("Stream is required")
 	}
-	if err := jetstream.ValidateName(c.Stream); err != nil {
+	if err := transport.ValidateName(c.Stream); err != nil {
 		return fmt.Errorf("%w: Stream: %w", ErrInvalidConfig, err)
 	}
 	switch {
@@ -234,8 +230,8 @@ func (c Config) Validate() error {
 		return bad("FetchBatch %d must be >= Concurrency %d", c.FetchBatch, c.Concurrency)
 	case c.MaxAckPending != -1 && c.MaxAckPending < c.FetchBatch:
 		return bad("MaxAckPending %d must be >= FetchBatch %d (or -1)", c.MaxAckPending, c.FetchBatch)
-	case c.Heartbeat <= 0:
-		return bad("Heartbeat %s must be > 0", c.Heartbeat)
+	case c.Heartbeat < 0:
+		return bad("Heartbeat %s is negative", c.Heartbeat)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout %s must be > 0", c.CloseTimeout)
 	case c.HandlerTimeout < 0:
@@ -332,7 +328,7 @@ func (g *GroupConfig) fill(c Config) error {
 	if g.Durable == "" {
 		return fmt.Errorf("%w: group without a Durable name", ErrInvalidConfig)
 	}
-	if err := jetstream.ValidateName(g.Durable); err != nil {
+	if err := transport.ValidateName(g.Durable); err != nil {
 		return fmt.Errorf("%w: group Durable: %w", ErrInvalidConfig, err)
 	}
 	if len(g.FilterSubjects) == 0 {

@@ -49,22 +49,16 @@ func (r *Router) Health(ctx context.Context) Health {
 	r.mu.Unlock()
 	h := Health{Ready: len(runs) > 0}
 	for _, gr := range runs {
+		ph := gr.run.Health()
 		gh := GroupHealth{
 			Group:        gr.g.cfg.Durable,
-			State:        gr.state.Load().(transport.State),
-			Cause:        gr.stateErr.Load().(errHolder).err,
-			Stalls:       gr.stalls.Load(),
-			LastProgress: time.Unix(0, gr.lastProgress.Load()),
+			State:        ph.State,
+			Cause:        ph.Cause,
+			Stalls:       ph.Stalls,
+			LastProgress: ph.LastProgress,
+			Held:         ph.Held,
 		}
-		gr.mu.Lock()
-		gh.Held = gr.n
-		for _, s := range gr.slots {
-			if s.d != nil {
-				gh.Held++
-			}
-		}
-		gr.mu.Unlock()
-		if st, err := gr.cons.State(ctx); err != nil {
+		if st, err := gr.run.ConsumerState(ctx); err != nil {
 			gh.InfoErr = err
 		} else {
 			gh.Pending, gh.AckPending, gh.Redelivered = st.Pending, st.AckPending, st.Redelivered

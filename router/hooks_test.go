@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
@@ -56,7 +57,7 @@ func (e *env) storeTwice(t *testing.T, subject string, ev *envelope.Event) {
 
 func TestObserve_tells_skipped_duplicates_and_unknown_types_from_handled_events(t *testing.T) {
 	e := newEnv(t)
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)
 	var got outcomes
 	cfg := fastConfig()
@@ -80,20 +81,21 @@ func TestObserve_tells_skipped_duplicates_and_unknown_types_from_handled_events(
 	require.Len(t, all, 3)
 	assert.Equal(t, 1, c.n(), "the duplicate did not reach the handler")
 	tests := []struct {
-		name    string
-		typ     string
-		skipped string
+		name   string
+		typ    string
+		result router.Result
+		reason string
 	}{
-		{"handled", "user.created", ""},
-		{"duplicate skipped", "user.created", router.SkippedDuplicate},
-		{"unknown type acked", "user.deleted", router.SkippedUnknownType},
+		{"handled", "user.created", router.ResultHandled, ""},
+		{"duplicate skipped", "user.created", router.ResultSkipped, transport.SkipDuplicate},
+		{"unknown type acked", "user.deleted", router.ResultSkipped, transport.SkipUnknownType},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := all[i]
-			assert.Equal(t, router.ResultHandled, o.Result)
+			assert.Equal(t, tt.result, o.Result)
 			assert.Equal(t, tt.typ, o.Type)
-			assert.Equal(t, tt.skipped, o.Skipped)
+			assert.Equal(t, tt.reason, o.Reason)
 			assert.Equal(t, "users", o.Group)
 			assert.Equal(t, "org-123", o.OrganizationID)
 			assert.NoError(t, o.Err)
@@ -124,8 +126,8 @@ func (in *instrumented) middleware(h message.HandlerFunc) message.HandlerFunc {
 		switch {
 		case err != nil:
 			verdict = "retried"
-		case msg.Metadata.Get(middleware.MetadataDeadLetterReason) != "":
-			verdict = "dead_lettered:" + msg.Metadata.Get(middleware.MetadataDeadLetterReason)
+		case middleware.VerdictOf(msg).Kind == transport.DeadLettered:
+			verdict = "dead_lettered:" + middleware.VerdictOf(msg).Reason
 		}
 		if d == nil {
 			verdict = "no delivery in context"

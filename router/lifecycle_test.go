@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
@@ -163,7 +164,7 @@ func (l *lockedBuffer) String() string {
 func idempotentConfig(nc *nats.Conn) (router.Config, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	store, err := middleware.NewKVStore(ctx, nc, middleware.KVStoreConfig{Bucket: "PROCESSED", TTL: time.Hour})
+	store, err := jetstream.NewKVStore(ctx, nc, jetstream.KVStoreConfig{Bucket: "PROCESSED", TTL: time.Hour})
 	if err != nil {
 		return router.Config{}, err
 	}

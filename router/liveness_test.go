@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -393,7 +394,14 @@ func TestRouter_durable_deleted_out_of_band_is_recreated_after_its_ack_floor_not
 			calls := rec.wait(t, before+1)
 			waitIdle(t, f, "users")
 			calls, _ = rec.snapshot()
-			assert.Equal(t, before+1, len(calls), "the %d events settled before the deletion are not handled again", before)
+			seen := map[string]int{}
+			var again []string
+			for i, c := range calls {
+				if seen[c.ID]++; seen[c.ID] > 1 {
+					again = append(again, fmt.Sprintf("#%d %s", i, c.ID))
+				}
+			}
+			assert.Equal(t, before+1, len(calls), "the %d events settled before the deletion are not handled again; handled again: %v", before, again)
 			assert.Equal(t, after.ID, calls[len(calls)-1].ID)
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 )
@@ -152,7 +153,7 @@ func TestLogs_stack_trace_only_for_a_panic(t *testing.T) {
 func TestLogs_skipped_events_are_debug_lines_that_say_why(t *testing.T) {
 	e := newEnv(t)
 	var logs logLines
-	store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)
 	var got outcomes
 	cfg := fastConfig()

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 	"github.com/jetevents/events/transport"
@@ -50,7 +51,7 @@ func (p *probe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		p.mu.Unlock()
 		out, err := h(msg)
-		c := probeCall{Correlation: envelope.CorrelationID(msg.Context()), Skipped: msg.Metadata.Get(middleware.MetadataSkipped)}
+		c := probeCall{Correlation: envelope.CorrelationID(msg.Context()), Skipped: middleware.VerdictOf(msg).Reason}
 		if d := transport.FromContext(msg.Context()); d != nil {
 			c.Attempt = d.Attempt
 		}
@@ -130,7 +131,7 @@ func TestRouter_user_middleware_wraps_idempotency_so_a_skipped_duplicate_passes_
 	for _, fx := range fixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			f := fx.make(t)
-			store, err := middleware.NewMemoryStore(middleware.MemoryStoreConfig{})
+			store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 			require.NoError(t, err)
 			p := &probe{}
 			cfg := suiteConfig()

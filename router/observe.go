@@ -10,27 +10,22 @@ import (
 	"github.com/jetevents/events/transport"
 )
 
-// Result is what became of one delivery.
-type Result string
+// Result is what became of one delivery: its verdict's outcome, the
+// module's one vocabulary (transport.Outcome; its String is the label
+// metrics and traces use).
+type Result = transport.Outcome
 
 // Results reported to Config.Observe.
 const (
-	// ResultHandled: the handler returned nil (or the event was a duplicate or
-	// of an unknown type, acked: Outcome.Skipped says so); the event is acked.
-	ResultHandled Result = "handled"
+	// ResultHandled: the handler returned nil; the event is acked.
+	ResultHandled = transport.Handled
 	// ResultRetried: the handler failed; the event is nacked for redelivery.
-	ResultRetried Result = "retried"
+	ResultRetried = transport.Retried
 	// ResultDeadLettered: the event is in the dead-letter stream; it is acked.
-	ResultDeadLettered Result = "dead_lettered"
-)
-
-// Why an acked event's handler did not run (Outcome.Skipped).
-const (
-	// SkippedDuplicate: Config.Idempotency found the event already handled.
-	SkippedDuplicate = middleware.SkippedDuplicate
-	// SkippedUnknownType: no handler of the group takes the event's type
-	// (UnknownTypeAck).
-	SkippedUnknownType = middleware.SkippedUnknownType
+	ResultDeadLettered = transport.DeadLettered
+	// ResultSkipped: the handler did not run (Outcome.Reason says why:
+	// transport.SkipDuplicate, transport.SkipUnknownType); it is acked.
+	ResultSkipped = transport.Skipped
 )
 
 // Outcome describes one delivery, for metrics (Config.Observe).
@@ -39,22 +34,34 @@ type Outcome struct {
 	Group string
 	// Type is the event type ("" when the message could not be decoded).
 	Type string
-	// Attempt is the 1-based delivery attempt.
+	// Attempt is the 1-based handler attempt.
 	Attempt uint64
 	// Result is what became of the delivery.
 	Result Result
-	// Reason is the dead-letter reason, for ResultDeadLettered.
+	// Reason is the dead-letter reason (ResultDeadLettered) or why the
+	// handler did not run (ResultSkipped).
 	Reason string
 	// Duration is the time spent in the middleware stack and handler.
 	Duration time.Duration
 	// Err is the handler's error, if any.
 	Err error
-	// Skipped, for ResultHandled, says why the handler did not run:
-	// SkippedDuplicate or SkippedUnknownType ("" when it ran).
-	Skipped string
 	// OrganizationID is the event's organization ("" when it has none or
 	// could not be decoded), for metrics that opt in to it.
 	OrganizationID string
+}
+
+// final is the verdict a delivery is settled by, from what the stack
+// decided (v) and returned (err): an error without a retry verdict (a user
+// or Instrument middleware's own) is a retry; nil without a verdict is
+// handled. (The retry's delay is the pipeline's business.)
+func final(v transport.Verdict, err error) transport.Verdict {
+	switch {
+	case err != nil && v.Kind != transport.Retried:
+		return transport.Verdict{Kind: transport.Retried, Err: err}
+	case err == nil && (v.Kind == transport.Undecided || v.Kind == transport.Retried):
+		return transport.Verdict{Kind: transport.Handled}
+	}
+	return v
 }
 
 // observe is the metrics hook: it sits just inside Logging and outside the
@@ -68,32 +75,17 @@ func (r *Router) observe(h message.HandlerFunc) message.HandlerFunc {
 		if d := transport.FromContext(msg.Context()); d != nil {
 			group, attempt = d.Consumer, d.Attempt
 		}
-		o := Outcome{
+		v := final(middleware.VerdictOf(msg), err)
+		r.cfg.Observe(Outcome{
 			Group:          group,
 			Type:           msg.Metadata.Get(marshaler.MetadataType),
 			Attempt:        attempt,
 			Duration:       r.cfg.Clock.Now().Sub(start),
-			Err:            err,
-			Result:         ResultHandled,
+			Result:         v.Kind,
+			Reason:         v.Reason,
+			Err:            v.Err,
 			OrganizationID: msg.Metadata.Get(marshaler.MetadataOrganization),
-		}
-		switch reason := msg.Metadata.Get(middleware.MetadataDeadLetterReason); {
-		case err != nil:
-			o.Result = ResultRetried
-		case reason != "":
-			o.Result, o.Reason = ResultDeadLettered, reason
-			if cause := msg.Metadata.Get(middleware.MetadataDeadLetterError); cause != "" {
-				o.Err = errorString(cause)
-			}
-		default:
-			o.Skipped = msg.Metadata.Get(middleware.MetadataSkipped)
-		}
-		r.cfg.Observe(o)
+		})
 		return out, err
 	}
 }
-
-// errorString carries a dead-letter error text as an error.
-type errorString string
-
-func (e errorString) Error() string { return string(e) }

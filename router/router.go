@@ -10,10 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/transport"
@@ -69,28 +67,6 @@ type Stats struct {
 
 type stats struct {
 	handled, failed, unknown, deadLettered, undecodable, retried, leaseExpired atomic.Uint64
-}
-
-// New returns a Router consuming cfg.Stream on nc through JetStream durable
-// pull consumers (jetstream.Transport). It never closes nc. Configuration
-// errors match ErrInvalidConfig.
-func New(nc *nats.Conn, cfg Config) (*Router, error) {
-	if nc == nil {
-		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
-	}
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{
-		Heartbeat:        cfg.Heartbeat,
-		DeadLetterStream: cfg.DeadLetter.Stream,
-		Logger:           cfg.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("router transport: %w", err)
-	}
-	return NewWithTransport(tr, cfg)
 }
 
 // NewWithTransport returns a Router consuming cfg.Stream through tr (a
@@ -236,7 +212,8 @@ func (g *Group) dispatch() message.HandlerFunc {
 				return nil, middleware.DeadLetter(middleware.ReasonUnknownType, fmt.Errorf("no handler for %q in group %s", e.Type, g.cfg.Durable))
 			}
 			r.stats.unknown.Add(1)
-			msg.Metadata.Set(middleware.MetadataSkipped, middleware.SkippedUnknownType)
+			d := transport.FromContext(msg.Context())
+			d.Verdict = transport.Skip(transport.SkipUnknownType)
 			return nil, nil
 		}
 		major, err := e.SchemaMajor()
@@ -314,7 +291,7 @@ func (r *Router) stack(g *Group) (message.HandlerFunc, *middleware.Idempotency, 
 // released at once (redelivered, not counted as handler attempts), in-flight
 // handlers get CloseTimeout to finish (what is still in flight then is
 // nacked for redelivery, never acked, and its context cancelled with a cause
-// matching jetstream.ErrCloseTimeout), and the Flush publishers are flushed.
+// matching transport.ErrCloseTimeout), and the Flush publishers are flushed.
 // Run returns only once no handler runs: a handler that ignores its
 // cancelled context is waited for (and named at warn while it runs).
 //
@@ -357,13 +334,15 @@ func (r *Router) Run(ctx context.Context) error {
 		// all their in-flight handlers: shutdown takes CloseTimeout, not
 		// one per group.
 		for _, gr := range runs {
-			gr.stopIntake()
+			gr.run.StopIntake()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
 		defer cancel()
 		var errs []error
 		for _, gr := range runs {
-			errs = append(errs, gr.drain(ctx)...)
+			for _, err := range gr.run.Drain(ctx) {
+				errs = append(errs, fmt.Errorf("group %s: CloseTimeout %s: %w", gr.g.cfg.Durable, r.cfg.CloseTimeout, err))
+			}
 		}
 		return errs
 	}
@@ -373,8 +352,7 @@ func (r *Router) Run(ctx context.Context) error {
 			stopAll()
 			return err
 		}
-		gr := newGroupRun(r, g, h, ctx)
-		gr.idem = idem
+		gr := newGroupRun(r, g, h, idem)
 		if err := gr.start(ctx); err != nil {
 			stopAll()
 			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
@@ -391,11 +369,11 @@ func (r *Router) Run(ctx context.Context) error {
 	for _, gr := range runs {
 		go func() {
 			select {
-			case <-gr.cons.Done():
-				if gr.cons.Err() != nil {
+			case <-gr.run.Ended():
+				if gr.run.Err() != nil {
 					ended <- gr
 				}
-			case <-gr.stopped:
+			case <-gr.run.Stopped():
 			}
 		}()
 	}
@@ -403,7 +381,7 @@ func (r *Router) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case gr := <-ended:
-		errs = append(errs, fmt.Errorf("%w: group %s: %w", ErrSubscriptionEnded, gr.g.cfg.Durable, gr.cons.Err()))
+		errs = append(errs, fmt.Errorf("%w: group %s: %w", ErrSubscriptionEnded, gr.g.cfg.Durable, gr.run.Err()))
 	}
 	errs = append(errs, stopAll()...)
 	r.mu.Lock()
@@ -422,7 +400,7 @@ func (r *Router) Run(ctx context.Context) error {
 func (r *Router) flush() []error {
 	flush := r.cfg.Flush
 	if f, ok := r.cfg.Idempotency.(Flusher); ok {
-		// Processed marks in flight (middleware.KVStore) are stored
+		// Processed marks in flight (jetstream.KVStore) are stored
 		// before Run returns.
 		flush = append(slices.Clone(flush), f)
 	}

@@ -353,7 +353,7 @@ func TestRouter_observe_reports_every_delivery_outcome(t *testing.T) {
 	summary := map[string]int{}
 	for _, o := range got {
 		assert.Equal(t, "users", o.Group)
-		summary[o.Type+"/"+string(o.Result)+"/"+o.Reason+"/"+itoa(int(o.Attempt))]++
+		summary[o.Type+"/"+o.Result.String()+"/"+o.Reason+"/"+itoa(int(o.Attempt))]++
 	}
 	assert.Equal(t, map[string]int{
 		"user.created/retried//1":                1,

@@ -38,10 +38,12 @@ const (
 	// AttrDuplicate is true when the stream already held the event.
 	AttrDuplicate = attribute.Key("jetevents.publish.duplicate")
 	// AttrOutcome is what became of a delivery: handled, retried,
-	// dead_lettered, duplicate or unknown_type.
+	// dead_lettered or skipped (transport.Outcome).
 	AttrOutcome = attribute.Key("jetevents.delivery.outcome")
-	// AttrDeadLetterReason and AttrDeadLetterSubject describe a dead letter.
-	AttrDeadLetterReason  = attribute.Key("jetevents.dead_letter.reason")
+	// AttrReason says why: the dead-letter reason, or why a skipped
+	// delivery's handler did not run (duplicate, unknown_type).
+	AttrReason = attribute.Key("jetevents.delivery.reason")
+	// AttrDeadLetterSubject is where a dead letter was stored.
 	AttrDeadLetterSubject = attribute.Key("jetevents.dead_letter.subject")
 )
 
@@ -173,20 +175,23 @@ func (t *Tracer) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 		out, err := h(msg)
 
-		switch reason := msg.Metadata.Get(middleware.MetadataDeadLetterReason); {
+		switch v := middleware.VerdictOf(msg); {
 		case err != nil:
-			span.SetAttributes(AttrOutcome.String("retried"))
+			span.SetAttributes(AttrOutcome.String(transport.Retried.String()))
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
-		case reason != "":
-			dlq := msg.Metadata.Get(middleware.MetadataDeadLetterSubject)
-			span.SetAttributes(AttrOutcome.String("dead_lettered"), AttrDeadLetterReason.String(reason), AttrDeadLetterSubject.String(dlq))
-			span.AddEvent(EventDeadLettered, trace.WithAttributes(AttrDeadLetterReason.String(reason), AttrDeadLetterSubject.String(dlq)))
-			span.SetStatus(codes.Error, "dead-lettered ("+reason+"): "+msg.Metadata.Get(middleware.MetadataDeadLetterError))
-		case msg.Metadata.Get(middleware.MetadataSkipped) != "":
-			span.SetAttributes(AttrOutcome.String(msg.Metadata.Get(middleware.MetadataSkipped)))
+		case v.Kind == transport.DeadLettered:
+			span.SetAttributes(AttrOutcome.String(v.Kind.String()), AttrReason.String(v.Reason), AttrDeadLetterSubject.String(v.DeadLetterSubject))
+			span.AddEvent(EventDeadLettered, trace.WithAttributes(AttrReason.String(v.Reason), AttrDeadLetterSubject.String(v.DeadLetterSubject)))
+			status := "dead-lettered (" + v.Reason + ")"
+			if v.Err != nil {
+				status += ": " + v.Err.Error()
+			}
+			span.SetStatus(codes.Error, status)
+		case v.Kind == transport.Skipped:
+			span.SetAttributes(AttrOutcome.String(v.Kind.String()), AttrReason.String(v.Reason))
 		default:
-			span.SetAttributes(AttrOutcome.String("handled"))
+			span.SetAttributes(AttrOutcome.String(transport.Handled.String()))
 		}
 		return out, err
 	}

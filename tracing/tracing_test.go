@@ -223,7 +223,7 @@ func TestTracing_dead_letter_keeps_the_trace_of_the_delivery_that_failed(t *test
 	assert.Equal(t, codes.Error, dead.Status().Code)
 	require.Len(t, dead.Events(), 1)
 	assert.Equal(t, tracing.EventDeadLettered, dead.Events()[0].Name)
-	assert.Equal(t, middleware.ReasonMaxDeliver, attr(dead, "jetevents.dead_letter.reason").AsString())
+	assert.Equal(t, middleware.ReasonMaxDeliver, attr(dead, "jetevents.delivery.reason").AsString())
 	assert.Equal(t, "dlq.auth.user.created", attr(dead, "jetevents.dead_letter.subject").AsString())
 	for _, s := range procs {
 		assert.Equal(t, pub.SpanContext().SpanID(), s.Parent().SpanID(), "each attempt is a child of the publish")

@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -64,5 +65,14 @@ func TestBackoff_validate_rejects_unusable_schedules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.ErrorIs(t, tt.b.Validate(), transport.ErrInvalidConfig)
 		})
+	}
+}
+
+func TestBackoff_never_overflows_to_a_negative_delay_with_an_unbounded_max(t *testing.T) {
+	b := transport.Backoff{Initial: time.Second, Max: time.Duration(math.MaxInt64), Jitter: -1}
+	for _, attempt := range []uint64{1, 40, 62, 63, 64, 100, 1 << 40} {
+		got := b.Delay(attempt)
+		assert.Positive(t, got, "attempt %d", attempt)
+		assert.LessOrEqual(t, got, time.Duration(math.MaxInt64), "attempt %d", attempt)
 	}
 }

@@ -15,8 +15,6 @@ type Settler interface {
 	Ack(ctx context.Context, sync bool) error
 	// Nak asks for a redelivery after delay (at once when delay <= 0).
 	Nak(delay time.Duration) error
-	// Term stops every redelivery of the message, with reason.
-	Term(reason string) error
 	// InProgress renews the message's lease: the broker restarts its ack
 	// timer. When the broker confirms the renewal, the transport records it
 	// on the Delivery (Renewed), so that LeaseStart says how long the lease
@@ -36,8 +34,8 @@ type Settler interface {
 }
 
 // Delivery is one delivered message as the router holds it: the message as
-// stored, where it came from, and the verdict marks middleware sets before it
-// is settled. A transport fills every field it knows; unknown ones are zero.
+// stored, where it came from, and the verdict the steps handling it
+// decided. A transport fills every field it knows; unknown ones are zero.
 // Only the goroutine handling the message writes the marks.
 type Delivery struct {
 	// Subject the message was published on.
@@ -71,11 +69,12 @@ type Delivery struct {
 	// Settler settles it. Set by the transport.
 	Settler Settler
 
-	// Verdict marks, read when the message is settled.
-	nakDelay    time.Duration
-	hasNakDelay bool
-	term        string
-	hasTerm     bool
+	// Verdict is what the steps that handled the message decided so far
+	// (the retry policy, the dead-letter step, idempotency, the
+	// dispatcher): the last one to decide sets it. Only the goroutine
+	// handling the message writes it.
+	Verdict Verdict
+
 	// Value is free for the router: it keeps the decoded event there so
 	// that nothing decodes a message twice.
 	Value any
@@ -105,27 +104,6 @@ func (d *Delivery) LeaseStart() time.Time {
 	}
 	return d.Received
 }
-
-// SetNakDelay asks that a failed delivery be redelivered after d (d <= 0:
-// at once) instead of the transport's default.
-func (d *Delivery) SetNakDelay(delay time.Duration) {
-	d.nakDelay, d.hasNakDelay = max(delay, 0), true
-}
-
-// NakDelay returns the delay set by SetNakDelay.
-func (d *Delivery) NakDelay() (time.Duration, bool) { return d.nakDelay, d.hasNakDelay }
-
-// SetTerminate asks that a failed delivery be terminated (no redelivery)
-// with reason instead of redelivered. It wins over SetNakDelay.
-func (d *Delivery) SetTerminate(reason string) {
-	if reason == "" {
-		reason = "terminated"
-	}
-	d.term, d.hasTerm = reason, true
-}
-
-// Terminate returns the reason set by SetTerminate.
-func (d *Delivery) Terminate() (string, bool) { return d.term, d.hasTerm }
 
 type deliveryKey struct{}
 

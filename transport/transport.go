@@ -138,11 +138,12 @@ var (
 	// ErrConsumerEnded is matched by Consumer.Err when the consumer could not
 	// be recovered (its stream is gone, permission denied, ...).
 	ErrConsumerEnded = errors.New("consumer ended")
-	// ErrAbandoned is matched by the cause (context.Cause) of a handler's
-	// context cut at the close deadline: its event was nacked for
-	// redelivery, so nothing it does now may count (the DeadLetterer
-	// stores no dead letter for it).
-	ErrAbandoned = errors.New("abandoned at the close deadline")
+	// ErrCloseTimeout is matched by the cause (context.Cause) of a
+	// handler's context cut at the close deadline of a stop: its message
+	// was nacked for redelivery, so nothing it does now may count (the
+	// dead-letter step stores no dead letter for it); and by the stop's
+	// error that reports it.
+	ErrCloseTimeout = errors.New("close deadline passed with handlers running")
 	// ErrDeadLetter is matched by every failed PublishDeadLetter.
 	ErrDeadLetter = errors.New("dead-letter publish failed")
 )

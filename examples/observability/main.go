@@ -326,7 +326,7 @@ func details(s tracetest.SpanStub) string {
 			parts = append(parts, "attempt="+kv.Value.Emit())
 		case "jetevents.delivery.outcome":
 			parts = append(parts, "outcome="+kv.Value.Emit())
-		case "jetevents.dead_letter.reason":
+		case "jetevents.delivery.reason":
 			parts = append(parts, "reason="+kv.Value.Emit())
 		}
 	}

@@ -13,15 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/eventstest"
+	"github.com/jetevents/events/idempotency"
+	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/transport"
 )
 
-func newKVStore(t *testing.T, srv *eventstest.Server, cfg middleware.KVStoreConfig) *middleware.KVStore {
+func newKVStore(t *testing.T, srv *eventstest.Server, cfg jetstream.KVStoreConfig) *jetstream.KVStore {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := middleware.NewKVStore(ctx, srv.Connect(t), cfg)
+	s, err := jetstream.NewKVStore(ctx, srv.Connect(t), cfg)
 	require.NoError(t, err)
 	return s
 }
@@ -29,8 +31,8 @@ func newKVStore(t *testing.T, srv *eventstest.Server, cfg middleware.KVStoreConf
 func TestKVStore_same_event_delivered_twice_is_handled_once_across_two_stores(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	// Two "processes": separate connections, separate stores, one bucket.
-	a := newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "PROCESSED"}), nil)
-	b := newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "PROCESSED"}), nil)
+	a := newIdempotency(t, newKVStore(t, srv, jetstream.KVStoreConfig{Bucket: "PROCESSED"}), nil)
+	b := newIdempotency(t, newKVStore(t, srv, jetstream.KVStoreConfig{Bucket: "PROCESSED"}), nil)
 
 	var calls atomic.Int32
 	handler := func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil }
@@ -55,8 +57,8 @@ func TestKVStore_same_event_delivered_twice_is_handled_once_across_two_stores(t 
 func TestKVStore_concurrent_deliveries_across_processes_run_the_handler_once(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	stores := []*middleware.Idempotency{
-		newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{}), nil),
-		newIdempotency(t, newKVStore(t, srv, middleware.KVStoreConfig{}), nil),
+		newIdempotency(t, newKVStore(t, srv, jetstream.KVStoreConfig{}), nil),
+		newIdempotency(t, newKVStore(t, srv, jetstream.KVStoreConfig{}), nil),
 	}
 	var calls atomic.Int32
 	handler := func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil }
@@ -74,7 +76,7 @@ func TestKVStore_concurrent_deliveries_across_processes_run_the_handler_once(t *
 
 func TestKVStore_failed_handler_releases_and_redelivery_takes_over(t *testing.T) {
 	srv := eventstest.NewServer(t)
-	store := newKVStore(t, srv, middleware.KVStoreConfig{})
+	store := newKVStore(t, srv, jetstream.KVStoreConfig{})
 	mw := newIdempotency(t, store, nil)
 
 	calls := 0
@@ -89,43 +91,43 @@ func TestKVStore_failed_handler_releases_and_redelivery_takes_over(t *testing.T)
 	// A claim left by a crashed delivery (never released) is taken over by
 	// the broker's next attempt of the same message.
 	ctx := context.Background()
-	c, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
+	c, err := store.Claim(ctx, "ns/ev-9", idempotency.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
 	require.NoError(t, err)
-	require.Equal(t, middleware.ClaimAcquired, c.Status)
-	again, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
+	require.Equal(t, idempotency.ClaimAcquired, c.Status)
+	again, err := store.Claim(ctx, "ns/ev-9", idempotency.Holder{Stream: "S", StreamSeq: 9, Attempt: 1})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimBusy, again.Status)
-	next, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 9, Attempt: 2})
+	assert.Equal(t, idempotency.ClaimBusy, again.Status)
+	next, err := store.Claim(ctx, "ns/ev-9", idempotency.Holder{Stream: "S", StreamSeq: 9, Attempt: 2})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimAcquired, next.Status)
+	assert.Equal(t, idempotency.ClaimAcquired, next.Status)
 	// The superseded holder's release does not drop the new claim.
 	require.NoError(t, store.Release(ctx, c))
-	dup, err := store.Claim(ctx, "ns/ev-9", middleware.Holder{Stream: "S", StreamSeq: 10, Attempt: 1})
+	dup, err := store.Claim(ctx, "ns/ev-9", idempotency.Holder{Stream: "S", StreamSeq: 10, Attempt: 1})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimDuplicate, dup.Status)
+	assert.Equal(t, idempotency.ClaimDuplicate, dup.Status)
 }
 
 func TestKVStore_unidentified_claim_expires_by_clock(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	clock := eventstest.NewClock(t0)
-	store := newKVStore(t, srv, middleware.KVStoreConfig{ClaimTTL: time.Minute, Clock: clock})
+	store := newKVStore(t, srv, jetstream.KVStoreConfig{ClaimTTL: time.Minute, Clock: clock})
 	ctx := context.Background()
-	_, err := store.Claim(ctx, "k", middleware.Holder{})
+	_, err := store.Claim(ctx, "k", idempotency.Holder{})
 	require.NoError(t, err)
-	c, err := store.Claim(ctx, "k", middleware.Holder{})
+	c, err := store.Claim(ctx, "k", idempotency.Holder{})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimBusy, c.Status)
+	assert.Equal(t, idempotency.ClaimBusy, c.Status)
 	clock.Advance(time.Minute)
-	c, err = store.Claim(ctx, "k", middleware.Holder{})
+	c, err = store.Claim(ctx, "k", idempotency.Holder{})
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimAcquired, c.Status)
+	assert.Equal(t, idempotency.ClaimAcquired, c.Status)
 }
 
 func TestKVStore_plugs_into_watermill_deduplicator(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	dedup := &wmmiddleware.Deduplicator{
 		KeyFactory: wmmiddleware.NewMessageHasherFromMetadataField("ce-id"),
-		Repository: newKVStore(t, srv, middleware.KVStoreConfig{Bucket: "DEDUP"}),
+		Repository: newKVStore(t, srv, jetstream.KVStoreConfig{Bucket: "DEDUP"}),
 		Timeout:    5 * time.Second,
 	}
 	calls := 0
@@ -139,7 +141,7 @@ func TestKVStore_plugs_into_watermill_deduplicator(t *testing.T) {
 
 func TestKVStore_keys_with_any_characters_and_length(t *testing.T) {
 	srv := eventstest.NewServer(t)
-	store := newKVStore(t, srv, middleware.KVStoreConfig{})
+	store := newKVStore(t, srv, jetstream.KVStoreConfig{})
 	ctx := context.Background()
 	long := string(make([]byte, 1000))
 	for _, key := range []string{"a b/c*>.", "ünïcödé", long, long + "x"} {
@@ -154,40 +156,40 @@ func TestKVStore_keys_with_any_characters_and_length(t *testing.T) {
 
 func TestKVStore_config_validation(t *testing.T) {
 	srv := eventstest.NewServer(t)
-	for _, cfg := range []middleware.KVStoreConfig{
+	for _, cfg := range []jetstream.KVStoreConfig{
 		{Bucket: "has.dot"},
 		{TTL: -time.Second},
 		{Replicas: 7},
 	} {
-		_, err := middleware.NewKVStore(context.Background(), srv.Conn, cfg)
+		_, err := jetstream.NewKVStore(context.Background(), srv.Conn, cfg)
 		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
 	}
-	_, err := middleware.NewKVStore(context.Background(), nil, middleware.KVStoreConfig{})
+	_, err := jetstream.NewKVStore(context.Background(), nil, jetstream.KVStoreConfig{})
 	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
 }
 
 func TestKVStore_async_claims_and_marks_answer_as_the_synchronous_ones(t *testing.T) {
 	srv := eventstest.NewServer(t)
-	s := newKVStore(t, srv, middleware.KVStoreConfig{})
+	s := newKVStore(t, srv, jetstream.KVStoreConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	h1 := middleware.Holder{Stream: "S", StreamSeq: 1, Attempt: 1}
-	h2 := middleware.Holder{Stream: "S", StreamSeq: 2, Attempt: 1}
+	h1 := idempotency.Holder{Stream: "S", StreamSeq: 1, Attempt: 1}
+	h2 := idempotency.Holder{Stream: "S", StreamSeq: 2, Attempt: 1}
 
 	first := s.ClaimAsync("ns/ev-1", h1)
 	second := s.ClaimAsync("ns/ev-1", h2) // another copy of the event, at once
 	c1, err := first(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimAcquired, c1.Status)
+	assert.Equal(t, idempotency.ClaimAcquired, c1.Status)
 	c2, err := second(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimDuplicate, c2.Status, "the first claim holds: one creator wins")
+	assert.Equal(t, idempotency.ClaimDuplicate, c2.Status, "the first claim holds: one creator wins")
 
 	require.NoError(t, s.Complete(ctx, c1))
 	require.NoError(t, s.Flush(ctx), "the asynchronous mark is stored")
-	c3, err := s.ClaimAsync("ns/ev-1", middleware.Holder{Stream: "S", StreamSeq: 3, Attempt: 1})(ctx)
+	c3, err := s.ClaimAsync("ns/ev-1", idempotency.Holder{Stream: "S", StreamSeq: 3, Attempt: 1})(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimProcessed, c3.Status)
+	assert.Equal(t, idempotency.ClaimProcessed, c3.Status)
 	assert.Zero(t, s.AsyncErrors())
 
 	// A released claim leaves a delete marker: the async create falls back
@@ -195,7 +197,7 @@ func TestKVStore_async_claims_and_marks_answer_as_the_synchronous_ones(t *testin
 	c4, err := s.ClaimAsync("ns/ev-2", h1)(ctx)
 	require.NoError(t, err)
 	require.NoError(t, s.Release(ctx, c4))
-	c5, err := s.ClaimAsync("ns/ev-2", middleware.Holder{Stream: "S", StreamSeq: 1, Attempt: 2})(ctx)
+	c5, err := s.ClaimAsync("ns/ev-2", idempotency.Holder{Stream: "S", StreamSeq: 1, Attempt: 2})(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, middleware.ClaimAcquired, c5.Status)
+	assert.Equal(t, idempotency.ClaimAcquired, c5.Status)
 }

@@ -1,10 +1,12 @@
-package middleware
+package idempotency
 
 import (
 	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/jetevents/events/envelope"
 )
@@ -33,10 +35,11 @@ func (c *MemoryStoreConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match
+// envelope.ErrInvalidConfig.
 func (c MemoryStoreConfig) Validate() error {
 	if c.TTL < 0 || c.ClaimTTL < 0 {
-		return fmt.Errorf("%w: TTL %s and ClaimTTL %s must not be negative", ErrInvalidConfig, c.TTL, c.ClaimTTL)
+		return fmt.Errorf("%w: TTL %s and ClaimTTL %s must not be negative", envelope.ErrInvalidConfig, c.TTL, c.ClaimTTL)
 	}
 	return nil
 }
@@ -56,7 +59,7 @@ type MemoryStore struct {
 }
 
 type memEntry struct {
-	rec     record
+	rec     Record
 	rev     uint64
 	expires time.Time
 }
@@ -81,7 +84,7 @@ func (s *MemoryStore) get(key string, now time.Time) (memEntry, bool) {
 }
 
 // put writes key. Lock held.
-func (s *MemoryStore) put(key string, r record, now time.Time) uint64 {
+func (s *MemoryStore) put(key string, r Record, now time.Time) uint64 {
 	s.rev++
 	s.keys[key] = memEntry{rec: r, rev: s.rev, expires: now.Add(s.cfg.TTL)}
 	if len(s.keys) >= 2*max(s.sweptSize, 64) {
@@ -101,11 +104,11 @@ func (s *MemoryStore) Claim(_ context.Context, key string, h Holder) (Claim, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.get(key, now); ok {
-		if st := decide(e.rec, h, now); st != ClaimAcquired {
+		if st := Decide(e.rec, h, now); st != ClaimAcquired {
 			return Claim{Key: key, Status: st, Holder: e.rec.Holder}, nil
 		}
 	}
-	rev := s.put(key, record{State: stateClaimed, Holder: h, Until: now.Add(s.cfg.ClaimTTL).UnixNano()}, now)
+	rev := s.put(key, ClaimRecord(h, now.Add(s.cfg.ClaimTTL)), now)
 	return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: rev}, nil
 }
 
@@ -114,7 +117,7 @@ func (s *MemoryStore) Complete(_ context.Context, c Claim) error {
 	now := s.cfg.Clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.put(c.Key, record{State: stateDone, Holder: c.Holder}, now)
+	s.put(c.Key, DoneRecord(c.Holder), now)
 	return nil
 }
 
@@ -141,7 +144,7 @@ func (s *MemoryStore) IsDuplicate(_ context.Context, key string) (bool, error) {
 	if _, ok := s.get(key, now); ok {
 		return true, nil
 	}
-	s.put(key, record{State: stateDone}, now)
+	s.put(key, DoneRecord(Holder{}), now)
 	return false, nil
 }
 
@@ -151,3 +154,6 @@ func (s *MemoryStore) Len() int {
 	defer s.mu.Unlock()
 	return len(s.keys)
 }
+
+// MemoryStore plugs into Watermill's Deduplicator too.
+var _ wmmiddleware.ExpiringKeyRepository = (*MemoryStore)(nil)

@@ -1,4 +1,4 @@
-package middleware
+package jetstream
 
 import (
 	"context"
@@ -10,10 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/idempotency"
 )
 
 // DefaultIdempotencyBucket is the default KV bucket of processed event ids.
@@ -59,10 +62,10 @@ func (c *KVStoreConfig) setDefaults() {
 		c.Bucket = DefaultIdempotencyBucket
 	}
 	if c.TTL == 0 {
-		c.TTL = DefaultIdempotencyTTL
+		c.TTL = idempotency.DefaultIdempotencyTTL
 	}
 	if c.ClaimTTL == 0 {
-		c.ClaimTTL = DefaultClaimTTL
+		c.ClaimTTL = idempotency.DefaultClaimTTL
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -106,7 +109,7 @@ type KVStore struct {
 
 // NewKVStore binds to cfg.Bucket through nc (never closed by the store),
 // creating the bucket when it does not exist. Errors match ErrInvalidConfig
-// or ErrStore.
+// or idempotency.ErrStore.
 func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
@@ -119,15 +122,15 @@ func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore
 	js, err := natsjs.New(nc, natsjs.WithPublishAsyncErrHandler(func(_ natsjs.JetStream, m *nats.Msg, err error) {
 		s.asyncErrors.Add(1)
 		if s.cfg.OnError != nil {
-			s.cfg.OnError(fmt.Errorf("%w: complete %s: %w", ErrStore, m.Subject, err))
+			s.cfg.OnError(fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, m.Subject, err))
 		}
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("%w: jetstream: %w", ErrStore, err)
+		return nil, fmt.Errorf("%w: jetstream: %w", idempotency.ErrStore, err)
 	}
 	s.js = js
 	if s.cjs, err = natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(1<<16)); err != nil {
-		return nil, fmt.Errorf("%w: jetstream: %w", ErrStore, err)
+		return nil, fmt.Errorf("%w: jetstream: %w", idempotency.ErrStore, err)
 	}
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, natsjs.ErrBucketNotFound) {
@@ -145,7 +148,7 @@ func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: bucket %s: %w", ErrStore, cfg.Bucket, err)
+		return nil, fmt.Errorf("%w: bucket %s: %w", idempotency.ErrStore, cfg.Bucket, err)
 	}
 	s.kv = kv
 	return s, nil
@@ -169,42 +172,42 @@ func kvKey(key string) string {
 // round means another process changed the key, which re-deciding resolves.
 const maxClaimRounds = 4
 
-// Claim implements Store.
-func (s *KVStore) Claim(ctx context.Context, key string, h Holder) (Claim, error) {
+// Claim implements idempotency.Store.
+func (s *KVStore) Claim(ctx context.Context, key string, h idempotency.Holder) (idempotency.Claim, error) {
 	k := kvKey(key)
 	for range maxClaimRounds {
 		now := s.cfg.Clock.Now()
-		claim := claimRecord(h, now.Add(s.cfg.ClaimTTL))
+		claim := idempotency.ClaimRecord(h, now.Add(s.cfg.ClaimTTL)).Encode()
 		rev, err := s.kv.Create(ctx, k, claim)
 		if err == nil {
-			return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: rev}, nil
+			return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h, Revision: rev}, nil
 		}
 		if !errors.Is(err, natsjs.ErrKeyExists) {
-			return Claim{}, fmt.Errorf("%w: create %s: %w", ErrStore, key, err)
+			return idempotency.Claim{}, fmt.Errorf("%w: create %s: %w", idempotency.ErrStore, key, err)
 		}
 		e, err := s.kv.Get(ctx, k)
 		if errors.Is(err, natsjs.ErrKeyNotFound) || errors.Is(err, natsjs.ErrKeyDeleted) {
 			continue // released or expired since Create: try again
 		}
 		if err != nil {
-			return Claim{}, fmt.Errorf("%w: get %s: %w", ErrStore, key, err)
+			return idempotency.Claim{}, fmt.Errorf("%w: get %s: %w", idempotency.ErrStore, key, err)
 		}
-		r, err := parseRecord(key, e.Value())
+		r, err := idempotency.ParseRecord(key, e.Value())
 		if err != nil {
-			return Claim{}, err
+			return idempotency.Claim{}, err
 		}
-		if st := decide(r, h, now); st != ClaimAcquired {
-			return Claim{Key: key, Status: st, Holder: r.Holder, Revision: e.Revision()}, nil
+		if st := idempotency.Decide(r, h, now); st != idempotency.ClaimAcquired {
+			return idempotency.Claim{Key: key, Status: st, Holder: r.Holder, Revision: e.Revision()}, nil
 		}
 		rev, err = s.kv.Update(ctx, k, claim, e.Revision())
 		if err == nil {
-			return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: rev}, nil
+			return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h, Revision: rev}, nil
 		}
 		if !isRevisionConflict(err) {
-			return Claim{}, fmt.Errorf("%w: take over %s: %w", ErrStore, key, err)
+			return idempotency.Claim{}, fmt.Errorf("%w: take over %s: %w", idempotency.ErrStore, key, err)
 		}
 	}
-	return Claim{Key: key, Status: ClaimBusy, Holder: h}, nil
+	return idempotency.Claim{Key: key, Status: idempotency.ClaimBusy, Holder: h}, nil
 }
 
 // ClaimAsync implements AsyncClaimer: a KV Create sent without waiting (a
@@ -212,25 +215,25 @@ func (s *KVStore) Claim(ctx context.Context, key string, h Holder) (Claim, error
 // function waits for the answer; when the key exists (claimed, processed,
 // or a released claim's delete marker) it falls back to Claim, which reads
 // the record and decides.
-func (s *KVStore) ClaimAsync(key string, h Holder) func(context.Context) (Claim, error) {
+func (s *KVStore) ClaimAsync(key string, h idempotency.Holder) func(context.Context) (idempotency.Claim, error) {
 	msg := &nats.Msg{
 		Subject: s.subj + kvKey(key),
 		Header:  nats.Header{"Nats-Expected-Last-Subject-Sequence": {"0"}},
-		Data:    claimRecord(h, s.cfg.Clock.Now().Add(s.cfg.ClaimTTL)),
+		Data:    idempotency.ClaimRecord(h, s.cfg.Clock.Now().Add(s.cfg.ClaimTTL)).Encode(),
 	}
 	f, err := s.cjs.PublishMsgAsync(msg)
-	return func(ctx context.Context) (Claim, error) {
+	return func(ctx context.Context) (idempotency.Claim, error) {
 		if err != nil {
 			return s.Claim(ctx, key, h)
 		}
 		select {
 		case ack := <-f.Ok():
-			return Claim{Key: key, Status: ClaimAcquired, Holder: h, Revision: ack.Sequence}, nil
+			return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h, Revision: ack.Sequence}, nil
 		case <-f.Err():
 			// Most often the key exists; Claim tells what it holds.
 			return s.Claim(ctx, key, h)
 		case <-ctx.Done():
-			return Claim{}, fmt.Errorf("%w: claim %s: %w", ErrStore, key, ctx.Err())
+			return idempotency.Claim{}, fmt.Errorf("%w: claim %s: %w", idempotency.ErrStore, key, ctx.Err())
 		}
 	}
 }
@@ -239,16 +242,16 @@ func (s *KVStore) ClaimAsync(key string, h Holder) func(context.Context) (Claim,
 // the handler succeeded, whoever holds the claim now.
 // Without SyncComplete it returns once the mark is sent (see
 // KVStoreConfig.SyncComplete); an error then means it could not be sent.
-func (s *KVStore) Complete(ctx context.Context, c Claim) error {
+func (s *KVStore) Complete(ctx context.Context, c idempotency.Claim) error {
 	if s.cfg.SyncComplete {
-		if _, err := s.kv.Put(ctx, kvKey(c.Key), doneRecord(c.Holder)); err != nil {
-			return fmt.Errorf("%w: complete %s: %w", ErrStore, c.Key, err)
+		if _, err := s.kv.Put(ctx, kvKey(c.Key), idempotency.DoneRecord(c.Holder).Encode()); err != nil {
+			return fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, c.Key, err)
 		}
 		return nil
 	}
 	// A KV Put is a publish on $KV.<bucket>.<key>.
-	if _, err := s.js.PublishMsgAsync(&nats.Msg{Subject: s.subj + kvKey(c.Key), Data: doneRecord(c.Holder)}); err != nil {
-		return fmt.Errorf("%w: complete %s: %w", ErrStore, c.Key, err)
+	if _, err := s.js.PublishMsgAsync(&nats.Msg{Subject: s.subj + kvKey(c.Key), Data: idempotency.DoneRecord(c.Holder).Encode()}); err != nil {
+		return fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, c.Key, err)
 	}
 	return nil
 }
@@ -261,7 +264,7 @@ func (s *KVStore) Flush(ctx context.Context) error {
 	case <-s.js.PublishAsyncComplete():
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%w: flush: %d processed marks in flight: %w", ErrStore, s.js.PublishAsyncPending(), ctx.Err())
+		return fmt.Errorf("%w: flush: %d processed marks in flight: %w", idempotency.ErrStore, s.js.PublishAsyncPending(), ctx.Err())
 	}
 }
 
@@ -270,12 +273,12 @@ func (s *KVStore) AsyncErrors() uint64 { return s.asyncErrors.Load() }
 
 // Release implements Store: it deletes the claim only at the caller's
 // revision, so a claim another delivery took over stays.
-func (s *KVStore) Release(ctx context.Context, c Claim) error {
+func (s *KVStore) Release(ctx context.Context, c idempotency.Claim) error {
 	err := s.kv.Delete(ctx, kvKey(c.Key), natsjs.LastRevision(c.Revision))
 	if err == nil || isRevisionConflict(err) || errors.Is(err, natsjs.ErrKeyNotFound) {
 		return nil
 	}
-	return fmt.Errorf("%w: release %s: %w", ErrStore, c.Key, err)
+	return fmt.Errorf("%w: release %s: %w", idempotency.ErrStore, c.Key, err)
 }
 
 // IsDuplicate implements Watermill's middleware.ExpiringKeyRepository: it
@@ -284,14 +287,14 @@ func (s *KVStore) Release(ctx context.Context, c Claim) error {
 // handler failure still leaves the key recorded and the retry is dropped;
 // the Idempotency middleware records after success instead.
 func (s *KVStore) IsDuplicate(ctx context.Context, key string) (bool, error) {
-	_, err := s.kv.Create(ctx, kvKey(key), doneRecord(Holder{}))
+	_, err := s.kv.Create(ctx, kvKey(key), idempotency.DoneRecord(idempotency.Holder{}).Encode())
 	switch {
 	case err == nil:
 		return false, nil
 	case errors.Is(err, natsjs.ErrKeyExists):
 		return true, nil
 	}
-	return false, fmt.Errorf("%w: create %s: %w", ErrStore, key, err)
+	return false, fmt.Errorf("%w: create %s: %w", idempotency.ErrStore, key, err)
 }
 
 // Bucket returns the bound bucket's name.
@@ -300,3 +303,6 @@ func (s *KVStore) Bucket() string { return s.cfg.Bucket }
 func isRevisionConflict(err error) bool {
 	return errors.Is(err, natsjs.ErrKeyRevisionMismatch) || errors.Is(err, natsjs.ErrKeyExists)
 }
+
+// KVStore plugs into Watermill's Deduplicator too.
+var _ wmmiddleware.ExpiringKeyRepository = (*KVStore)(nil)
