@@ -36,6 +36,10 @@ var (
 	ErrPermanent = middleware.ErrPermanent
 	// ErrDataDecode: an event's data does not decode into the given type.
 	ErrDataDecode = envelope.ErrDataDecode
+	// ErrInvalidConfig: a configuration refused before anything runs (a
+	// router, group, publisher or stream spec; a group whose filter the
+	// stream does not store). Every package's ErrInvalidConfig is this value.
+	ErrInvalidConfig = envelope.ErrInvalidConfig
 )
 
 // Permanent marks err as not worth retrying: a handler returning it has its
