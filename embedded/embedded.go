@@ -58,6 +58,10 @@ type Config struct {
 	// nats-server's lazy fsync (every 2 minutes), where a crashed server may
 	// lose recent acked writes that its peers (if any) still hold.
 	SyncAlways bool
+	// MaxPayload is the largest message (headers and data) the server
+	// accepts, nats-server's max_payload; clients read it at connect
+	// (nats.Conn.MaxPayload). Default 0: nats-server's 1 MiB.
+	MaxPayload int32
 }
 
 // Server is a running embedded server.
@@ -118,6 +122,7 @@ func (s *Server) start() error {
 		NoSigs:     true,
 		NoLog:      !s.cfg.Logs,
 		SyncAlways: s.cfg.SyncAlways,
+		MaxPayload: s.cfg.MaxPayload,
 	}
 	if s.cfg.MonitorPort != 0 {
 		opts.HTTPHost, opts.HTTPPort = s.cfg.Host, s.cfg.MonitorPort

@@ -52,8 +52,10 @@ var (
 	ErrInvalidSubject = envelope.ErrInvalidSubject
 	// ErrInvalidEvent: the event breaks an envelope rule (see envelope.Validate).
 	ErrInvalidEvent = envelope.ErrInvalidEvent
-	// ErrTooLarge: the encoded event is larger than the marshaler's MaxSize,
-	// the connection's max payload, or the stream's max message size.
+	// ErrTooLarge: the encoded event is larger than the marshaler's MaxSize
+	// or the connection's max payload (refused before sending, with
+	// ErrInvalidEvent, by every publish path), or the stream's max message
+	// size (reported by the server, with ErrPublish).
 	ErrTooLarge = envelope.ErrTooLarge
 )
 

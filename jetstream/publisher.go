@@ -197,7 +197,9 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // none. Correlation and causation ids in ctx travel as headers.
 //
 // Errors: ErrInvalidSubject or ErrInvalidEvent (nothing sent); ErrNoStream
-// (no stream listens on subject); ErrTimeout; ErrTooLarge; ErrClosed;
+// (no stream listens on subject); ErrTimeout; ErrTooLarge (with
+// ErrInvalidEvent, nothing sent, when the event is over the connection's
+// max payload; with ErrPublish when the stream refuses it); ErrClosed;
 // ErrPermission (a *PermissionError: the user may not publish on subject,
 // or not receive acks on its inbox; NATS reports that to the connection,
 // not to the publish, so it surfaces when the publish times out); other
@@ -365,9 +367,12 @@ func (p *Publisher) isClosed() bool {
 }
 
 // encode validates subject and event and builds the NATS message
-// (marshaler.PublishMsg: the same bytes on every transport).
+// (marshaler.PublishMsg: the same bytes on every transport), refusing one
+// larger than the connection's max payload. Sync, async and batch publishes
+// all encode here, so an oversized event is refused the same way by each,
+// before anything is sent.
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	return p.m.PublishMsg(ctx, subject, e)
+	return p.m.PublishMsg(ctx, subject, e, p.nc.MaxPayload())
 }
 
 func closedErr(subject string, e *envelope.Event) error {

@@ -307,8 +307,9 @@ func (e *CloseError) Unwrap() []error {
 }
 
 // PublishBatch publishes events on subject, pipelined (all sent before any
-// ack is awaited), and waits for every ack. All events are validated first:
-// if one is invalid nothing is sent. The error, when not nil, is a
+// ack is awaited), and waits for every ack. All events are validated first,
+// against the envelope rules and the connection's max payload: if one is
+// invalid nothing is sent. The error, when not nil, is a
 // *BatchError whose Errs[i] is the outcome of events[i] (nil: stored, or a
 // duplicate); errors.Is works through it (e.g. ErrNoStream). The wait ends
 // with ctx: events not confirmed by then get ErrTimeout (deadline) or ctx's
