@@ -12,7 +12,8 @@ import (
 // matching either name works.
 var (
 	// ErrNoStream: no stream listens on the subject published to. Create the
-	// streams first (./scripts/setup-nats-streams.sh or jetstream.Apply).
+	// streams first (./scripts/setup-nats-streams.sh, or jetstream.Ensure
+	// from the service).
 	ErrNoStream = transport.ErrNoStream
 	// ErrTimeout: the stream's ack did not arrive in time (context deadline
 	// or publish timeout).

@@ -392,7 +392,7 @@ func publishErr(msg *nats.Msg, err error) error {
 	case errors.Is(err, ErrPermission):
 		return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
 	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Apply with a StreamSpec): %w",
+		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Ensure with a StreamSpec): %w",
 			subject, id, ErrPublish, ErrNoStream, subject, err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, natsjs.ErrAsyncPublishTimeout):
 		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrTimeout, err)

@@ -129,7 +129,7 @@ func (s *Subscriber) consumer(ctx context.Context, topic string) (natsjs.Consume
 	c, err := s.js.CreateOrUpdateConsumer(ctx, stream, cc)
 	if err != nil {
 		if errors.Is(err, natsjs.ErrStreamNotFound) {
-			return nil, fmt.Errorf("subscribe %s: %w: %w: stream %s does not exist (provision it first, e.g. with Apply): %w",
+			return nil, fmt.Errorf("subscribe %s: %w: %w: stream %s does not exist (provision it first: jetevents streams apply, or jetstream.Ensure): %w",
 				topic, ErrSubscribe, ErrNoStream, stream, err)
 		}
 		return nil, fmt.Errorf("subscribe %s: durable %s on stream %s: %w: %w", topic, cc.Durable, stream, ErrSubscribe, err)

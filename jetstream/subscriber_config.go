@@ -64,7 +64,7 @@ type SubscriberConfig struct {
 	// InitializeStream, when set, makes SubscribeInitialize(topic) create or
 	// update the stream it returns (Name defaults to the stream of the topic)
 	// before creating the consumer. Default nil: streams are provisioned
-	// elsewhere (Apply with StreamSpecs) and SubscribeInitialize only creates
+	// elsewhere (Ensure or Apply with StreamSpecs) and SubscribeInitialize only creates
 	// the consumer.
 	InitializeStream func(topic string) natsjs.StreamConfig
 
