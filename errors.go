@@ -15,6 +15,10 @@ var (
 	// streams first (./scripts/setup-nats-streams.sh, or jetstream.Ensure
 	// from the service).
 	ErrNoStream = transport.ErrNoStream
+	// ErrNoJetStream: the server (or the account) has no JetStream: start
+	// nats-server with JetStream (-js). Publishes, stream setup and the
+	// router's Run report it, never as ErrNoStream.
+	ErrNoJetStream = jetstream.ErrNoJetStream
 	// ErrTimeout: the stream's ack did not arrive in time (context deadline
 	// or publish timeout).
 	ErrTimeout = jetstream.ErrTimeout

@@ -163,7 +163,7 @@ func provision(ctx context.Context, js natsjs.JetStream, logger watermill.Logger
 			ch, err = applyConsumer(ctx, js, s, keep)
 		}
 		if err != nil {
-			return changes, err
+			return changes, explainNoJetStream(err)
 		}
 		logChange(logger, ch)
 		changes = append(changes, ch)

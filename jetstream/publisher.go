@@ -60,6 +60,8 @@ type Publisher struct {
 	flushers []flushWaiter
 	closeErr error
 
+	probe jetStreamProbe // ErrNoStream or ErrNoJetStream? (publisher_nojetstream.go)
+
 	published, acked, duplicates, failed, asyncFailed atomic.Uint64
 }
 
@@ -240,7 +242,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		p.failed.Add(1)
-		return PubAck{}, publishErr(msg, publishPermission(p.nc, msg, err))
+		return PubAck{}, p.noJetStream(msg, publishErr(msg, publishPermission(p.nc, msg, err)))
 	}
 	p.acked.Add(1)
 	if ack.Duplicate {

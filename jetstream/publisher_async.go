@@ -157,6 +157,7 @@ func (p *Publisher) reportLoop() {
 	for {
 		select {
 		case r := <-p.reports:
+			r.err = p.noJetStream(r.msg, r.err)
 			ae := asyncErrorOf(r)
 			finish(r.done, ae.Err)
 			if p.cfg.OnAsyncError != nil {
@@ -378,10 +379,14 @@ func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg, dones []fun
 		}
 	}
 	errs := b.wait(ctx)
-	for _, err := range errs {
+	failed := false
+	for i, err := range errs {
 		if err != nil {
-			return &BatchError{Errs: errs}
+			errs[i], failed = p.noJetStream(msgs[i], err), true
 		}
+	}
+	if failed {
+		return &BatchError{Errs: errs}
 	}
 	return nil
 }

@@ -139,6 +139,7 @@ func (c *pullConsumer) setupErr(op string, err error) error {
 	err = explainPermission(c.t.nc, err, func(_, subject string) bool {
 		return strings.HasPrefix(subject, c.t.cfg.APIPrefix+".")
 	})
+	err = explainNoJetStream(err)
 	switch {
 	case errors.Is(err, natsjs.ErrStreamNotFound):
 		return fmt.Errorf("%w: %w: stream %s does not exist (create it first: ./scripts/setup-nats-streams.sh or jetstream.Apply): %w",

@@ -15,17 +15,21 @@ import (
 // store: such a durable is accepted by the server and waits forever for
 // events that can never arrive. Errors match ErrSubscribe and
 // ErrInvalidConfig and name the filter and the stream's subjects, as the
-// memory bus does.
+// memory bus does. A server without JetStream fails here, with ErrSubscribe
+// and ErrNoJetStream.
 //
 // What the check cannot judge is let through: a stream that mirrors,
 // sources or transforms subjects stores subjects other than its configured
-// ones. A stream info that cannot be read (missing stream, no JetStream, a
+// ones. A stream info that cannot be read otherwise (missing stream, a
 // user that may not read it) is left to the durable's setup, which reports
 // it (or, for a user without the permission, consumes without the check).
 func (t *Transport) checkFilters(ctx context.Context, spec transport.ConsumerSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.APITimeout)
 	defer cancel()
 	st, err := t.js.Stream(ctx, spec.Stream)
+	if err != nil && jetStreamMissing(err) {
+		return fmt.Errorf("%w: durable %s on stream %s: %w", ErrSubscribe, spec.Durable, spec.Stream, explainNoJetStream(err))
+	}
 	if err != nil {
 		if !errors.Is(err, natsjs.ErrStreamNotFound) && !errors.Is(err, natsjs.ErrJetStreamNotEnabled) &&
 			!errors.Is(err, natsjs.ErrJetStreamNotEnabledForAccount) && ctx.Err() != nil {

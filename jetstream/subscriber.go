@@ -112,7 +112,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 			sc.Name = stream
 		}
 		if _, err := s.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("subscribe initialize %s: stream %s: %w: %w", topic, sc.Name, ErrSubscribe, err)
+			return fmt.Errorf("subscribe initialize %s: stream %s: %w: %w", topic, sc.Name, ErrSubscribe, explainNoJetStream(err))
 		}
 	}
 	_, err = s.consumer(ctx, topic)
@@ -132,7 +132,7 @@ func (s *Subscriber) consumer(ctx context.Context, topic string) (natsjs.Consume
 			return nil, fmt.Errorf("subscribe %s: %w: %w: stream %s does not exist (provision it first: jetevents streams apply, or jetstream.Ensure): %w",
 				topic, ErrSubscribe, ErrNoStream, stream, err)
 		}
-		return nil, fmt.Errorf("subscribe %s: durable %s on stream %s: %w: %w", topic, cc.Durable, stream, ErrSubscribe, err)
+		return nil, fmt.Errorf("subscribe %s: durable %s on stream %s: %w: %w", topic, cc.Durable, stream, ErrSubscribe, explainNoJetStream(err))
 	}
 	return c, nil
 }

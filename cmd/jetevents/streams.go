@@ -53,7 +53,7 @@ func streamsApply(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, ch.String())
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
+		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, jetstream.ErrNoJetStream) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
 			return opErr(oneLine(err.Error()), "", err)
 		}
 		return c.explain(ctx, err, "applying "+*file)
