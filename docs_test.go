@@ -290,9 +290,14 @@ func render(pkg string, s snippet) (src string, stmts bool, err error) {
 		if s.Run || s.Setup != "" {
 			return "", false, fmt.Errorf("%s: a whole file takes no marker", s.where())
 		}
+		// Renamed to pkg (a program's package main too: the runner
+		// imports every snippet, and func main compiles in any package).
+		code = regexp.MustCompile(`(?m)^package \w+`).ReplaceAllString(code, "package "+pkg)
 		src = fmt.Sprintf("//line %s:%d\n%s\n", s.Source, s.Line, code)
-		_, err := parser.ParseFile(token.NewFileSet(), "", src, 0)
-		return src, false, err
+		if _, err := parser.ParseFile(token.NewFileSet(), "", src, 0); err != nil {
+			return "", false, fmt.Errorf("%s: the block is not a Go file: %w", s.where(), err)
+		}
+		return src, false, nil
 	}
 	imports, body, bodyLine := splitImports(code, s.Line)
 	head := "package " + pkg + "\n\n" + imports + "\n"
@@ -305,7 +310,8 @@ func render(pkg string, s snippet) (src string, stmts bool, err error) {
 		if s.Run {
 			return "", false, fmt.Errorf("%s: only statements can run, this block declares", s.where())
 		}
-		return withImports(decls)
+		src, err := withImports(decls)
+		return src, false, err
 	}
 	wrapped := head + "func Snippet(" + freeNames + ") {\n\t{\n" +
 		fmt.Sprintf("//line %s:%d\n%s\n", s.Source, bodyLine, body) + "//line generated-snippet.go:1\n\t}\n}\n"
@@ -339,7 +345,7 @@ func render(pkg string, s snippet) (src string, stmts bool, err error) {
 	if s.Run && usesT(wrapped) {
 		return "", false, fmt.Errorf("%s: a run block cannot use t (there is no test to fail)", s.where())
 	}
-	src, _, err = withImports(wrapped)
+	src, err = withImports(wrapped)
 	return src, true, err
 }
 
@@ -435,11 +441,11 @@ func usesT(src string) bool {
 
 // withImports adds the imports of docImports that src's unresolved names
 // need (and it does not import itself).
-func withImports(src string) (string, bool, error) {
+func withImports(src string) (string, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "", src, parser.ImportsOnly)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	have := map[string]bool{}
 	for _, im := range f.Imports {
@@ -452,7 +458,7 @@ func withImports(src string) (string, bool, error) {
 	}
 	full, err := parser.ParseFile(fset, "", src, 0)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	var add []string
 	for _, id := range full.Unresolved {
@@ -464,7 +470,7 @@ func withImports(src string) (string, bool, error) {
 	slices.Sort(add)
 	// After the package clause: the first line of src.
 	nl := strings.Index(src, "\n")
-	return src[:nl+1] + strings.Join(add, "") + src[nl+1:], false, nil
+	return src[:nl+1] + strings.Join(add, "") + src[nl+1:], nil
 }
 
 // docModule writes, in dir, a module holding one package per snippet
@@ -729,4 +735,8 @@ func TestDocs_markers_and_fences_are_read_as_documented(t *testing.T) {
 	assert.False(t, stmts, "declarations")
 	_, _, err = render("p", snippet{Source: "R.md", Line: 1, Code: "require.NoError(t, nil)", Run: true})
 	assert.ErrorContains(t, err, "cannot use t")
+	src, stmts, err = render("s001", snippet{Source: "R.md", Line: 3, Code: "// A program.\npackage main\n\nfunc main() {}"})
+	require.NoError(t, err)
+	assert.False(t, stmts)
+	assert.Contains(t, src, "\npackage s001\n", "a whole file keeps its lines, in the snippet's package")
 }
