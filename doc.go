@@ -3,7 +3,9 @@
 // constructors over the subpackages, so that service code reads as the seed
 // examples do:
 //
-//	event := events.NewEvent("user.created", "auth-service", orgID, clock.Now(), data)
+//	clock := events.SystemClock{} // the seed's TimeManager
+//	event := events.NewEvent("user.created", "auth-service", "org-123", clock.Now(),
+//		map[string]interface{}{"user_id": 12345, "email": "user@example.com"})
 //	publisher, err := events.NewPublisher(nc)
 //	err = publisher.Publish(ctx, "auth.user.created", event)
 //

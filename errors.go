@@ -12,8 +12,13 @@ import (
 // matching either name works.
 var (
 	// ErrNoStream: no stream listens on the subject published to. Create the
-	// streams first (./scripts/setup-nats-streams.sh or jetstream.Apply).
+	// streams first (./scripts/setup-nats-streams.sh, or jetstream.Ensure
+	// from the service).
 	ErrNoStream = transport.ErrNoStream
+	// ErrNoJetStream: the server (or the account) has no JetStream: start
+	// nats-server with JetStream (-js). Publishes, stream setup and the
+	// router's Run report it, never as ErrNoStream.
+	ErrNoJetStream = jetstream.ErrNoJetStream
 	// ErrTimeout: the stream's ack did not arrive in time (context deadline
 	// or publish timeout).
 	ErrTimeout = jetstream.ErrTimeout
@@ -36,6 +41,10 @@ var (
 	ErrPermanent = middleware.ErrPermanent
 	// ErrDataDecode: an event's data does not decode into the given type.
 	ErrDataDecode = envelope.ErrDataDecode
+	// ErrInvalidConfig: a configuration refused before anything runs (a
+	// router, group, publisher or stream spec; a group whose filter the
+	// stream does not store). Every package's ErrInvalidConfig is this value.
+	ErrInvalidConfig = envelope.ErrInvalidConfig
 )
 
 // Permanent marks err as not worth retrying: a handler returning it has its

@@ -58,6 +58,13 @@ type Config struct {
 	// nats-server's lazy fsync (every 2 minutes), where a crashed server may
 	// lose recent acked writes that its peers (if any) still hold.
 	SyncAlways bool
+	// NoJetStream starts a core NATS server without JetStream, to see what
+	// clients do when it is missing. Default false: JetStream on.
+	NoJetStream bool
+	// MaxPayload is the largest message (headers and data) the server
+	// accepts, nats-server's max_payload; clients read it at connect
+	// (nats.Conn.MaxPayload). Default 0: nats-server's 1 MiB.
+	MaxPayload int32
 }
 
 // Server is a running embedded server.
@@ -113,11 +120,12 @@ func (s *Server) start() error {
 		ServerName: s.cfg.ServerName,
 		Host:       s.cfg.Host,
 		Port:       s.cfg.Port,
-		JetStream:  true,
+		JetStream:  !s.cfg.NoJetStream,
 		StoreDir:   s.cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      !s.cfg.Logs,
 		SyncAlways: s.cfg.SyncAlways,
+		MaxPayload: s.cfg.MaxPayload,
 	}
 	if s.cfg.MonitorPort != 0 {
 		opts.HTTPHost, opts.HTTPPort = s.cfg.Host, s.cfg.MonitorPort

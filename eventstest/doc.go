@@ -30,6 +30,8 @@
 //
 //	c := eventstest.NewCluster(t, 3)
 //	nc := c.Connect(t) // every node's URL, reconnects forever
+//	js, _ := natsjs.New(nc) // natsjs "github.com/nats-io/nats.go/jetstream"
+//	_, _ = js.CreateStream(ctx, natsjs.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3})
 //	leader, _ := c.StreamLeader("ORDERS")
 //	_ = c.Kill(leader)       // SIGKILL; returns once the process is gone
 //	// ... wait (with a deadline) for c.StreamLeader to name another node

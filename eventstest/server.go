@@ -26,9 +26,25 @@ type Server struct {
 // (client closed, server shut down, store removed) with t.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	// A generous readiness deadline: CI runs many packages' servers at once
-	// on 2 cores, and a start that takes 10 s there is slow, not broken.
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir(), ReadyTimeout: time.Minute})
+	return NewServerWithConfig(t, embedded.Config{})
+}
+
+// NewServerWithConfig is NewServer with the server configured by cfg (a
+// small MaxPayload, say). Host and Port are the random loopback ones of
+// NewServer unless set; StoreDir defaults to a temporary directory of t, and
+// ReadyTimeout to a minute.
+func NewServerWithConfig(t testing.TB, cfg embedded.Config) *Server {
+	t.Helper()
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = t.TempDir()
+	}
+	if cfg.ReadyTimeout == 0 {
+		// A generous readiness deadline: CI runs many packages' servers at
+		// once on 2 cores, and a start that takes 10 s there is slow, not
+		// broken.
+		cfg.ReadyTimeout = time.Minute
+	}
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatalf("eventstest: start server: %v", err)
 	}

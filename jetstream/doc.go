@@ -12,9 +12,10 @@
 //   - connect.go: Connect and ConnectOptions, production defaults (reconnect
 //     forever with backoff and jitter, reconnect buffer, logged connection
 //     events) and auth options (creds, NKey, user/password, token, TLS).
-//   - spec.go, provision.go: StreamSpec, ConsumerSpec, LoadSpecs and Apply,
-//     which creates or updates idempotently and reports what changed;
-//     AuthEventsStream and DeadLetterStream.
+//   - spec.go, provision.go: StreamSpec, ConsumerSpec, LoadSpecs; Apply (the
+//     operator's: creates or updates idempotently and reports what changed)
+//     and Ensure (a service's: creates what is missing, never changes what
+//     exists, warns where it differs); AuthEventsStream and DeadLetterStream.
 //   - publisher*.go: Publisher (Publish, PublishAck, PublishAsync,
 //     PublishBatch, Flush, Close) and MessagePublisher (Watermill).
 //   - subscriber*.go, metadata.go: the durable pull Subscriber.

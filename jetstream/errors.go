@@ -2,6 +2,10 @@ package jetstream
 
 import (
 	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
@@ -24,6 +28,14 @@ var (
 	// The most common first-run mistake; the message names the subject.
 	ErrNoStream = transport.ErrNoStream
 
+	// ErrNoJetStream: the server has no JetStream (started without -js),
+	// or the account has none, or no JetStream answers in the domain asked
+	// for. Every entry point that needs JetStream reports it (publishes,
+	// Apply and Ensure, Transport.Consume and so the router's Run,
+	// Subscriber.Subscribe), never as ErrNoStream; the message ends with
+	// what to do: start nats-server with JetStream (-js).
+	ErrNoJetStream = errors.New("no JetStream on the server")
+
 	// ErrTimeout: the ack did not arrive before the context's deadline, the
 	// publisher's timeout, or the async ack timeout; or a wait for a free
 	// pending slot ended with the context's deadline. The subscriber's
@@ -45,6 +57,30 @@ var (
 	ErrNotSent = errors.New("event not sent")
 )
 
+// noJetStreamAdvice ends every ErrNoJetStream error: what to do about it.
+const noJetStreamAdvice = "start nats-server with JetStream (-js), or give the account JetStream limits; with a JetStream domain, check it (nats account info)"
+
+// jetStreamMissing reports whether err, the error of a JetStream API request
+// ($JS.API...), says that no JetStream serves the request: the server's "not
+// enabled" errors (for the server or the account), or nobody answering the
+// API at all. A publish's "no responders" is not such an error: on a server
+// with JetStream it means that no stream stores the subject (see
+// Publisher.noJetStream).
+func jetStreamMissing(err error) bool {
+	return errors.Is(err, natsjs.ErrJetStreamNotEnabled) || errors.Is(err, natsjs.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders)
+}
+
+// explainNoJetStream returns err, the error of a JetStream API request,
+// wrapped with ErrNoJetStream and what to do when it says that JetStream is
+// not there (jetStreamMissing); any other error is returned as it is.
+func explainNoJetStream(err error) error {
+	if err == nil || errors.Is(err, ErrNoJetStream) || !jetStreamMissing(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrNoJetStream, noJetStreamAdvice, err)
+}
+
 // Re-exported envelope sentinels that the publisher's errors match.
 var (
 	// ErrInvalidSubject: the subject is not a concrete NATS subject (empty
@@ -52,8 +88,10 @@ var (
 	ErrInvalidSubject = envelope.ErrInvalidSubject
 	// ErrInvalidEvent: the event breaks an envelope rule (see envelope.Validate).
 	ErrInvalidEvent = envelope.ErrInvalidEvent
-	// ErrTooLarge: the encoded event is larger than the marshaler's MaxSize,
-	// the connection's max payload, or the stream's max message size.
+	// ErrTooLarge: the encoded event is larger than the marshaler's MaxSize
+	// or the connection's max payload (refused before sending, with
+	// ErrInvalidEvent, by every publish path), or the stream's max message
+	// size (reported by the server, with ErrPublish).
 	ErrTooLarge = envelope.ErrTooLarge
 )
 

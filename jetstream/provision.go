@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jetevents/events/internal/logs"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -31,9 +33,13 @@ const (
 	Updated Action = "updated"
 	// Unchanged: it already had the spec's settings; nothing was sent.
 	Unchanged Action = "unchanged"
+	// Differs (Ensure only): it exists with other settings, which were
+	// kept; Fields lists them, From the existing value, To the spec's.
+	Differs Action = "differs"
 )
 
-// FieldChange is one setting an update changed, with values as text.
+// FieldChange is one setting an update changed (or, for Differs, would
+// change), with values as text: From the server's, To the spec's.
 type FieldChange struct {
 	Field    string
 	From, To string
@@ -46,7 +52,8 @@ type Change struct {
 	// Name is the stream name, or "STREAM/DURABLE" for a consumer.
 	Name   string
 	Action Action
-	// Fields lists the settings an update changed (empty unless Updated).
+	// Fields lists the settings an update changed, or that differ (empty
+	// unless Updated or Differs).
 	Fields []FieldChange
 }
 
@@ -73,7 +80,7 @@ type Changes []Change
 // Changed reports whether anything was created or updated.
 func (cs Changes) Changed() bool {
 	for _, c := range cs {
-		if c.Action != Unchanged {
+		if c.Action == Created || c.Action == Updated {
 			return true
 		}
 	}
@@ -91,18 +98,56 @@ func (cs Changes) String() string {
 
 // Apply makes the server match the specs: it creates what is missing,
 // updates what differs and leaves the rest alone, so it is safe to run at
-// every start-up and from scripts. All specs are validated before anything
-// is sent; streams are applied before consumers. Only the settings a spec
-// type has are compared and changed: a setting it does not have, made by
-// other tools (e.g. max_msgs, deny_delete, metadata), is kept. On a server
-// error Apply stops and returns what it did so far with an error matching
-// ErrApply and the server's error, whose text says what failed and what to
-// do: settings the server cannot change once created (storage, deliver
-// policy, mirror) and subjects another stream already stores (the error
-// also matches ErrSubjectsOverlap and names that stream) surface here.
+// every start-up of an operator's script. It is the operator's tool
+// (`jetevents streams apply -f scripts/streams.yaml` calls it): a service
+// that declares the streams it needs calls Ensure, which never changes an
+// existing stream. All specs are validated before anything is sent; streams
+// are applied before consumers. Only the settings a spec type has are
+// compared and changed: a setting it does not have, made by other tools
+// (e.g. max_msgs, deny_delete, metadata), is kept. Every creation and update
+// is logged at warn on slog.Default() (ApplyWithLogger chooses the logger),
+// with the fields it changed. On a server error Apply stops and returns what
+// it did so far with an error matching ErrApply and the server's error,
+// whose text says what failed and what to do: settings the server cannot
+// change once created (storage, deliver policy, mirror) and subjects another
+// stream already stores (the error also matches ErrSubjectsOverlap and names
+// that stream) surface here.
 func Apply(ctx context.Context, js natsjs.JetStream, specs ...Spec) (Changes, error) {
+	return provision(ctx, js, nil, false, specs)
+}
+
+// ApplyWithLogger is Apply logging its changes with logger (nil:
+// slog.Default()).
+func ApplyWithLogger(ctx context.Context, js natsjs.JetStream, logger watermill.LoggerAdapter, specs ...Spec) (Changes, error) {
+	return provision(ctx, js, logger, false, specs)
+}
+
+// Ensure creates the streams and consumers of specs that do not exist yet
+// and never changes one that does: the call for a service that declares, at
+// start-up, what it publishes to and consumes from. Retention, limits and
+// replicas are the operator's (`jetevents streams apply`, Apply), and a
+// service with a stale or partial spec must not revert them. An existing
+// stream or consumer whose settings differ from its spec is left as it is:
+// the differences are logged at warn with logger (nil: slog.Default()),
+// existing value and spec's, and reported as a Change with Action Differs.
+// A creation is logged at warn too. Specs are validated as by Apply, and
+// errors match the same sentinels (ErrInvalidSpec, ErrApply,
+// ErrSubjectsOverlap: a new stream whose subjects another stream stores).
+func Ensure(ctx context.Context, js natsjs.JetStream, logger watermill.LoggerAdapter, specs ...Spec) (Changes, error) {
+	return provision(ctx, js, logger, true, specs)
+}
+
+// provision is Apply (keep false) and Ensure (keep true).
+func provision(ctx context.Context, js natsjs.JetStream, logger watermill.LoggerAdapter, keep bool, specs []Spec) (Changes, error) {
+	op := "apply"
+	if keep {
+		op = "ensure"
+	}
 	if js == nil {
-		return nil, fmt.Errorf("jetstream apply: %w: nil JetStream", ErrInvalidConfig)
+		return nil, fmt.Errorf("jetstream %s: %w: nil JetStream", op, ErrInvalidConfig)
+	}
+	if logger == nil {
+		logger = logs.NewSlog(nil)
 	}
 	norm, err := normalizeSpecs(specs)
 	if err != nil {
@@ -113,16 +158,44 @@ func Apply(ctx context.Context, js natsjs.JetStream, specs ...Spec) (Changes, er
 		var ch Change
 		switch s := sp.(type) {
 		case StreamSpec:
-			ch, err = applyStream(ctx, js, s)
+			ch, err = applyStream(ctx, js, s, keep)
 		case ConsumerSpec:
-			ch, err = applyConsumer(ctx, js, s)
+			ch, err = applyConsumer(ctx, js, s, keep)
 		}
 		if err != nil {
-			return changes, err
+			return changes, explainNoJetStream(err)
 		}
+		logChange(logger, ch)
 		changes = append(changes, ch)
 	}
 	return changes, nil
+}
+
+// logChange logs what provisioning did to the server, at warn: a stream or
+// consumer created or changed is an event in a deployment's life, and one
+// that differs from a service's spec is a disagreement someone must settle.
+func logChange(logger watermill.LoggerAdapter, ch Change) {
+	key := ch.Kind // "stream" or "consumer"
+	fields := watermill.LogFields{key: ch.Name}
+	switch ch.Action {
+	case Created:
+		warn(logger, fmt.Sprintf("JetStream %s created", ch.Kind), nil, fields)
+	case Updated:
+		warn(logger, fmt.Sprintf("JetStream %s updated to its spec", ch.Kind), nil, fields.Add(watermill.LogFields{"changes": fieldsText(ch.Fields, "%s: %s -> %s")}))
+	case Differs:
+		warn(logger, fmt.Sprintf("JetStream %s exists with settings other than this spec; kept as it is (the operator's: change it with jetevents streams apply, or update the spec)", ch.Kind),
+			nil, fields.Add(watermill.LogFields{"differences": fieldsText(ch.Fields, "%s: existing %s, spec %s")}))
+	}
+}
+
+// fieldsText is the fields as one comma-separated text, each formatted with
+// format (field, from, to).
+func fieldsText(fs []FieldChange, format string) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = fmt.Sprintf(format, f.Field, f.From, f.To)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // applyErr is a server refusal as one sentence: "cannot update stream X
@@ -288,7 +361,9 @@ func (src StreamSourceSpec) config() *natsjs.StreamSource {
 	return ss
 }
 
-func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec) (Change, error) {
+// applyStream creates the stream of s when missing; when it differs, it
+// updates it, or with keep only reports the differences.
+func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec, keep bool) (Change, error) {
 	ch := Change{Kind: "stream", Name: s.Name}
 	want := s.config()
 	for attempt := 0; ; attempt++ {
@@ -314,6 +389,10 @@ func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec) (Change
 		ch.Fields = diffStream(cur, want)
 		if len(ch.Fields) == 0 {
 			ch.Action = Unchanged
+			return ch, nil
+		}
+		if keep {
+			ch.Action = Differs
 			return ch, nil
 		}
 		upd := cur
@@ -456,7 +535,9 @@ func (c ConsumerSpec) config() natsjs.ConsumerConfig {
 	return cfg
 }
 
-func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Change, error) {
+// applyConsumer creates the consumer of c when missing; when it differs, it
+// updates it, or with keep only reports the differences.
+func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec, keep bool) (Change, error) {
 	ch := Change{Kind: "consumer", Name: c.Key()}
 	want := c.config()
 	for attempt := 0; ; attempt++ {
@@ -485,6 +566,10 @@ func applyConsumer(ctx context.Context, js natsjs.JetStream, c ConsumerSpec) (Ch
 		ch.Fields = diffConsumer(cur, want)
 		if len(ch.Fields) == 0 {
 			ch.Action = Unchanged
+			return ch, nil
+		}
+		if keep {
+			ch.Action = Differs
 			return ch, nil
 		}
 		upd := cur

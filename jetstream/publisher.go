@@ -60,6 +60,8 @@ type Publisher struct {
 	flushers []flushWaiter
 	closeErr error
 
+	probe jetStreamProbe // ErrNoStream or ErrNoJetStream? (publisher_nojetstream.go)
+
 	published, acked, duplicates, failed, asyncFailed atomic.Uint64
 }
 
@@ -197,7 +199,9 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // none. Correlation and causation ids in ctx travel as headers.
 //
 // Errors: ErrInvalidSubject or ErrInvalidEvent (nothing sent); ErrNoStream
-// (no stream listens on subject); ErrTimeout; ErrTooLarge; ErrClosed;
+// (no stream listens on subject); ErrTimeout; ErrTooLarge (with
+// ErrInvalidEvent, nothing sent, when the event is over the connection's
+// max payload; with ErrPublish when the stream refuses it); ErrClosed;
 // ErrPermission (a *PermissionError: the user may not publish on subject,
 // or not receive acks on its inbox; NATS reports that to the connection,
 // not to the publish, so it surfaces when the publish times out); other
@@ -238,7 +242,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		p.failed.Add(1)
-		return PubAck{}, publishErr(msg, publishPermission(p.nc, msg, err))
+		return PubAck{}, p.noJetStream(msg, publishErr(msg, publishPermission(p.nc, msg, err)))
 	}
 	p.acked.Add(1)
 	if ack.Duplicate {
@@ -365,9 +369,12 @@ func (p *Publisher) isClosed() bool {
 }
 
 // encode validates subject and event and builds the NATS message
-// (marshaler.PublishMsg: the same bytes on every transport).
+// (marshaler.PublishMsg: the same bytes on every transport), refusing one
+// larger than the connection's max payload. Sync, async and batch publishes
+// all encode here, so an oversized event is refused the same way by each,
+// before anything is sent.
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	return p.m.PublishMsg(ctx, subject, e)
+	return p.m.PublishMsg(ctx, subject, e, p.nc.MaxPayload())
 }
 
 func closedErr(subject string, e *envelope.Event) error {
@@ -387,7 +394,7 @@ func publishErr(msg *nats.Msg, err error) error {
 	case errors.Is(err, ErrPermission):
 		return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
 	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Apply with a StreamSpec): %w",
+		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Ensure with a StreamSpec): %w",
 			subject, id, ErrPublish, ErrNoStream, subject, err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, natsjs.ErrAsyncPublishTimeout):
 		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrTimeout, err)

@@ -157,6 +157,7 @@ func (p *Publisher) reportLoop() {
 	for {
 		select {
 		case r := <-p.reports:
+			r.err = p.noJetStream(r.msg, r.err)
 			ae := asyncErrorOf(r)
 			finish(r.done, ae.Err)
 			if p.cfg.OnAsyncError != nil {
@@ -307,8 +308,9 @@ func (e *CloseError) Unwrap() []error {
 }
 
 // PublishBatch publishes events on subject, pipelined (all sent before any
-// ack is awaited), and waits for every ack. All events are validated first:
-// if one is invalid nothing is sent. The error, when not nil, is a
+// ack is awaited), and waits for every ack. All events are validated first,
+// against the envelope rules and the connection's max payload: if one is
+// invalid nothing is sent. The error, when not nil, is a
 // *BatchError whose Errs[i] is the outcome of events[i] (nil: stored, or a
 // duplicate); errors.Is works through it (e.g. ErrNoStream). The wait ends
 // with ctx: events not confirmed by then get ErrTimeout (deadline) or ctx's
@@ -377,10 +379,14 @@ func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg, dones []fun
 		}
 	}
 	errs := b.wait(ctx)
-	for _, err := range errs {
+	failed := false
+	for i, err := range errs {
 		if err != nil {
-			return &BatchError{Errs: errs}
+			errs[i], failed = p.noJetStream(msgs[i], err), true
 		}
+	}
+	if failed {
+		return &BatchError{Errs: errs}
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func TestPublisher_no_stream_is_ErrNoStream(t *testing.T) {
 	assert.ErrorIs(t, err, natsjs.ErrNoStreamResponse, "the cause is kept")
 	assert.Contains(t, err.Error(), `"billing.invoice.paid"`)
 	assert.Contains(t, err.Error(), "setup-nats-streams.sh")
-	assert.Contains(t, err.Error(), "jetstream.Apply")
+	assert.Contains(t, err.Error(), "jetstream.Ensure")
 
 	e := pubEvent(t, "invoice.paid")
 	require.NoError(t, p.PublishAsync(pubCtx(t), "billing.invoice.paid", e), "queued")

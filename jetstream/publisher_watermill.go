@@ -116,6 +116,9 @@ func (mp *MessagePublisher) encode(topic string, wm *message.Message) (*nats.Msg
 		// lets callers treat every "cannot be sent as is" the same way.
 		return nil, fmt.Errorf("publish %s: %w: %w", topic, ErrInvalidEvent, err)
 	}
+	if err := marshaler.CheckMaxPayload(msg, mp.p.nc.MaxPayload()); err != nil {
+		return nil, fmt.Errorf("publish %s message %s: %w", topic, wm.UUID, err)
+	}
 	return msg, nil
 }
 

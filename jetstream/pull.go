@@ -61,6 +61,9 @@ type pullConsumer struct {
 	// alive is when the watchdog last ran (see watch): a message read long
 	// after it may have waited in the socket while the process was frozen.
 	alive atomic.Pointer[time.Time]
+	// thawed is the last freeze the watchdog saw, once it ran again: the
+	// messages read shortly after it may have waited through it.
+	thawed atomic.Pointer[freeze]
 
 	// lastSeen is when anything (message, heartbeat, status) last arrived
 	// on the inbox, in UnixNano.
@@ -164,6 +167,7 @@ func (c *pullConsumer) setupErr(op string, err error) error {
 	err = explainPermission(c.t.nc, err, func(_, subject string) bool {
 		return strings.HasPrefix(subject, c.t.cfg.APIPrefix+".")
 	})
+	err = explainNoJetStream(err)
 	switch {
 	case errors.Is(err, natsjs.ErrStreamNotFound):
 		return fmt.Errorf("%w: %w: stream %s does not exist (create it first: ./scripts/setup-nats-streams.sh or jetstream.Apply): %w",
@@ -221,17 +225,36 @@ func (c *pullConsumer) watch() {
 			return
 		case now := <-t.C:
 			now = time.Now()
+			if prev := c.alive.Load(); prev != nil && now.Sub(*prev) > frozenAfter {
+				// The watchdog may run before the socket's backlog is read
+				// on waking: remember the freeze for the reads that follow.
+				c.thawed.Store(&freeze{from: *prev, until: now.Add(thawGrace)})
+			}
 			c.alive.Store(&now)
 		}
 	}
 }
 
-// received is the lease start of a message read at now: now, or the last
-// time the watchdog ran when it has not run for a while (the process may
-// have been frozen with the message waiting in its socket since then).
+// frozenAfter is the silence of the watchdog taken for a freeze; thawGrace
+// is how long after it a read is taken to be the backlog of the freeze.
+const (
+	frozenAfter = 4 * watchEvery
+	thawGrace   = time.Second
+)
+
+// freeze is a span the process did not run.
+type freeze struct{ from, until time.Time }
+
+// received is the lease start of a message read at now: now, or the start
+// of a freeze the message may have waited through in the socket: the last
+// time the watchdog ran when it has not run for a while, or the start of
+// the freeze it saw when it ran just before this read.
 func (c *pullConsumer) received(now time.Time) time.Time {
-	if a := c.alive.Load(); a != nil && now.Sub(*a) > 4*watchEvery {
+	if a := c.alive.Load(); a != nil && now.Sub(*a) > frozenAfter {
 		return *a
+	}
+	if f := c.thawed.Load(); f != nil && now.Before(f.until) {
+		return f.from
 	}
 	return now
 }

@@ -165,7 +165,9 @@ func (t *Transport) PublishDeadLetter(ctx context.Context, msg *transport.Messag
 }
 
 // Consume binds the durable of spec and starts pulling for sink: see
-// transport.Transport. The durable is created when missing; when it exists
+// transport.Transport. A filter subject the stream does not store is refused
+// first (ErrInvalidConfig, naming the filter and the stream's subjects),
+// before any durable is touched. The durable is created when missing; when it exists
 // with settings that differ from spec, it is updated to spec and every
 // difference is logged at warn (the group's config owns its durable). Setup
 // errors match ErrSubscribe (and ErrNoStream for a missing stream,
@@ -179,6 +181,9 @@ func (t *Transport) Consume(ctx context.Context, spec transport.ConsumerSpec, si
 	}
 	if len(spec.FilterSubjects) == 0 {
 		return nil, fmt.Errorf("consume %s: %w: no filter subject", spec.Durable, ErrInvalidConfig)
+	}
+	if err := t.checkFilters(ctx, spec); err != nil {
+		return nil, err
 	}
 	c := newPullConsumer(t, spec, sink)
 	if err := c.ensure(ctx); err != nil {

@@ -179,14 +179,7 @@ func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations
 // writes them, exceed Config.MaxSize: NATS' max_payload counts both, and a
 // typed error here beats the server's refusal at publish time.
 func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
-	const frame = len("NATS/1.0\r\n") + len("\r\n")
-	n := len(payload) + frame
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	if n > m.cfg.MaxSize {
+	if n := WireSize(h, payload); n > m.cfg.MaxSize {
 		return fmt.Errorf("%w: %w: %d bytes with headers (payload %d), max %d", ErrInvalidEvent, ErrTooLarge, n, len(payload), m.cfg.MaxSize)
 	}
 	return nil
@@ -333,8 +326,12 @@ func (m *Marshaler) Unmarshal(msg *nats.Msg) (*message.Message, error) {
 // PublishMsg validates subject (a concrete subject: ErrInvalidSubject) and
 // e (nil or invalid: ErrInvalidEvent) and builds the NATS message a
 // publisher sends, with the relations of ctx: what every publisher of the
-// module (jetstream, memory) stores, by construction the same bytes.
-func (m *Marshaler) PublishMsg(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
+// module (jetstream, memory) stores, by construction the same bytes. The
+// message must also fit maxPayload, the broker's limit (a connection's
+// MaxPayload; 0: none), checked by CheckMaxPayload: so a publisher's sync,
+// async and batch paths refuse an oversized event the same way, before
+// anything is sent.
+func (m *Marshaler) PublishMsg(ctx context.Context, subject string, e *envelope.Event, maxPayload int64) (*nats.Msg, error) {
 	if err := envelope.ValidateSubject(subject); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
@@ -344,6 +341,9 @@ func (m *Marshaler) PublishMsg(ctx context.Context, subject string, e *envelope.
 	msg, err := m.EventToNATS(subject, e, RelationsFromContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	if err := CheckMaxPayload(msg, maxPayload); err != nil {
+		return nil, fmt.Errorf("publish %s: event %s: %w", subject, e.ID, err)
 	}
 	return msg, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
 )
 
@@ -349,7 +350,7 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, msg *transport.Message) err
 // publish stores a validated message; expect, when set, is the stream it
 // must land in.
 func (b *Bus) publish(subject string, header nats.Header, data []byte, id, expect string) (PubAck, error) {
-	if n := wireSize(header, data); b.cfg.MaxPayload > 0 && n > b.cfg.MaxPayload {
+	if n := marshaler.WireSize(header, data); b.cfg.MaxPayload > 0 && n > b.cfg.MaxPayload {
 		return PubAck{}, fmt.Errorf("publish %s: %w: %w: %d bytes with headers, max payload %d", subject, ErrPublish, ErrTooLarge, n, b.cfg.MaxPayload)
 	}
 	b.mu.Lock()
@@ -561,22 +562,6 @@ func (s *stream) sortedConsumers() []*durable {
 		return 0
 	})
 	return out
-}
-
-// wireSize is the size NATS counts against max_payload: the data plus the
-// header block ("NATS/1.0\r\n", "key: value\r\n" per value, "\r\n").
-func wireSize(h nats.Header, data []byte) int {
-	n := len(data)
-	if len(h) == 0 {
-		return n
-	}
-	n += len("NATS/1.0\r\n") + len("\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
 }
 
 // cloneHeader copies h, values included.

@@ -63,6 +63,8 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 			errs[i] = fmt.Errorf("publish %s: %w: nil message", topic, ErrInvalidEvent)
 		} else if msgs[i], errs[i] = mp.m.Marshal(topic, wm); errs[i] != nil {
 			errs[i] = fmt.Errorf("publish %s: %w: %w", topic, ErrInvalidEvent, errs[i])
+		} else if errs[i] = marshaler.CheckMaxPayload(msgs[i], int64(mp.b.MaxPayload())); errs[i] != nil {
+			errs[i] = fmt.Errorf("publish %s message %s: %w", topic, wm.UUID, errs[i])
 		}
 		invalid = invalid || errs[i] != nil
 	}

@@ -124,8 +124,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelop
 	return nil
 }
 
-// PublishBatch validates every event first (if any is invalid nothing is
-// stored), then stores them in order. The error is a *BatchError with one
+// PublishBatch validates every event first, against the envelope rules and
+// the bus's MaxPayload (if any is invalid nothing is stored), then stores
+// them in order. The error is a *BatchError with one
 // entry per event (nil: stored) when any failed.
 func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...*envelope.Event) error {
 	if len(events) == 0 {
@@ -180,9 +181,11 @@ func (p *Publisher) isClosed() bool {
 }
 
 // encode validates subject and event and builds the NATS message
-// (marshaler.PublishMsg: the same bytes on every transport).
+// (marshaler.PublishMsg: the same bytes on every transport), refusing one
+// larger than the bus's MaxPayload before anything is stored, as
+// jetstream.Publisher does for every path.
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	return p.m.PublishMsg(ctx, subject, e)
+	return p.m.PublishMsg(ctx, subject, e, int64(p.b.MaxPayload()))
 }
 
 func closedErr(subject string, e *envelope.Event) error {

@@ -3,12 +3,14 @@
 // the Metrics it returns implements the hooks the other packages expose, so
 // that none of them imports Prometheus:
 //
+//	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.Config{})
 //	pub, err := jetstream.NewPublisher(nc, jetstream.WithPublishObserver(m.PublishObserver))
 //	cfg := router.Config{Stream: "AUTH_EVENTS"}
 //	m.Instrument(&cfg) // Observe (outcomes) and Instrument (in flight)
 //	r, err := router.New(nc, cfg)
 //	m.WatchRouter(r)                    // consumer pending / ack pending / redelivered at scrape
+//	js, err := natsjs.New(nc)           // natsjs "github.com/nats-io/nats.go/jetstream"
 //	m.WatchDeadLetters(js, "DLQ")       // DLQ depth at scrape
 //
 // Without it nothing is counted and nothing costs: the router and the

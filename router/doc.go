@@ -4,10 +4,18 @@
 // broker-side retry, user middleware, idempotency, timeout, recovery) in the
 // order that makes each of them correct.
 //
+//	type RoleUpdated struct {
+//		UserID  int    `json:"user_id"`
+//		NewRole string `json:"new_role"`
+//	}
 //	r, _ := router.New(nc, router.Config{Stream: "AUTH_EVENTS"})
 //	g := r.Group("notifications", "auth.user.>") // '>' also takes auth.user.role.updated
-//	g.On("user.created", onUserCreated)
-//	router.Handle(g, "user.role.updated", onRoleUpdated) // data decoded into a struct
+//	g.On("user.created", func(ctx context.Context, e *envelope.Event) error {
+//		return nil // handled: acked; an error: redelivered after the backoff
+//	})
+//	router.Handle(g, "user.role.updated", func(ctx context.Context, e *envelope.Event, u RoleUpdated) error {
+//		return nil // u: the event's data, decoded
+//	})
 //	err := r.Run(ctx) // returns after ctx is cancelled and in-flight work is settled
 //
 // Each group runs as one pipeline on the transport seam (package transport):

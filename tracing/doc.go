@@ -3,7 +3,8 @@
 // context (traceparent, tracestate) carried in between, so that
 // publish -> handle -> publish -> handle is one trace.
 //
-//	tr, err := tracing.New(tracing.Config{TracerProvider: tp}) // tp: the SDK's provider
+//	tp := sdktrace.NewTracerProvider() // sdktrace "go.opentelemetry.io/otel/sdk/trace", with your exporter
+//	tr := tracing.New(tracing.Config{TracerProvider: tp})
 //	pub, err := jetstream.NewPublisher(nc, jetstream.WithPublishObserver(tr.PublishObserver))
 //	cfg := router.Config{Stream: "AUTH_EVENTS"}
 //	tr.Instrument(&cfg) // the consumer span around every delivery

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/jetstream"
 )
 
 // Errors of the command. Commands return them inside an opError (or wrapped
@@ -56,6 +58,10 @@ var (
 	// host, unwritable store, ...).
 	errServerStart = errors.New("server did not start")
 )
+
+// noJetStreamNext is what to do when no JetStream answers, on every
+// subcommand that needs it.
+const noJetStreamNext = "start nats-server with JetStream (-js), as jetevents server does, or check the account and the JetStream domain (nats account info)"
 
 // opError is an error written for the operator: what happened, then what
 // to do next, on one line. Its causes stay reachable with errors.Is and
@@ -119,9 +125,8 @@ func (c *conn) explain(ctx context.Context, err error, doing string) error {
 	case errors.Is(err, natsjs.ErrJetStreamNotEnabledForAccount):
 		return opErr(fmt.Sprintf("JetStream is not enabled for this account on %s", server),
 			"ask the server's operator to give the account JetStream limits (check with: nats account info)", errNoJetStream, err)
-	case errors.Is(err, natsjs.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrNoResponders):
-		return opErr(fmt.Sprintf("no JetStream answered on %s while %s", server, doing),
-			"start nats-server with JetStream (-js; jetevents server has it on), or check the account and the JetStream domain (nats account info)", errNoJetStream, err)
+	case errors.Is(err, natsjs.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoJetStream):
+		return opErr(fmt.Sprintf("no JetStream answered on %s while %s", server, doing), noJetStreamNext, errNoJetStream, err)
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, natsjs.ErrConnectionClosed):
 		return opErr(fmt.Sprintf("the connection to %s closed while %s", server, doing),
 			"check that the server is up (nats server ping) and run the command again", errConnect, err)

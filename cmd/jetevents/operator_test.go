@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/embedded"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
@@ -402,19 +402,36 @@ func serverFlag(args []string, url string) []string {
 	return nil
 }
 
-// TestNoJetStream_says_how_to_enable_it: a core NATS server answers no
-// JetStream request (no responders).
-func TestNoJetStream_says_how_to_enable_it(t *testing.T) {
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	require.True(t, s.ReadyForConnections(10*time.Second))
-	for _, args := range [][]string{{"streams", "list"}, {"dlq", "list"}, {"consumers"}} {
-		_, _, err := runCmd(t, testCtx(t), append(args, "-server", s.ClientURL())...)
-		require.ErrorIs(t, err, errNoJetStream, "%v", args)
-		assert.Contains(t, err.Error(), "no JetStream answered on "+s.ClientURL())
-		assert.Contains(t, err.Error(), "start nats-server with JetStream (-js; jetevents server has it on)")
+// TestNoJetStream_every_subcommand_says_how_to_enable_it: against a real
+// nats-server started without JetStream (no responders on the JetStream API,
+// nor for a publish), every subcommand that connects fails with
+// errNoJetStream (and the library's ErrNoJetStream where the library was
+// asked) and one line saying what to do, not a missing stream nor a raw
+// "no responders".
+func TestNoJetStream_every_subcommand_says_how_to_enable_it(t *testing.T) {
+	srv := eventstest.NewServerWithConfig(t, embedded.Config{NoJetStream: true})
+	for _, args := range [][]string{
+		{"streams", "apply", "-f", specFile},
+		{"streams", "list"},
+		{"consumers"},
+		{"consumers", "AUTH_EVENTS", "user-notifications"},
+		{"publish", "auth.user.created", "-type", "user.created", "-data", `{"user_id":1}`},
+		{"tail", "-subject", "auth.>"},
+		{"dlq", "list"},
+		{"dlq", "show", "1"},
+		{"dlq", "replay", "1"},
+		{"dlq", "replay", "-all"},
+		{"dlq", "purge", "-yes"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, _, err := runCmd(t, testCtx(t), append(args, "-server", srv.URL)...)
+			require.ErrorIs(t, err, errNoJetStream)
+			assert.NotErrorIs(t, err, jetstream.ErrNoStream, "no stream can exist without JetStream")
+			assert.Contains(t, err.Error(), "no JetStream answered on "+srv.URL)
+			assert.Contains(t, err.Error(), "start nats-server with JetStream (-js)")
+			var stderr bytes.Buffer
+			assert.Equal(t, 1, exitCode(err, &stderr))
+			assert.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %s", stderr.String())
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/jetstream"
@@ -45,12 +46,14 @@ func streamsApply(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	changes, err := jetstream.Apply(ctx, c.js, specs.All()...)
+	// Every change is printed below (the operator's record of the apply),
+	// so the library's warn lines would only repeat them on stderr.
+	changes, err := jetstream.ApplyWithLogger(ctx, c.js, watermill.NopLogger{}, specs.All()...)
 	for _, ch := range changes {
 		fmt.Fprintln(stdout, ch.String())
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
+		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, jetstream.ErrNoJetStream) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
 			return opErr(oneLine(err.Error()), "", err)
 		}
 		return c.explain(ctx, err, "applying "+*file)

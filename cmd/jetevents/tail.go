@@ -49,6 +49,9 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer c.Close()
 
 	name, st, err := c.tailStream(ctx, *stream, *subject)
+	if interrupted(ctx) {
+		return nil // stopped before it started: nothing went wrong
+	}
 	if err != nil {
 		return err
 	}
@@ -71,6 +74,12 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rctx, cancel := c.reqCtx(ctx)
 	cons, err := c.js.CreateConsumer(rctx, name, cfg)
 	cancel()
+	if interrupted(ctx) {
+		if err == nil {
+			c.deleteConsumer(name, cons.CachedInfo().Name)
+		}
+		return nil
+	}
 	if err != nil {
 		return c.explain(ctx, err, "creating tail's consumer on "+name)
 	}
@@ -109,8 +118,8 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cancel()
 		switch {
-		case ctx.Err() != nil && context.Cause(ctx) == ctx.Err():
-			return nil // interrupted
+		case interrupted(ctx):
+			return nil // Ctrl-C, SIGTERM: how tail is meant to end
 		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			continue // nothing new yet
 		case errors.Is(err, natsjs.ErrConsumerDeleted), errors.Is(err, natsjs.ErrConsumerNotFound), errors.Is(err, natsjs.ErrNoHeartbeat):
@@ -120,6 +129,14 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
+}
+
+// interrupted reports whether ctx ended because the command was told to stop
+// (main's signal context: SIGINT or SIGTERM, whose cause, since Go 1.26,
+// names the signal and matches context.Canceled), not because of a failure
+// recorded as the cause (a permission violation, see conn.asyncError).
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
 }
 
 // tailStream picks the stream to read and checks that it can hold subject:

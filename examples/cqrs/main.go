@@ -200,7 +200,7 @@ func run(ctx context.Context, out io.Writer, onMemory bool) error {
 		if err != nil {
 			return err
 		}
-		if _, err := jetstream.Apply(ctx, js, jetstream.AuthEventsStream(), jetstream.DeadLetterStream()); err != nil {
+		if _, err := jetstream.Ensure(ctx, js, quiet, jetstream.AuthEventsStream(), jetstream.DeadLetterStream()); err != nil {
 			return err
 		}
 		say("transport: an embedded JetStream server at %s", srv.URL())

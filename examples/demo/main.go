@@ -68,7 +68,10 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	changes, err := jetstream.Apply(ctx, js, jetstream.AuthEventsStream(), jetstream.DeadLetterStream())
+	// A service ensures the streams it needs exist: created when missing,
+	// never changed when they do (their settings are the operator's:
+	// jetevents streams apply).
+	changes, err := jetstream.Ensure(ctx, js, logger, jetstream.AuthEventsStream(), jetstream.DeadLetterStream())
 	if err != nil {
 		return err
 	}

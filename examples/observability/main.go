@@ -90,7 +90,7 @@ func start(ctx context.Context) (_ *example, err error) {
 	if ex.js, err = natsjs.New(ex.nc); err != nil {
 		return nil, err
 	}
-	if _, err = jetstream.Apply(ctx, ex.js, jetstream.AuthEventsStream(), jetstream.DeadLetterStream()); err != nil {
+	if _, err = jetstream.Ensure(ctx, ex.js, quiet, jetstream.AuthEventsStream(), jetstream.DeadLetterStream()); err != nil {
 		return nil, err
 	}
 

@@ -108,3 +108,56 @@ func TestSeedExamples_publisher_without_streams_says_how_to_create_them(t *testi
 	require.Error(t, err, "no stream: the publisher must fail")
 	assert.Contains(t, string(out), "setup-nats-streams.sh")
 }
+
+// TestSeedExamples_print_one_log_format: everything a program prints (its own
+// lines, the connection's, the router's) is one slog text format, so that a
+// reader (or a log shipper) parses one format, not slog lines mixed with the
+// standard log package's "2006/01/02 15:04:05 INFO ...".
+func TestSeedExamples_print_one_log_format(t *testing.T) {
+	pubBin := build(t, "publisher_example.go")
+	subBin := build(t, "subscriber_example.go")
+	srv := eventstest.NewServer(t)
+	specs, err := jetstream.LoadSpecs("../../../scripts/streams.yaml")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err = jetstream.Apply(ctx, srv.JS, specs.All()...)
+	require.NoError(t, err)
+	env := append(os.Environ(), "NATS_URL="+srv.URL)
+
+	sub := exec.Command(subBin)
+	sub.Env = env
+	var subOut syncBuffer
+	sub.Stdout, sub.Stderr = &subOut, &subOut
+	require.NoError(t, sub.Start())
+	subDone := make(chan error, 1)
+	go func() { subDone <- sub.Wait() }()
+	t.Cleanup(func() { _ = sub.Process.Kill() })
+	require.Eventually(t, func() bool { return strings.Contains(subOut.String(), "consuming auth.user.>") },
+		30*time.Second, 20*time.Millisecond, "subscriber did not start: %s", subOut.String())
+
+	pub := exec.Command(pubBin)
+	pub.Env = env
+	pubOut, err := pub.CombinedOutput()
+	require.NoError(t, err, "publisher: %s", pubOut)
+	require.Eventually(t, func() bool { return strings.Contains(subOut.String(), "user deleted") },
+		30*time.Second, 20*time.Millisecond, "subscriber: %s", subOut.String())
+	require.NoError(t, sub.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-subDone:
+		require.NoError(t, err, subOut.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("subscriber did not stop on SIGTERM: %s", subOut.String())
+	}
+
+	for name, out := range map[string]string{"publisher": string(pubOut), "subscriber": subOut.String()} {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		require.NotEmpty(t, lines, name)
+		connected := false
+		for _, l := range lines {
+			assert.Regexp(t, `^time=\S+ level=(DEBUG|INFO|WARN|ERROR) msg=`, l, "%s printed a line in another format", name)
+			connected = connected || strings.Contains(l, `msg="nats connected"`)
+		}
+		assert.True(t, connected, "%s: the connection's own line is there, in the same format:\n%s", name, out)
+	}
+}

@@ -41,10 +41,11 @@ type UserService struct {
 // NewUserService wires the service to a NATS connection it does not own.
 func NewUserService(nc *nats.Conn, tm events.TimeManager, log *slog.Logger) (*UserService, error) {
 	s := &UserService{timeManager: tm, log: log}
-	publisher, err := events.NewPublisher(nc, jetstream.WithAsyncErrorHandler(func(ae jetstream.AsyncError) {
-		s.asyncFailures.Add(1)
-		log.Error("async publish failed", "err", ae)
-	}))
+	publisher, err := events.NewPublisher(nc, jetstream.WithPublisherLogger(events.NewSlogLogger(log)),
+		jetstream.WithAsyncErrorHandler(func(ae jetstream.AsyncError) {
+			s.asyncFailures.Add(1)
+			log.Error("async publish failed", "err", ae)
+		}))
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,9 @@ func main() {
 	if url == "" {
 		url = nats.DefaultURL
 	}
-	nc, err := events.Connect(url, events.WithName("publisher-example"))
+	// The connection logs (connected, reconnected, lost) through the same
+	// logger as the rest of the program: one format.
+	nc, err := events.Connect(url, events.WithName("publisher-example"), jetstream.WithLogger(events.NewSlogLogger(log)))
 	if err != nil {
 		log.Error("connect", "url", url, "err", err)
 		os.Exit(1)

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	events "github.com/jetevents/events"
+	"github.com/jetevents/events/jetstream"
 )
 
 // UserCreated is the data of a user.created event.
@@ -46,7 +47,9 @@ func main() {
 	if url == "" {
 		url = nats.DefaultURL
 	}
-	nc, err := events.Connect(url, events.WithName("subscriber-example"))
+	// The connection logs (connected, reconnected, lost) through the same
+	// logger as the rest of the program: one format.
+	nc, err := events.Connect(url, events.WithName("subscriber-example"), jetstream.WithLogger(events.NewSlogLogger(log)))
 	if err != nil {
 		log.Error("connect", "url", url, "err", err)
 		os.Exit(1)
