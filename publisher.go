@@ -13,10 +13,14 @@ import (
 type Publisher interface {
 	// Publish sends the event on subject and returns once the stream stored
 	// it, or with a typed error (ErrNoStream, ErrTimeout, ErrInvalidEvent, ...).
-	Publish(ctx context.Context, subject string, event *Event) error
+	// Options deliver it later (At, After), on a recurring schedule (Cron,
+	// Every), with a time to live (TTL), or only if a subject's last
+	// sequence is still the one read (ExpectLastSequence).
+	Publish(ctx context.Context, subject string, event *Event, opts ...PublishOption) error
 	// PublishAsync queues the event and returns; a failed ack reaches the
-	// publisher's async error handler. Close waits for pending acks.
-	PublishAsync(ctx context.Context, subject string, event *Event) error
+	// publisher's async error handler. Close waits for pending acks. It
+	// takes Publish's options.
+	PublishAsync(ctx context.Context, subject string, event *Event, opts ...PublishOption) error
 	// Close waits for pending async publishes (within a deadline) and makes
 	// later publishes fail with ErrClosed. It never closes the connection.
 	Close() error
@@ -25,7 +29,8 @@ type Publisher interface {
 var _ Publisher = (*jetstream.Publisher)(nil)
 
 // NewPublisher returns a JetStream publisher on nc, which it never closes.
-// The result also has PublishBatch, PublishAck, Flush and Stats. Options:
+// The result also has PublishBatch, PublishAtomic, CancelSchedule,
+// PublishAck, Flush and Stats. Options:
 // jetstream.WithMaxPending, WithAsyncErrorHandler, WithPublishTimeout, ...
 func NewPublisher(nc *nats.Conn, opts ...jetstream.PublisherOption) (*jetstream.Publisher, error) {
 	return jetstream.NewPublisher(nc, opts...)
