@@ -20,25 +20,13 @@ import (
 const ModeAtomic PublishMode = "atomic"
 
 // AtomicEvent is one event of an atomic batch and the subject it is stored
-// on.
-type AtomicEvent struct {
-	Subject string
-	Event   *envelope.Event
-}
+// on (transport.AtomicEvent, shared with the memory bus).
+type AtomicEvent = transport.AtomicEvent
 
 // AtomicAck confirms a committed atomic batch: its events were stored at
 // the contiguous sequences FirstSequence..LastSequence of Stream, in the
-// batch's order, and nothing else was stored between them.
-type AtomicAck struct {
-	Stream                      string
-	FirstSequence, LastSequence uint64
-	// Count is the number of events stored.
-	Count int
-	// BatchID is the batch's Nats-Batch-Id.
-	BatchID string
-	// Domain of the stream, if any.
-	Domain string
-}
+// batch's order (transport.AtomicAck).
+type AtomicAck = transport.AtomicAck
 
 // MaxAtomicBatch is the most events PublishAtomic takes: nats-server's
 // default limit per atomic batch (its max_batch_size).

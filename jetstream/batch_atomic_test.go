@@ -210,12 +210,12 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	p := pubNew(t, srv.Conn)
 	ctx := pubCtx(t)
 
-	_, err := p.PublishAtomic(ctx, []jetstream.AtomicEvent{{"plain.a", pubEvent(t, "a")}, {"plain.b", pubEvent(t, "b")}})
+	_, err := p.PublishAtomic(ctx, []jetstream.AtomicEvent{{Subject: "plain.a", Event: pubEvent(t, "a")}, {Subject: "plain.b", Event: pubEvent(t, "b")}})
 	assert.ErrorIs(t, err, jetstream.ErrAtomicDisabled)
 	assert.Contains(t, err.Error(), "stream PLAIN")
 	assert.Contains(t, err.Error(), "allow_atomic")
 
-	_, err = p.PublishAtomic(ctx, []jetstream.AtomicEvent{{"nowhere.a", pubEvent(t, "a")}, {"nowhere.b", pubEvent(t, "b")}})
+	_, err = p.PublishAtomic(ctx, []jetstream.AtomicEvent{{Subject: "nowhere.a", Event: pubEvent(t, "a")}, {Subject: "nowhere.b", Event: pubEvent(t, "b")}})
 	assert.ErrorIs(t, err, jetstream.ErrNoStream)
 
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "big", jetstream.MaxAtomicBatch+1))
