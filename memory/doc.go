@@ -15,11 +15,11 @@
 // are stored as bytes and headers, never as Go values: a handler sees exactly
 // what it would see from JetStream, and a context does not travel with them.
 //
-// On top of the bus: Publisher, with the method set of events.Publisher
-// (Publish, PublishAsync, PublishBatch, PublishAtomic, CancelSchedule, Flush,
-// Close), encodes events with the
-// marshaler exactly as jetstream.Publisher does (marshaler.EventToNATS, with
-// the correlation and causation ids of the context); MessagePublisher and
+// On top of the bus: Publisher, with the method set of jetstream.Publisher
+// (Publish, PublishAck, PublishAsync, PublishBatch, PublishAtomic,
+// CancelSchedule, Flush, Close), encodes events with the marshaler exactly
+// as jetstream.Publisher does (marshaler.EventToNATS, with the correlation
+// and causation ids of the context); MessagePublisher and
 // Subscriber are a Watermill message.Publisher and message.Subscriber (for
 // Watermill's router, its CQRS event bus and its conformance suite).
 //
