@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
@@ -448,6 +449,7 @@ func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool, a
 		return nil, "", nil, fmt.Errorf("%w: %s seq %d (%s) has no %s header", errNotDeadLetter, dlqStream, raw.Sequence, raw.Subject, middleware.HeaderSubject)
 	}
 	msg := &nats.Msg{Subject: subject, Header: originalHeader(raw.Header), Data: raw.Data}
+	occurrenceOf(msg, raw.Header)
 	id := fmt.Sprintf("replay:%s:%d:%d", dlqStream, raw.Sequence, raw.Time.UnixNano())
 	if originalMsgID {
 		id = headerFold(raw.Header, middleware.HeaderOriginalPrefix+nats.MsgIdHdr)
@@ -473,6 +475,36 @@ func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool, a
 		opts = append(opts, natsjs.WithExpectStream(s))
 	}
 	return msg, id, opts, nil
+}
+
+// occurrenceOf gives msg, the replay of a dead letter whose headers are h,
+// the id of the occurrence it was when the dead letter is an occurrence of
+// a recurring schedule: its Nats-Scheduler and Nats-Schedule-Next headers,
+// from which the consumer derived that id (marshaler.OccurrenceID), cannot
+// be published again (the server takes them from schedules only), so the
+// replay carries the occurrence's id in its payload and ce-id instead.
+// Without it, two replayed occurrences would share the schedule's event id,
+// and an idempotent handler would run one of them only.
+func occurrenceOf(msg *nats.Msg, h nats.Header) {
+	orig := nats.Header{}
+	for _, k := range []string{marshaler.HeaderScheduler, marshaler.HeaderScheduleNext} {
+		if v := headerFold(h, middleware.HeaderOriginalPrefix+k); v != "" {
+			orig.Set(k, v)
+		}
+	}
+	next := orig.Get(marshaler.HeaderScheduleNext)
+	if orig.Get(marshaler.HeaderScheduler) == "" || next == "" || next == transport.ScheduleNextPurge {
+		return
+	}
+	e, err := envelope.Decode(msg.Data, len(msg.Data))
+	if err != nil {
+		return // not an envelope: nothing to re-identify
+	}
+	e.ID = marshaler.OccurrenceID(e.ID, next)
+	msg.Data = e.AppendJSON(nil)
+	if msg.Header.Get(marshaler.HeaderID) != "" {
+		msg.Header.Set(marshaler.HeaderID, e.ID)
+	}
 }
 
 type replayer struct {

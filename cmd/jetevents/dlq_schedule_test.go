@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -89,4 +90,25 @@ func TestDLQReplay_at_on_a_stream_without_schedules_keeps_the_dead_letter(t *tes
 		_, _, err := runCmd(t, ctx, append([]string{"dlq", "replay", "-server", srv.URL}, args...)...)
 		assert.ErrorIs(t, err, errUsage, "%v", args)
 	}
+}
+
+// A dead-lettered occurrence of a recurring schedule is replayed with the
+// id it had (the consumer derived it from headers a publish cannot carry).
+func TestDLQReplay_of_a_recurring_occurrence_keeps_the_occurrence_id(t *testing.T) {
+	srv := newServer(t)
+	ctx := testCtx(t)
+	e := publishEvent(t, srv, "auth.user.created", "user.created")
+	const next = "2024-01-16T00:00:00Z"
+	sendDeadLetter(t, srv, 1, middleware.ReasonMaxDeliver, errors.New("boom"), nats.Header{
+		marshaler.HeaderScheduler:    {"_schedule.auth.user.created." + e.ID},
+		marshaler.HeaderScheduleNext: {next},
+	})
+	mustRun(t, ctx, "dlq", "replay", "-server", srv.URL, "-seq", "1")
+	replayed, err := getMsg(t, srv, "AUTH_EVENTS", 2)
+	require.NoError(t, err)
+	_, got, err := marshaler.Default().DecodeNATS(replayed.Header, replayed.Data)
+	require.NoError(t, err)
+	assert.Equal(t, marshaler.OccurrenceID(e.ID, next), got.ID)
+	assert.Equal(t, e.Type, got.Type)
+	assert.JSONEq(t, string(e.Data), string(got.Data))
 }
