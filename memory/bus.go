@@ -424,6 +424,9 @@ func (s *stream) storeLocked(subject string, header nats.Header, data []byte, id
 		s.purgeSubjectLocked(subject)
 	}
 	m := &storedMsg{seq: uint64(len(s.msgs)) + 1, subject: subject, header: nats.Header(cloneHeader(header)), data: bytes.Clone(data), time: now}
+	if hc.schedule != nil && m.header.Get(transport.HeaderRollup) == "" {
+		m.header.Set(transport.HeaderRollup, "sub") // as the server stores a schedule
+	}
 	s.msgs = append(s.msgs, m)
 	s.bySubject[subject] = append(s.bySubject[subject], m)
 	if id != "" {

@@ -42,6 +42,9 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 	}
 	for _, k := range unsupportedHeaders {
 		if _, ok := h[k]; ok {
+			if k == transport.HeaderRollup && h.Get(k) == "sub" && h.Get(transport.HeaderSchedule) != "" {
+				continue // a schedule's own roll-up, which the bus applies anyway
+			}
 			return hc, fmt.Errorf("%w: the memory bus does not implement the %s header", ErrUnsupported, k)
 		}
 	}

@@ -371,6 +371,24 @@ func TestBus_stores_what_jetstream_stores_for_schedules_and_atomic_batches(t *te
 	assert.Equal(t, nats.Header(onServer.Header), inBus[0].Header)
 	assert.Equal(t, onServer.Data, inBus[0].Data)
 
+	// A pending schedule is stored as the server stores it.
+	later := reminder()
+	sack, err := jp.PublishAck(pctx, "auth.user.reminded", later, events.After(time.Hour))
+	require.NoError(t, err)
+	require.NoError(t, mp.Publish(pctx, "auth.user.reminded", later, events.After(time.Hour)))
+	sm, err := st.GetMsg(ctx, sack.Sequence)
+	require.NoError(t, err)
+	inBus = b.Messages(transport.ScheduleSubject("auth.user.reminded", later.ID))
+	require.Len(t, inBus, 1)
+	sh, bh := nats.Header(sm.Header), inBus[0].Header
+	// The @at time and the message id that holds it are each clock's.
+	for _, k := range []string{transport.HeaderSchedule, nats.MsgIdHdr} {
+		assert.NotEmpty(t, sh.Get(k))
+		sh.Del(k)
+		bh.Del(k)
+	}
+	assert.Equal(t, sh, bh)
+
 	a1, a2 := reminder(), reminder()
 	batch := []transport.AtomicEvent{{Subject: "auth.order.a", Event: a1}, {Subject: "auth.order.b", Event: a2}}
 	jack, err := jp.PublishAtomic(ctx, batch, events.ExpectLastSequence("auth.order.>", 0))
