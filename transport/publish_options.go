@@ -128,7 +128,8 @@ func (a afterOption) applyPublish(o *PublishOptions) error {
 }
 
 // After delivers the event d from now (the publisher's clock: the memory
-// bus's manual clock in tests): At(now + d).
+// bus's manual clock in tests): At(now + d). The server fires it by its own
+// clock, so a publisher whose clock is off shifts the time by as much.
 func After(d time.Duration) PublishOption { return afterOption{d: d} }
 
 type cronOption struct{ expr string }
@@ -183,9 +184,11 @@ func (z timeZoneOption) applyPublish(o *PublishOptions) error {
 }
 
 // InTimeZone reads a Cron schedule in the IANA time zone name
-// ("Europe/Paris") instead of UTC. The server resolves it with its own
-// tzdata. A cron time that a daylight-saving change skips does not fire
-// that day, and one it repeats may fire twice.
+// ("Europe/Paris") instead of UTC. The name is checked against this
+// machine's tzdata before sending (a binary for a system without it can
+// embed it: import _ "time/tzdata"); the server resolves it with its own.
+// A cron time that a daylight-saving change skips does not fire that day,
+// and one it repeats may fire twice.
 func InTimeZone(name string) PublishOption { return timeZoneOption{name: name} }
 
 type ttlOption struct{ d time.Duration }
