@@ -410,3 +410,24 @@ func TestBus_stores_what_jetstream_stores_for_schedules_and_atomic_batches(t *te
 		assert.Equal(t, m.Data, inBus[i].Data)
 	}
 }
+
+func TestBus_expected_last_sequence_on_a_single_publish(t *testing.T) {
+	b, p, _ := schedBus(t)
+	ctx := context.Background()
+	ack, err := p.PublishAck(ctx, "auth.order.o1.created", reminder(), events.ExpectLastSequence("auth.order.o1.>", 0))
+	require.NoError(t, err)
+	err = p.Publish(ctx, "auth.order.o1.paid", reminder(), events.ExpectLastSequence("auth.order.o1.>", 0))
+	var ce *events.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.ErrorIs(t, err, events.ErrPublish)
+	assert.Equal(t, ack.Sequence, ce.Current)
+	assert.Equal(t, "auth.order.o1.>", ce.Subject)
+
+	// The stream-wide expectation (Nats-Expected-Last-Sequence), raw.
+	_, err = b.Publish(ctx, "auth.x", map[string][]string{"Nats-Expected-Last-Sequence": {"5"}}, nil)
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, uint64(1), ce.Current)
+	_, err = b.Publish(ctx, "auth.x", map[string][]string{"Nats-Expected-Last-Sequence": {"1"}}, nil)
+	require.NoError(t, err)
+	assert.Len(t, b.Messages("auth.>"), 2)
+}
