@@ -47,6 +47,38 @@ var (
 	ErrInvalidConfig = envelope.ErrInvalidConfig
 )
 
+// Errors of scheduled, expiring and atomic publishes (README: "Scheduled
+// and delayed events", "Per-event TTL", "Atomic batches"). The memory bus
+// returns the same ones.
+var (
+	// ErrInvalidOption: a publish option is invalid (a TTL under 1s, a cron
+	// expression the server would refuse, two schedules); nothing was sent.
+	ErrInvalidOption = transport.ErrInvalidOption
+	// ErrSchedulesDisabled: the stream does not allow message schedules;
+	// the error names the stream and the setting to turn on.
+	ErrSchedulesDisabled = transport.ErrSchedulesDisabled
+	// ErrTTLDisabled: the stream does not allow per-message TTL.
+	ErrTTLDisabled = transport.ErrTTLDisabled
+	// ErrAtomicDisabled: the stream does not allow atomic batches.
+	ErrAtomicDisabled = transport.ErrAtomicDisabled
+	// ErrConflict is matched by a *ConflictError: someone wrote to the
+	// subject since the expected sequence was read; nothing was stored.
+	ErrConflict = transport.ErrConflict
+	// ErrBatchAbandoned: the server abandoned an atomic batch (connection
+	// lost, leader change, 10 s idle); nothing of it was stored.
+	ErrBatchAbandoned = transport.ErrBatchAbandoned
+	// ErrBatchTooLarge: more events than one atomic batch takes (1,000).
+	ErrBatchTooLarge = transport.ErrBatchTooLarge
+	// ErrBatchDuplicate: an atomic batch holds an event already stored
+	// (a retried batch whose first attempt committed).
+	ErrBatchDuplicate = transport.ErrBatchDuplicate
+	// ErrScheduleNotFound: CancelSchedule found no pending schedule (it
+	// fired, was cancelled, or never existed).
+	ErrScheduleNotFound = transport.ErrScheduleNotFound
+	// ErrUnsupported: the transport cannot do it (see memory's doc).
+	ErrUnsupported = transport.ErrUnsupported
+)
+
 // Permanent marks err as not worth retrying: a handler returning it has its
 // event dead-lettered at once instead of redelivered.
 func Permanent(err error) error { return middleware.Permanent(err) }

@@ -105,13 +105,24 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 // constructor on a *nats.Conn) does.
 func TestLayering_broker_code_only_in_transports(t *testing.T) {
 	allowed := map[string]string{"router": "nats.go"}
-	for _, dir := range []string{"middleware", "subscriber", "idempotency", "internal/consume", "router", "transport"} {
+	for _, dir := range []string{"middleware", "subscriber", "idempotency", "internal/consume", "router"} {
 		for file, ims := range imports(t, dir) {
 			for _, im := range ims {
 				if broker(im) {
 					assert.Equal(t, allowed[dir], file, "%s/%s imports %s: broker code belongs in a transport", dir, file, im)
 				}
 			}
+		}
+	}
+}
+
+// TestLayering_transport_seam_knows_no_jetstream_api: the seam describes
+// messages as NATS carries them (*nats.Msg headers for the publish options
+// both transports share) but never talks to a server.
+func TestLayering_transport_seam_knows_no_jetstream_api(t *testing.T) {
+	for file, ims := range imports(t, "transport") {
+		for _, im := range ims {
+			assert.False(t, strings.HasPrefix(im, "github.com/nats-io/nats.go/jetstream") || im == module+"/jetstream", "transport/%s imports %s", file, im)
 		}
 	}
 }

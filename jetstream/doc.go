@@ -18,6 +18,12 @@
 //     exists, warns where it differs); AuthEventsStream and DeadLetterStream.
 //   - publisher*.go: Publisher (Publish, PublishAck, PublishAsync,
 //     PublishBatch, Flush, Close) and MessagePublisher (Watermill).
+//   - publish_options.go: the options of a publish (At, After, Cron, Every,
+//     InTimeZone, TTL, ExpectLastSequence: transport.PublishOption) and the
+//     typed refusals of the stream settings they need.
+//   - schedule.go: CancelSchedule (JetStream message schedules, ADR-51).
+//   - batch_atomic.go: PublishAtomic (all-or-none batches with an expected
+//     last sequence, ADR-50).
 //   - subscriber*.go, metadata.go: the durable pull Subscriber.
 //   - errors.go: sentinels, matched with errors.Is.
 //

@@ -80,6 +80,33 @@ func explainNoJetStream(err error) error {
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoJetStream, noJetStreamAdvice, err)
 }
+// Scheduled, expiring and atomic publishes: the transport's shared
+// sentinels (see transport/errors.go), so that the memory bus's errors
+// match them too. Each refusal of the server also matches ErrPublish.
+var (
+	// ErrInvalidOption: a publish option is invalid; nothing was sent.
+	ErrInvalidOption = transport.ErrInvalidOption
+	// ErrSchedulesDisabled: the stream does not allow message schedules
+	// (the message names it and the fix: StreamSpec.AllowMsgSchedules).
+	ErrSchedulesDisabled = transport.ErrSchedulesDisabled
+	// ErrTTLDisabled: the stream does not allow per-message TTL
+	// (StreamSpec.AllowMsgTTL).
+	ErrTTLDisabled = transport.ErrTTLDisabled
+	// ErrAtomicDisabled: the stream does not allow atomic batches
+	// (StreamSpec.AllowAtomicPublish).
+	ErrAtomicDisabled = transport.ErrAtomicDisabled
+	// ErrConflict is matched by a *ConflictError (ExpectLastSequence).
+	ErrConflict = transport.ErrConflict
+	// ErrBatchAbandoned: the server abandoned an atomic batch; nothing of
+	// it was stored.
+	ErrBatchAbandoned = transport.ErrBatchAbandoned
+	// ErrBatchTooLarge: an atomic batch over the server's limit.
+	ErrBatchTooLarge = transport.ErrBatchTooLarge
+	// ErrBatchDuplicate: an atomic batch holds an event already stored.
+	ErrBatchDuplicate = transport.ErrBatchDuplicate
+	// ErrScheduleNotFound: CancelSchedule found no pending schedule.
+	ErrScheduleNotFound = transport.ErrScheduleNotFound
+)
 
 // Re-exported envelope sentinels that the publisher's errors match.
 var (

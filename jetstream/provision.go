@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/jetevents/events/internal/logs"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/transport"
 )
 
 // Server defaults that a zero spec field stands for. They are written out so
@@ -315,7 +317,12 @@ func (s StreamSpec) config() natsjs.StreamConfig {
 		Discard:              s.Discard,
 		DiscardNewPerSubject: s.DiscardNewPerSubject,
 		AllowMsgTTL:          s.AllowMsgTTL,
+		AllowMsgSchedules:    s.AllowMsgSchedules,
+		AllowAtomicPublish:   s.AllowAtomicPublish,
 		Compression:          s.Compression,
+	}
+	if s.AllowMsgSchedules {
+		c.Subjects = append(c.Subjects, transport.ScheduleSubjects(s.Subjects)...)
 	}
 	if s.Mirror != nil {
 		c.Mirror = s.Mirror.config()
@@ -409,6 +416,8 @@ func applyStream(ctx context.Context, js natsjs.JetStream, s StreamSpec, keep bo
 		upd.Discard = want.Discard
 		upd.DiscardNewPerSubject = want.DiscardNewPerSubject
 		upd.AllowMsgTTL = want.AllowMsgTTL
+		upd.AllowMsgSchedules = want.AllowMsgSchedules
+		upd.AllowAtomicPublish = want.AllowAtomicPublish
 		upd.Compression = want.Compression
 		upd.Mirror = want.Mirror
 		upd.Sources = want.Sources
@@ -448,6 +457,8 @@ func diffStream(cur, want natsjs.StreamConfig) []FieldChange {
 	d.add("discard", discardNames[cur.Discard], discardNames[want.Discard])
 	d.add("discard_new_per_subject", fmt.Sprint(cur.DiscardNewPerSubject), fmt.Sprint(want.DiscardNewPerSubject))
 	d.add("allow_msg_ttl", fmt.Sprint(cur.AllowMsgTTL), fmt.Sprint(want.AllowMsgTTL))
+	d.add("allow_msg_schedules", fmt.Sprint(cur.AllowMsgSchedules), fmt.Sprint(want.AllowMsgSchedules))
+	d.add("allow_atomic", fmt.Sprint(cur.AllowAtomicPublish), fmt.Sprint(want.AllowAtomicPublish))
 	d.add("compression", compressionNames[cur.Compression], compressionNames[want.Compression])
 	d.add("mirror", sourceText(cur.Mirror), sourceText(want.Mirror))
 	d.add("sources", sourcesText(cur.Sources), sourcesText(want.Sources))

@@ -207,29 +207,30 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // not to the publish, so it surfaces when the publish times out); other
 // failures match ErrPublish. A duplicate (same event id inside the stream's
 // duplicates window) is a success; PublishAck tells it apart.
-func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event) error {
-	_, err := p.PublishAck(ctx, subject, e)
+func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event, opts ...PublishOption) error {
+	_, err := p.PublishAck(ctx, subject, e, opts...)
 	return err
 }
 
-// PublishAck is Publish returning the stream's ack.
-func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
+// PublishAck is Publish returning the stream's ack (for a scheduled
+// publish: of the stored schedule).
+func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event, opts ...PublishOption) (PubAck, error) {
 	if !p.observing() {
-		return p.publishAck(ctx, subject, e)
+		return p.publishAck(ctx, subject, e, opts)
 	}
 	ctx, done := p.observe(ctx, eventInfo(subject, e, ModeSync))
-	ack, err := p.publishAck(ctx, subject, e)
+	ack, err := p.publishAck(ctx, subject, e, opts)
 	if done != nil {
 		done(PublishResult{Err: err, Duplicate: ack.Duplicate, Stream: ack.Stream, Sequence: ack.Sequence})
 	}
 	return ack, err
 }
 
-func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
+func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.Event, opts []PublishOption) (PubAck, error) {
 	if p.isClosed() {
 		return PubAck{}, closedErr(subject, e)
 	}
-	msg, err := p.encode(ctx, subject, e)
+	msg, err := p.encodeWith(ctx, subject, e, opts)
 	if err != nil {
 		return PubAck{}, err
 	}
@@ -242,7 +243,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		p.failed.Add(1)
-		return PubAck{}, p.noJetStream(msg, publishErr(msg, publishPermission(p.nc, msg, err)))
+		return PubAck{}, p.noJetStream(msg, publishErr(msg, p.refusal(ctx, msg, publishPermission(p.nc, msg, err))))
 	}
 	p.acked.Add(1)
 	if ack.Duplicate {
@@ -259,7 +260,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 // for up to AckTimeout. Every ack that fails or times out reaches
 // OnAsyncError exactly once and is counted in Stats().AsyncFailed; Flush and
 // Close wait for all outcomes. A nil return means "queued", not "stored".
-func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event) error {
+func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event, opts ...PublishOption) error {
 	var done func(PublishResult)
 	if p.observing() {
 		ctx, done = p.observe(ctx, eventInfo(subject, e, ModeAsync))
@@ -267,7 +268,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelop
 	if p.isClosed() {
 		return finish(done, closedErr(subject, e))
 	}
-	msg, err := p.encode(ctx, subject, e)
+	msg, err := p.encodeWith(ctx, subject, e, opts)
 	if err != nil {
 		return finish(done, err)
 	}
@@ -388,7 +389,7 @@ func closedErr(subject string, e *envelope.Event) error {
 // publishErr wraps a failure of a sent message with ErrPublish and the
 // specific sentinel that applies, keeping the cause.
 func publishErr(msg *nats.Msg, err error) error {
-	subject, id := msg.Subject, msg.Header.Get(marshaler.HeaderMsgID)
+	subject, id := subjectOf(msg), eventIDOf(msg)
 	var apiErr *natsjs.APIError
 	switch {
 	case errors.Is(err, ErrPermission):
@@ -424,8 +425,8 @@ func (p *Publisher) defaultAsyncError(ae AsyncError) {
 
 func asyncErrorOf(r asyncReport) AsyncError {
 	return AsyncError{
-		Subject:   r.msg.Subject,
-		EventID:   r.msg.Header.Get(marshaler.HeaderMsgID),
+		Subject:   subjectOf(r.msg),
+		EventID:   eventIDOf(r.msg),
 		EventType: r.msg.Header.Get(marshaler.HeaderType),
 		Msg:       r.msg,
 		Err:       r.err,

@@ -11,7 +11,6 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
-	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
 )
 
@@ -47,7 +46,7 @@ func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait
 	if p.closed {
 		p.mu.Unlock()
 		<-p.slots
-		return finish(done, fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed))
+		return finish(done, fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), ErrClosed))
 	}
 	// Registered before sending: the ack can arrive before PublishMsgAsync returns.
 	p.pending[msg] = pendingPub{batch: batch, idx: idx, epoch: p.epoch, done: done}
@@ -88,10 +87,10 @@ func (p *Publisher) acquire(ctx context.Context, msg *nats.Msg) error {
 	case p.slots <- struct{}{}:
 		return nil
 	case <-p.closing:
-		return fmt.Errorf("publish %s event %s: %w", msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrClosed)
+		return fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), ErrClosed)
 	case <-ctx.Done():
 		return fmt.Errorf("publish %s event %s: %w: %d acks outstanding: %w",
-			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrTooManyPending, p.cfg.MaxPending, ctxErr(ctx))
+			msg.Subject, eventIDOf(msg), ErrTooManyPending, p.cfg.MaxPending, ctxErr(ctx))
 	}
 }
 
@@ -116,7 +115,7 @@ func (p *Publisher) settle(msg *nats.Msg, ack *natsjs.PubAck, err error) {
 	}
 	delete(p.pending, msg)
 	if err != nil {
-		err = publishErr(msg, publishPermission(p.nc, msg, err))
+		err = publishErr(msg, refusalErr(msg, publishPermission(p.nc, msg, err), nil))
 		p.failed.Add(1)
 	} else {
 		p.acked.Add(1)
@@ -236,7 +235,7 @@ func (p *Publisher) abandon() error {
 			batches = append(batches, rec)
 		}
 		ae := asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
-			msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)})
+			msg.Subject, eventIDOf(msg), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)})
 		lost = append(lost, ae)
 		if rec.done != nil {
 			unreported = append(unreported, func() { finish(rec.done, ae.Err) })
@@ -373,7 +372,7 @@ func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg, dones []fun
 		if err := p.enqueue(ctx, msg, b, i, doneAt(dones, i)); err != nil {
 			b.set(i, err)
 			for j := i + 1; j < len(msgs); j++ {
-				b.set(j, finish(doneAt(dones, j), fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, msgs[j].Header.Get(marshaler.HeaderMsgID), ErrNotSent, err)))
+				b.set(j, finish(doneAt(dones, j), fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, eventIDOf(msgs[j]), ErrNotSent, err)))
 			}
 			break
 		}

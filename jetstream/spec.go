@@ -78,6 +78,20 @@ type StreamSpec struct {
 	// Nats-TTL header; needs nats-server 2.11 or later). Once on, the
 	// server refuses to turn it off. Default false.
 	AllowMsgTTL bool
+	// AllowMsgSchedules lets publishers deliver events later or on a
+	// recurring schedule (jetstream.At, After, Cron, Every; nats-server 2.12
+	// or later, 2.14 for cron). Pending schedules wait in the stream on
+	// "_schedule.<subject>.<event id>": with it on, Apply adds
+	// transport.ScheduleSubjects(Subjects) ("_schedule.auth.>" for "auth.>")
+	// to the stream's subjects, and the server turns on roll-ups (a new
+	// schedule for the same event replaces the old one). Not for a Mirror
+	// or a stream with Sources. Once on, the server refuses to turn it off.
+	// Default false.
+	AllowMsgSchedules bool
+	// AllowAtomicPublish lets publishers store a batch of events all or
+	// none (Publisher.PublishAtomic; nats-server 2.12 or later). Not for a
+	// Mirror. Default false.
+	AllowAtomicPublish bool
 	// Compression of the stored messages: natsjs.NoCompression (default) or
 	// natsjs.S2Compression (less disk for JSON payloads, some CPU).
 	Compression natsjs.StoreCompression
@@ -225,6 +239,10 @@ func (s StreamSpec) Validate() error {
 		return fail(ruleErr(ErrDuplicatesWindow, "duplicates window %s is longer than max age %s", s.Duplicates, s.MaxAge))
 	case s.DiscardNewPerSubject && (s.Discard != natsjs.DiscardNew || s.MaxMsgsPerSubject <= 0):
 		return fail(errors.New("discard_new_per_subject needs discard: new and max_msgs_per_subject > 0"))
+	case s.AllowMsgSchedules && (s.Mirror != nil || len(s.Sources) > 0):
+		return fail(errors.New("allow_msg_schedules is not for a mirror or a stream with sources (the server refuses it): schedule in the origin stream"))
+	case s.AllowAtomicPublish && s.Mirror != nil:
+		return fail(errors.New("allow_atomic is not for a mirror (it stores only what it copies)"))
 	}
 	if s.Mirror != nil {
 		if err := s.Mirror.validate(s.Name, "mirror"); err != nil {
@@ -492,6 +510,8 @@ func (s Specs) Validate() error {
 //	    discard_new_per_subject: false
 //	    duplicates: 2m
 //	    allow_msg_ttl: false
+//	    allow_msg_schedules: false  # At/After/Cron/Every publishes (adds _schedule.<subject> subjects)
+//	    allow_atomic: false         # PublishAtomic
 //	    compression: none        # none | s2
 //	    placement: {cluster: east, tags: [ssd]}
 //	    sources:                 # or mirror: {name: ..., ...} (a mirror has no subjects)
@@ -576,6 +596,8 @@ type streamDoc struct {
 	DiscardNewPerSubject bool          `yaml:"discard_new_per_subject"`
 	Duplicates           specDuration  `yaml:"duplicates"`
 	AllowMsgTTL          bool          `yaml:"allow_msg_ttl"`
+	AllowMsgSchedules    bool          `yaml:"allow_msg_schedules"`
+	AllowAtomicPublish   bool          `yaml:"allow_atomic"`
 	Compression          string        `yaml:"compression" enum:"compression"`
 	Mirror               *sourceDoc    `yaml:"mirror"`
 	Sources              []sourceDoc   `yaml:"sources"`
@@ -663,7 +685,8 @@ func (d streamDoc) spec() StreamSpec {
 		Replicas: d.Replicas, MaxAge: time.Duration(d.MaxAge), MaxBytes: d.MaxBytes, MaxMsgSize: d.MaxMsgSize,
 		MaxMsgsPerSubject: d.MaxMsgsPerSubject, Discard: lookupName(discardNames, d.Discard),
 		DiscardNewPerSubject: d.DiscardNewPerSubject, Duplicates: time.Duration(d.Duplicates),
-		AllowMsgTTL: d.AllowMsgTTL, Compression: lookupName(compressionNames, d.Compression),
+		AllowMsgTTL: d.AllowMsgTTL, AllowMsgSchedules: d.AllowMsgSchedules, AllowAtomicPublish: d.AllowAtomicPublish,
+		Compression: lookupName(compressionNames, d.Compression),
 	}
 	if d.Mirror != nil {
 		m := d.Mirror.spec()

@@ -37,6 +37,10 @@ import (
 // envelope.ErrInvalidUTF8 for bad UTF-8), ErrMissingAttribute,
 // ErrUnsupportedSpecVersion, ErrUnsupportedContentType, ErrHeaderMismatch,
 // ErrInvalidEvent (with the envelope rule's sentinel) or ErrUnknownSchemaMajor.
+//
+// An event stored by a recurring message schedule (Nats-Scheduler and a
+// Nats-Schedule-Next time) decodes with the id OccurrenceID gives it, its
+// payload re-encoded with that id.
 func (m *Marshaler) DecodeNATS(h nats.Header, data []byte) (*message.Message, *envelope.Event, error) {
 	if len(data) > m.cfg.MaxSize {
 		return nil, nil, fmt.Errorf("%w: %w: payload of %d bytes, max %d", ErrUnmarshal, ErrTooLarge, len(data), m.cfg.MaxSize)
@@ -51,6 +55,10 @@ func (m *Marshaler) DecodeNATS(h nats.Header, data []byte) (*message.Message, *e
 	}
 	if err := m.checkMajor(e); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnmarshal, err)
+	}
+	if next := occurrenceNext(h); next != "" {
+		// An occurrence of a recurring schedule: an event of its own.
+		e.ID, payload = OccurrenceID(e.ID, next), nil
 	}
 	if payload == nil {
 		payload = e.AppendJSON(make([]byte, 0, e.EncodedLen()))

@@ -92,6 +92,17 @@ type StreamConfig struct {
 	// the stream stored less than Duplicates ago is acknowledged as a
 	// duplicate and not stored again. Default DefaultDuplicates (2m).
 	Duplicates time.Duration
+	// AllowMsgTTL, AllowMsgSchedules and AllowAtomicPublish are
+	// jetstream.StreamSpec's: per-message TTL (Nats-TTL), message schedules
+	// (At, After, Cron, Every; AddStream then adds
+	// transport.ScheduleSubjects(Subjects) to Subjects, as Apply does on
+	// JetStream) and atomic batches (Publisher.PublishAtomic). Off, a
+	// publish that needs one is refused with ErrTTLDisabled,
+	// ErrSchedulesDisabled or ErrAtomicDisabled, as on JetStream. Default
+	// false.
+	AllowMsgTTL        bool
+	AllowMsgSchedules  bool
+	AllowAtomicPublish bool
 }
 
 // Validate reports an unusable stream; errors match ErrInvalidConfig.
@@ -157,6 +168,10 @@ type Bus struct {
 	closed  bool
 	// armed is when the timer goroutine wakes next (zero: not armed).
 	armed time.Time
+	// schedules are the pending message schedules of every stream, by
+	// fire time; expiries the messages with a TTL, by expiry.
+	schedules schedHeap
+	expiries  expiryHeap
 
 	wake chan struct{} // re-arm the timer goroutine (cap 1)
 	stop chan struct{}
@@ -212,6 +227,9 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 		sc.Duplicates = DefaultDuplicates
 	}
 	sc.Subjects = slices.Clone(sc.Subjects)
+	if sc.AllowMsgSchedules {
+		sc.Subjects = append(sc.Subjects, transport.ScheduleSubjects(sc.Subjects)...)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -233,7 +251,7 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 		s.cfg = sc
 		return nil
 	}
-	s := &stream{b: b, cfg: sc, dedup: make(map[string]dedupEntry), consumers: make(map[string]*durable)}
+	s := &stream{b: b, cfg: sc, dedup: make(map[string]dedupEntry), consumers: make(map[string]*durable), schedules: make(map[string]*schedEntry), bySubject: make(map[string][]*storedMsg)}
 	b.streams[sc.Name] = s
 	b.order = append(b.order, s)
 	return nil
@@ -253,6 +271,9 @@ func (b *Bus) DeleteStream(name string) error {
 	delete(b.streams, name)
 	b.order = slices.DeleteFunc(b.order, func(o *stream) bool { return o == s })
 	s.deleted = true
+	for _, e := range s.schedules {
+		b.removeScheduleLocked(e)
+	}
 	var ended []*consumer
 	for _, d := range s.consumers {
 		d.deleted = true
@@ -275,7 +296,7 @@ func (b *Bus) Stream(name string) (StreamInfo, error) {
 	if s == nil {
 		return StreamInfo{}, fmt.Errorf("stream %s: %w", name, ErrNoStream)
 	}
-	info := StreamInfo{Config: s.cfg, Msgs: uint64(len(s.msgs)), LastSeq: uint64(len(s.msgs))}
+	info := StreamInfo{Config: s.cfg, Msgs: uint64(len(s.msgs) - s.removed), LastSeq: uint64(len(s.msgs))}
 	info.Config.Subjects = slices.Clone(s.cfg.Subjects)
 	for n := range s.consumers {
 		info.Consumers = append(info.Consumers, n)
@@ -293,7 +314,7 @@ func (b *Bus) Messages(filter string) []Message {
 	var out []Message
 	for _, s := range b.order {
 		for _, m := range s.msgs {
-			if overlap(filter, m.subject) {
+			if !m.deleted && overlap(filter, m.subject) {
 				out = append(out, Message{
 					Stream: s.cfg.Name, Sequence: m.seq, Subject: m.subject,
 					Header: cloneHeader(m.header), Data: bytes.Clone(m.data), Published: m.time,
@@ -358,14 +379,12 @@ func (b *Bus) publish(subject string, header nats.Header, data []byte, id, expec
 	if b.closed {
 		return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, ErrClosed)
 	}
-	var s *stream
-	for _, o := range b.order {
-		if matchAny(o.cfg.Subjects, subject) {
-			s = o
-			break
-		}
-	}
+	s := b.streamForLocked(subject)
 	if s == nil {
+		if ts := b.streamForLocked(header.Get(transport.HeaderScheduleTarget)); ts != nil {
+			// A schedule whose target's stream does not store schedules.
+			return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, ts.settingErr(ErrSchedulesDisabled, "AllowMsgSchedules", "allow_msg_schedules"))
+		}
 		return PubAck{}, fmt.Errorf("publish %s: %w: %w %q: add a stream whose subjects match it (Config.Streams or AddStream)", subject, ErrPublish, ErrNoStream, subject)
 	}
 	if expect != "" && s.cfg.Name != expect {
@@ -377,19 +396,66 @@ func (b *Bus) publish(subject string, header nats.Header, data []byte, id, expec
 			return PubAck{Stream: s.cfg.Name, Sequence: e.seq, Duplicate: true}, nil
 		}
 	}
+	hc, err := s.checkHeadersLocked(subject, header, now)
+	if err != nil {
+		return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, err)
+	}
+	m := s.storeLocked(subject, header, data, id, hc, now)
+	s.dispatchLocked(now)
+	return PubAck{Stream: s.cfg.Name, Sequence: m.seq}, nil
+}
+
+// streamForLocked is the stream that stores subject, nil if none.
+func (b *Bus) streamForLocked(subject string) *stream {
+	for _, o := range b.order {
+		if matchAny(o.cfg.Subjects, subject) {
+			return o
+		}
+	}
+	return nil
+}
+
+// storeLocked stores a message whose headers passed checkHeadersLocked (hc
+// is what they asked for) and counts it pending for the durables whose
+// filter takes it; dispatchLocked then hands it out. A schedule replaces
+// the pending schedule on its subject (JetStream's roll-up); an event a
+// schedule stored with Nats-Schedule-Next "purge" removes that schedule.
+func (s *stream) storeLocked(subject string, header nats.Header, data []byte, id string, hc headerChecks, now time.Time) *storedMsg {
+	if hc.schedule != nil {
+		s.purgeSubjectLocked(subject)
+	}
 	m := &storedMsg{seq: uint64(len(s.msgs)) + 1, subject: subject, header: nats.Header(cloneHeader(header)), data: bytes.Clone(data), time: now}
+	if hc.schedule != nil && m.header.Get(transport.HeaderRollup) == "" {
+		m.header.Set(transport.HeaderRollup, "sub") // as the server stores a schedule
+	}
 	s.msgs = append(s.msgs, m)
+	s.bySubject[subject] = append(s.bySubject[subject], m)
 	if id != "" {
 		s.dedup[id] = dedupEntry{seq: m.seq, at: now}
 		s.pruneDedup(now)
 	}
-	for _, d := range s.sortedConsumers() {
+	for _, d := range s.consumers {
 		if matchAny(d.spec.FilterSubjects, subject) {
 			d.numPending++
 		}
+	}
+	if hc.ttl > 0 {
+		s.b.expireAtLocked(s, m, now.Add(hc.ttl))
+	}
+	if hc.schedule != nil {
+		s.b.addScheduleLocked(s, m, *hc.schedule, now)
+	}
+	if hc.purgeScheduler != "" {
+		s.purgeSubjectLocked(hc.purgeScheduler)
+	}
+	return m
+}
+
+// dispatchLocked lets every durable of the stream hand out what is ready.
+func (s *stream) dispatchLocked(now time.Time) {
+	for _, d := range s.sortedConsumers() {
 		d.dispatchLocked(now)
 	}
-	return PubAck{Stream: s.cfg.Name, Sequence: m.seq}, nil
 }
 
 // Tick re-reads the clock and redelivers whatever became due: nak delays
@@ -406,6 +472,10 @@ func (b *Bus) tickLocked() {
 		return
 	}
 	now := b.now()
+	// Schedules and TTLs first: what a schedule stores now is handed out by
+	// the same tick.
+	b.fireSchedulesLocked(now)
+	b.expireMessagesLocked(now)
 	for _, s := range b.order {
 		for _, d := range s.sortedConsumers() {
 			d.expireLocked(now)
@@ -430,10 +500,10 @@ func (b *Bus) scheduleLocked(t time.Time) {
 }
 
 // nextEventLocked is the earliest future ack deadline or redelivery time of
-// every durable (zero: none). What is already due and waits only for credit
-// needs no timer.
+// every durable, schedule fire time or message expiry (zero: none). What is
+// already due and waits only for credit needs no timer.
 func (b *Bus) nextEventLocked(now time.Time) time.Time {
-	var next time.Time
+	next := b.nextTimedLocked(now)
 	for _, s := range b.order {
 		for _, d := range s.consumers {
 			for _, e := range d.pending {
@@ -507,23 +577,30 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-// stream is one stream: its messages (msgs[i].seq == i+1) and durables.
+// stream is one stream: its messages (msgs[i].seq == i+1, removed ones
+// kept as tombstones: see removeLocked), durables and pending schedules.
 type stream struct {
 	b         *Bus
 	cfg       StreamConfig
 	msgs      []*storedMsg
+	removed   int // tombstones in msgs
 	dedup     map[string]dedupEntry
 	dedupSeen int // len(dedup) at the last prune
 	consumers map[string]*durable
+	schedules map[string]*schedEntry // by schedule subject
+	// bySubject are the messages stored on each subject and not removed,
+	// in order: what a roll-up or a schedule's end removes.
+	bySubject map[string][]*storedMsg
 	deleted   bool
 }
 
 type storedMsg struct {
 	seq     uint64
-	subject string
+	subject string // "" once removed: no filter matches it then
 	header  nats.Header
 	data    []byte
 	time    time.Time
+	deleted bool
 }
 
 type dedupEntry struct {

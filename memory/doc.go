@@ -15,10 +15,11 @@
 // are stored as bytes and headers, never as Go values: a handler sees exactly
 // what it would see from JetStream, and a context does not travel with them.
 //
-// On top of the bus: Publisher, with the method set of events.Publisher
-// (Publish, PublishAsync, PublishBatch, Flush, Close), encodes events with the
-// marshaler exactly as jetstream.Publisher does (marshaler.EventToNATS, with
-// the correlation and causation ids of the context); MessagePublisher and
+// On top of the bus: Publisher, with the method set of jetstream.Publisher
+// (Publish, PublishAck, PublishAsync, PublishBatch, PublishAtomic,
+// CancelSchedule, Flush, Close), encodes events with the marshaler exactly
+// as jetstream.Publisher does (marshaler.EventToNATS, with the correlation
+// and causation ids of the context); MessagePublisher and
 // Subscriber are a Watermill message.Publisher and message.Subscriber (for
 // Watermill's router, its CQRS event bus and its conformance suite).
 //
@@ -35,6 +36,25 @@
 // timer at all and re-reads the clock only when told to, with Tick, so a test
 // decides exactly when a delayed redelivery becomes due. Close stops every
 // goroutine of the bus.
+//
+// Schedules, TTL, atomic batches and expected sequences behave as on
+// JetStream (README: "Scheduled and delayed events", "Per-event TTL",
+// "Atomic batches"), against the same stream settings
+// (StreamConfig.AllowMsgSchedules, AllowMsgTTL, AllowAtomicPublish) and with
+// the same errors and stored headers: Publisher takes the jetstream
+// publisher's options (At, After, Cron, Every, InTimeZone, TTL,
+// ExpectLastSequence), has PublishAtomic and CancelSchedule, and Bus.Publish
+// reads the JetStream headers they stand for. Schedules fire and TTLs expire
+// on the bus's clock: with a manual clock on the Tick after the clock passed
+// their time, so a test of "reminder sent after 24 h" advances the clock 24
+// hours, ticks, and runs in milliseconds. A recurring schedule whose times
+// the clock jumped over fires once, as JetStream does after a restart. What
+// the bus does not implement is refused with ErrUnsupported rather than
+// ignored: the Nats-Schedule-Source (sampling) and Nats-Schedule-Rollup
+// schedule headers, Nats-Rollup, Nats-Expected-Last-Msg-Id, counters
+// (Nats-Incr), Nats-Required-Api-Level, and batch headers on a plain
+// publish (atomic batches go through PublishAtomic); none of them is a
+// publish option of this module.
 //
 // In the package map of the README it sits beside jetstream, under router: it
 // imports envelope, marshaler and transport, never nats-server.

@@ -40,6 +40,36 @@ var (
 	ErrNotSent = errors.New("memory: event not sent")
 )
 
+// Scheduled, expiring and atomic publishes: the transport's shared
+// sentinels, the same values as jetstream's and events', so that a
+// service's code matching them behaves the same on the bus.
+var (
+	// ErrInvalidOption: a publish option or JetStream header is invalid.
+	ErrInvalidOption = transport.ErrInvalidOption
+	// ErrSchedulesDisabled, ErrTTLDisabled, ErrAtomicDisabled: the stream
+	// does not allow message schedules, per-message TTL or atomic batches
+	// (StreamConfig.AllowMsgSchedules, AllowMsgTTL, AllowAtomicPublish);
+	// the error names the stream.
+	ErrSchedulesDisabled = transport.ErrSchedulesDisabled
+	ErrTTLDisabled       = transport.ErrTTLDisabled
+	ErrAtomicDisabled    = transport.ErrAtomicDisabled
+	// ErrConflict is matched by a *transport.ConflictError: an expected
+	// last sequence did not hold.
+	ErrConflict = transport.ErrConflict
+	// ErrBatchAbandoned: an atomic batch was not stored (its events span
+	// two streams, or the bus closed).
+	ErrBatchAbandoned = transport.ErrBatchAbandoned
+	// ErrBatchTooLarge: more than transport.MaxAtomicBatch events.
+	ErrBatchTooLarge = transport.ErrBatchTooLarge
+	// ErrBatchDuplicate: an atomic batch holds an event already stored.
+	ErrBatchDuplicate = transport.ErrBatchDuplicate
+	// ErrScheduleNotFound: CancelSchedule found no pending schedule.
+	ErrScheduleNotFound = transport.ErrScheduleNotFound
+	// ErrUnsupported: a publish carries a JetStream header the bus does not
+	// implement (see the package doc).
+	ErrUnsupported = transport.ErrUnsupported
+)
+
 // Shared sentinels, matched by the same errors as in the jetstream package.
 var (
 	// ErrInvalidSubject: a subject is not valid (for Publisher: not

@@ -78,42 +78,47 @@ func NewPublisher(b *Bus, cfg PublisherConfig) (*Publisher, error) {
 }
 
 // Publish stores e on subject. Correlation and causation ids in ctx travel
-// as headers. Errors: ErrInvalidSubject or ErrInvalidEvent (nothing
-// stored); ErrPublish with ErrNoStream, ErrTooLarge or ErrClosed. A
-// duplicate (same event id inside the stream's window) is a success.
-func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event) error {
-	_, err := p.PublishAck(ctx, subject, e)
+// as headers. Options are jetstream.Publisher's (At, After, Cron, Every,
+// InTimeZone, TTL, ExpectLastSequence), run by the bus on its clock: see
+// the package doc. Errors: ErrInvalidSubject, ErrInvalidEvent or
+// ErrInvalidOption (nothing stored); ErrPublish with ErrNoStream,
+// ErrTooLarge, ErrClosed, ErrSchedulesDisabled, ErrTTLDisabled or a
+// *transport.ConflictError (ErrConflict). A duplicate (same event id inside
+// the stream's window) is a success.
+func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event, opts ...transport.PublishOption) error {
+	_, err := p.PublishAck(ctx, subject, e, opts...)
 	return err
 }
 
-// PublishAck is Publish returning the bus's ack.
-func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event) (PubAck, error) {
+// PublishAck is Publish returning the bus's ack (for a scheduled publish:
+// of the stored schedule).
+func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.Event, opts ...transport.PublishOption) (PubAck, error) {
 	if p.isClosed() {
 		return PubAck{}, closedErr(subject, e)
 	}
-	msg, err := p.encode(ctx, subject, e)
+	msg, err := p.encode(ctx, subject, e, opts)
 	if err != nil {
 		return PubAck{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return PubAck{}, fmt.Errorf("publish %s event %s: %w: %w", subject, e.ID, ErrPublish, err)
 	}
-	return p.b.publish(subject, msg.Header, msg.Data, msg.Header.Get(nats.MsgIdHdr), "")
+	return p.b.publish(msg.Subject, msg.Header, msg.Data, msg.Header.Get(nats.MsgIdHdr), "")
 }
 
 // PublishAsync validates and encodes e and stores it. A nil return means
 // queued, as for jetstream.Publisher: a failure to store (no stream, too
 // large, bus closed) goes to OnAsyncError, which has run when PublishAsync
-// returns. Validation errors are returned.
-func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event) error {
+// returns. Validation errors are returned. It takes Publish's options.
+func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelope.Event, opts ...transport.PublishOption) error {
 	if p.isClosed() {
 		return closedErr(subject, e)
 	}
-	msg, err := p.encode(ctx, subject, e)
+	msg, err := p.encode(ctx, subject, e, opts)
 	if err != nil {
 		return err
 	}
-	if _, err := p.b.publish(subject, msg.Header, msg.Data, msg.Header.Get(nats.MsgIdHdr), ""); err != nil {
+	if _, err := p.b.publish(msg.Subject, msg.Header, msg.Data, msg.Header.Get(nats.MsgIdHdr), ""); err != nil {
 		ae := AsyncError{Subject: subject, EventID: e.ID, EventType: e.Type, Msg: msg, Err: err}
 		if p.cfg.OnAsyncError != nil {
 			p.cfg.OnAsyncError(ae)
@@ -139,7 +144,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 	errs := make([]error, len(events))
 	invalid := false
 	for i, e := range events {
-		msgs[i], errs[i] = p.encode(ctx, subject, e)
+		msgs[i], errs[i] = p.encode(ctx, subject, e, nil)
 		invalid = invalid || errs[i] != nil
 	}
 	if invalid {
@@ -180,12 +185,26 @@ func (p *Publisher) isClosed() bool {
 	return p.closed
 }
 
-// encode validates subject and event and builds the NATS message
-// (marshaler.PublishMsg: the same bytes on every transport), refusing one
+// encode validates subject, event and options and builds the NATS message
+// (marshaler.PublishMsg and transport.PublishOptions.Apply: the same bytes
+// on every transport; After counts from the bus's clock), refusing one
 // larger than the bus's MaxPayload before anything is stored, as
 // jetstream.Publisher does for every path.
-func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	return p.m.PublishMsg(ctx, subject, e, int64(p.b.MaxPayload()))
+func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event, opts []transport.PublishOption) (*nats.Msg, error) {
+	limit := int64(p.b.MaxPayload())
+	msg, err := p.m.PublishMsg(ctx, subject, e, limit)
+	if err != nil || len(opts) == 0 {
+		return msg, err
+	}
+	o, err := transport.ResolvePublishOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s event %s: %w", subject, e.ID, err)
+	}
+	o.Apply(msg, e.ID, p.b.now())
+	if err := marshaler.CheckMaxPayload(msg, limit); err != nil {
+		return nil, fmt.Errorf("publish %s: event %s: %w", subject, e.ID, err)
+	}
+	return msg, nil
 }
 
 func closedErr(subject string, e *envelope.Event) error {

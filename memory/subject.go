@@ -51,8 +51,12 @@ func overlap(a, b string) bool {
 	}
 }
 
-// matchAny reports whether subject matches one of patterns.
+// matchAny reports whether subject matches one of patterns. A removed
+// message has no subject and matches nothing, so durables skip it.
 func matchAny(patterns []string, subject string) bool {
+	if subject == "" {
+		return false
+	}
 	for _, p := range patterns {
 		if overlap(p, subject) {
 			return true

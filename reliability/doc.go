@@ -7,7 +7,10 @@
 // fsync reported); a router process killed 3 times mid-batch; the stream
 // and the consumer leader of an R3 cluster killed; 3 router processes on
 // one durable, then one of them killed; poison events under load; a soak
-// at a steady rate with RSS and goroutines sampled. Each prints one row of
+// at a steady rate with RSS and goroutines sampled; 10,000 message
+// schedules 1-30 s ahead (some cancelled) on one server and on an R3
+// cluster whose stream leader is killed before they fire (never early, each
+// once, cancelled never, lateness printed). Each prints one row of
 // a table (scenario, events, acked, lost, duplicates, dead-lettered,
 // longest time without progress) and asserts on it.
 //

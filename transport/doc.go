@@ -9,6 +9,13 @@
 // message's context (FromContext), never a *nats.Conn, so the same stack runs
 // on both.
 //
+// What the publishers of both transports share lives here too, so that a
+// service's code reads and behaves the same on either: the publish options
+// (publish_options.go: At, After, Cron, Every, InTimeZone, TTL,
+// ExpectLastSequence) and the JetStream headers they become (schedule.go),
+// the schedule grammar of nats-server (cron.go), AtomicEvent and AtomicAck
+// (atomic.go), and their errors (errors.go).
+//
 // Credit is how "anything held is leased" is kept: a Consumer delivers at most
 // the credit it was given, the router gives one credit back per settled
 // message, and the router renews (InProgress) every message it holds, queued

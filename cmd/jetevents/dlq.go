@@ -18,14 +18,17 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 const dlqUsage = `usage:
   jetevents dlq list   [-subject dlq.auth.>] [-n N] [-json]            dead letters, oldest first
   jetevents dlq show   SEQ [-json]                                      one dead letter in full
-  jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v]
+  jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-at TIME | -in DURATION] [-keep] [-original-msg-id] [-v]
   jetevents dlq purge  [-subject dlq.auth.>] [-yes]
 
 Every subcommand takes -stream (default DLQ) and the connection flags
@@ -402,6 +405,13 @@ func (d *dlq) scan(ctx context.Context, filter string, fn func(*natsjs.RawStream
 // publish expects that stream (Nats-Expected-Stream): a replay that another
 // stream would capture fails instead of landing where the consumer that
 // gave up on it does not read.
+//
+// -at TIME or -in DURATION replays later: the original message is stored as
+// a message schedule of its stream (jetstream.At), which stores it on its
+// subject at that time with the same payload and headers (so the event
+// keeps its id), and the dead letter is deleted once the schedule is
+// stored. The original stream must allow schedules (allow_msg_schedules);
+// 'jetstream.Publisher.CancelSchedule(subject, event id)' cancels one.
 
 // restoredHeaders are the original Nats-* headers a replay restores besides
 // Nats-Msg-Id (see above for why the others are dropped).
@@ -431,16 +441,31 @@ func originalHeader(h nats.Header) nats.Header {
 }
 
 // replayMsg is the message a replay of raw publishes, and the publish
-// options: its msg id and expected stream.
-func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool) (*nats.Msg, string, []natsjs.PublishOpt, error) {
+// options: its msg id and expected stream. A replay at a later time (at not
+// zero) is the schedule of that message.
+func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool, at time.Time) (*nats.Msg, string, []natsjs.PublishOpt, error) {
 	subject := raw.Header.Get(middleware.HeaderSubject)
 	if subject == "" {
 		return nil, "", nil, fmt.Errorf("%w: %s seq %d (%s) has no %s header", errNotDeadLetter, dlqStream, raw.Sequence, raw.Subject, middleware.HeaderSubject)
 	}
 	msg := &nats.Msg{Subject: subject, Header: originalHeader(raw.Header), Data: raw.Data}
+	occurrenceOf(msg, raw.Header)
 	id := fmt.Sprintf("replay:%s:%d:%d", dlqStream, raw.Sequence, raw.Time.UnixNano())
 	if originalMsgID {
 		id = headerFold(raw.Header, middleware.HeaderOriginalPrefix+nats.MsgIdHdr)
+	}
+	if !at.IsZero() {
+		o, err := transport.ResolvePublishOptions([]transport.PublishOption{transport.At(at)})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		// The schedule waits on a subject of its own per event: the event
+		// id (ce-id), or the replay id for a message that is no event.
+		eventID := msg.Header.Get(marshaler.HeaderID)
+		if eventID == "" {
+			eventID = fmt.Sprintf("replay-%s-%d", dlqStream, raw.Sequence)
+		}
+		o.Apply(msg, eventID, time.Now())
 	}
 	var opts []natsjs.PublishOpt
 	if id != "" {
@@ -452,10 +477,42 @@ func replayMsg(raw *natsjs.RawStreamMsg, dlqStream string, originalMsgID bool) (
 	return msg, id, opts, nil
 }
 
+// occurrenceOf gives msg, the replay of a dead letter whose headers are h,
+// the id of the occurrence it was when the dead letter is an occurrence of
+// a recurring schedule: its Nats-Scheduler and Nats-Schedule-Next headers,
+// from which the consumer derived that id (marshaler.OccurrenceID), cannot
+// be published again (the server takes them from schedules only), so the
+// replay carries the occurrence's id in its payload and ce-id instead.
+// Without it, two replayed occurrences would share the schedule's event id,
+// and an idempotent handler would run one of them only.
+func occurrenceOf(msg *nats.Msg, h nats.Header) {
+	orig := nats.Header{}
+	for _, k := range []string{marshaler.HeaderScheduler, marshaler.HeaderScheduleNext} {
+		if v := headerFold(h, middleware.HeaderOriginalPrefix+k); v != "" {
+			orig.Set(k, v)
+		}
+	}
+	next := orig.Get(marshaler.HeaderScheduleNext)
+	if orig.Get(marshaler.HeaderScheduler) == "" || next == "" || next == transport.ScheduleNextPurge {
+		return
+	}
+	e, err := envelope.Decode(msg.Data, len(msg.Data))
+	if err != nil {
+		return // not an envelope: nothing to re-identify
+	}
+	e.ID = marshaler.OccurrenceID(e.ID, next)
+	msg.Data = e.AppendJSON(nil)
+	if msg.Header.Get(marshaler.HeaderID) != "" {
+		msg.Header.Set(marshaler.HeaderID, e.ID)
+	}
+}
+
 type replayer struct {
 	*dlq
 	originalMsgID bool
 	keep          bool
+	// at, when set, replays later: at that time.
+	at time.Time
 	// verbose prints one line per dead letter in -all replays (a single
 	// replay always does).
 	verbose bool
@@ -467,7 +524,7 @@ type replayer struct {
 // replay publishes the original of one dead letter, waits for the ack, then
 // deletes the dead letter unless keep.
 func (r *replayer) replay(ctx context.Context, raw *natsjs.RawStreamMsg, single bool) error {
-	msg, id, opts, err := replayMsg(raw, r.name, r.originalMsgID)
+	msg, id, opts, err := replayMsg(raw, r.name, r.originalMsgID, r.at)
 	if err != nil {
 		return opErr(err.Error(), fmt.Sprintf("look at it with 'jetevents dlq show %d'; purge it if it does not belong in %s", raw.Sequence, r.name), err)
 	}
@@ -502,6 +559,11 @@ func (r *replayer) replay(ctx context.Context, raw *natsjs.RawStreamMsg, single 
 	}
 	r.replayed++
 	if single || r.verbose {
+		if !r.at.IsZero() {
+			fmt.Fprintf(r.out, "scheduled replay of %s seq %d -> %s at %s (schedule %s in stream %s seq %d, msg id %s%s); %s\n",
+				r.name, raw.Sequence, msg.Header.Get(transport.HeaderScheduleTarget), r.at.UTC().Format(time.RFC3339), msg.Subject, ack.Stream, ack.Sequence, id, note, fate)
+			return nil
+		}
 		fmt.Fprintf(r.out, "replayed %s seq %d -> %s (stream %s seq %d, msg id %s%s); %s\n",
 			r.name, raw.Sequence, msg.Subject, ack.Stream, ack.Sequence, id, note, fate)
 	}
@@ -512,6 +574,21 @@ func (r *replayer) replay(ctx context.Context, raw *natsjs.RawStreamMsg, single 
 func (r *replayer) replayErr(ctx context.Context, raw *natsjs.RawStreamMsg, msg *nats.Msg, err error) error {
 	what := fmt.Sprintf("replay of %s seq %d to %s failed", r.name, raw.Sequence, msg.Subject)
 	var apiErr *natsjs.APIError
+	if target := msg.Header.Get(transport.HeaderScheduleTarget); target != "" {
+		what = fmt.Sprintf("scheduled replay of %s seq %d to %s failed", r.name, raw.Sequence, target)
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeMessageSchedulesDisabled ||
+			errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			stream := "the stream of " + target
+			if name, lerr := r.js.StreamNameBySubject(ctx, target); lerr == nil {
+				stream = "stream " + name
+			} else if errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				return opErr(what+": no stream stores that subject any more (the dead letter is kept)",
+					"create the stream again ('jetevents streams apply -f FILE')", errNotFound, err)
+			}
+			return opErr(fmt.Sprintf("%s: %s does not allow message schedules (the dead letter is kept)", what, stream),
+				"set allow_msg_schedules: true on it in the spec file and 'jetevents streams apply -f FILE' (nats-server 2.12 or later), or replay now without -at/-in", jetstream.ErrSchedulesDisabled, err)
+		}
+	}
 	switch {
 	case errors.Is(err, natsjs.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		return opErr(what+": no stream stores that subject any more (the dead letter is kept)",
@@ -543,6 +620,8 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keep := fs.Bool("keep", false, "keep the dead letters after replaying them")
 	origID := fs.Bool("original-msg-id", false, "publish with the original Nats-Msg-Id; inside the target stream's duplicates window the replay is then de-duplicated and fails")
 	verbose := fs.Bool("v", false, "with -all: print one line per dead letter replayed")
+	atFlag := fs.String("at", "", "replay later, at this time (RFC 3339: 2024-01-15T09:00:00Z): the original stream holds it as a message schedule until then (it must allow schedules)")
+	inFlag := fs.String("in", "", "replay later, after this duration (90s, 15m, 2h, 1d): as -at now+DURATION")
 	every := fs.Int("progress", 100, "with -all: print progress to stderr every N dead letters (0: never)")
 	pos, err := parseArgs(fs, args, 1)
 	if err != nil {
@@ -566,13 +645,28 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErr("dlq replay", "-subject goes with -all, not with a SEQ")
 	case *every < 0:
 		return usageErr("dlq replay", "-progress %d is negative", *every)
+	case *atFlag != "" && *inFlag != "":
+		return usageErr("dlq replay", "-at and -in exclude each other")
+	}
+	var at time.Time
+	if *atFlag != "" {
+		if at, err = time.Parse(time.RFC3339, *atFlag); err != nil {
+			return usageErr("dlq replay", "-at %q: want an RFC 3339 time such as 2024-01-15T09:00:00Z", *atFlag)
+		}
+	}
+	if *inFlag != "" {
+		d, err := jetstream.ParseDuration(*inFlag)
+		if err != nil || d <= 0 {
+			return usageErr("dlq replay", "-in %q: want a positive duration such as 90s, 15m, 2h or 1d", *inFlag)
+		}
+		at = time.Now().Add(d)
 	}
 	d, ctx, err := openDLQ(ctx, f, "dlq replay")
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	r := &replayer{dlq: d, originalMsgID: *origID, keep: *keep, verbose: *verbose, out: stdout}
+	r := &replayer{dlq: d, originalMsgID: *origID, keep: *keep, verbose: *verbose, out: stdout, at: at}
 
 	if seq != 0 {
 		raw, err := d.get(ctx, seq)
@@ -595,7 +689,11 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if r.duplicates > 0 {
 			dup = fmt.Sprintf(" (%d already replayed earlier)", r.duplicates)
 		}
-		fmt.Fprintf(stdout, "%s %d of %s from %s%s%s; %s\n", verb, r.replayed, plural(int(total), "dead letter", "dead letters"), d.name, subjectText(d.filter), dup, fate)
+		when := ""
+		if !at.IsZero() {
+			when = " for " + at.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s %d of %s from %s%s%s%s; %s\n", verb, r.replayed, plural(int(total), "dead letter", "dead letters"), d.name, subjectText(d.filter), when, dup, fate)
 	}
 	err = d.scan(ctx, d.filter, func(raw *natsjs.RawStreamMsg) (bool, error) {
 		if err := r.replay(ctx, raw, false); err != nil {
