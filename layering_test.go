@@ -44,6 +44,10 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		// router and the layers below never link Prometheus or the SDK.
 		{module + "/metrics", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router"}, true},
 		{module + "/tracing", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router"}, true},
+		// The service's database: beside the facade, above the publisher
+		// (outbox) and the router (inbox).
+		{module + "/outbox", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "internal/sqldb"}, true},
+		{module + "/inbox", []string{"envelope", "marshaler", "transport", "jetstream", "middleware", "router", "internal/sqldb"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
@@ -60,5 +64,26 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLayering_database_drivers_stay_with_the_outbox: a service that uses
+// neither the outbox nor the inbox links no database driver code (pgx,
+// modernc.org/sqlite); the outbox links pgx for LISTEN only, and neither
+// package registers a database/sql driver (that is the service's import).
+func TestLayering_database_drivers_stay_with_the_outbox(t *testing.T) {
+	for _, pkg := range []string{module, "router", "jetstream", "middleware", "metrics", "tracing", "memory", "marshaler"} {
+		if pkg != module {
+			pkg = module + "/" + pkg
+		}
+		for _, d := range deps(t, pkg) {
+			assert.False(t, strings.HasPrefix(d, "github.com/jackc/") || strings.HasPrefix(d, "modernc.org/"), "%s links %s", pkg, d)
+		}
+	}
+	for _, pkg := range []string{module + "/outbox", module + "/inbox"} {
+		for _, d := range deps(t, pkg) {
+			assert.NotEqual(t, "github.com/jackc/pgx/v5/stdlib", d, "%s registers the pgx driver", pkg)
+			assert.False(t, strings.HasPrefix(d, "modernc.org/sqlite"), "%s links %s", pkg, d)
+		}
 	}
 }
