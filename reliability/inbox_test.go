@@ -81,7 +81,7 @@ func runInboxRouterChild(specJSON string) int {
 	if err != nil {
 		return fail("router", err)
 	}
-	insert := placeholders(spec.Driver, "INSERT INTO effects (event_id, process) VALUES ($1, $2)")
+	insert := placeholders(spec.Driver, "INSERT INTO effects (event_id, process, at) VALUES ($1, $2, $3)")
 	g := rt.Group(inboxDurable, "rel.>")
 	if spec.Inbox {
 		in, err := inbox.New(db, inbox.Config{})
@@ -89,12 +89,12 @@ func runInboxRouterChild(specJSON string) int {
 			return fail("inbox", err)
 		}
 		in.On(g, relSubject, func(ctx context.Context, tx *sql.Tx, e *envelope.Event) error {
-			_, err := tx.ExecContext(ctx, insert, e.ID, spec.Name)
+			_, err := tx.ExecContext(ctx, insert, e.ID, spec.Name, time.Now().UnixMicro())
 			return err
 		})
 	} else {
 		g.On(relSubject, func(ctx context.Context, e *envelope.Event) error {
-			_, err := db.ExecContext(ctx, insert, e.ID, spec.Name)
+			_, err := db.ExecContext(ctx, insert, e.ID, spec.Name, time.Now().UnixMicro())
 			return err
 		})
 	}
@@ -177,7 +177,7 @@ func inboxCrash(t *testing.T, name, dialect string, withInbox bool) row {
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
-	_, err = db.ExecContext(ctx, "CREATE TABLE effects (event_id text NOT NULL, process text NOT NULL)")
+	_, err = db.ExecContext(ctx, "CREATE TABLE effects (event_id text NOT NULL, process text NOT NULL, at bigint NOT NULL)")
 	require.NoError(t, err)
 	if withInbox {
 		in, err := inbox.New(db, inbox.Config{})
@@ -232,17 +232,24 @@ func inboxCrash(t *testing.T, name, dialect string, withInbox bool) row {
 	require.NoError(t, proc.stop())
 
 	rowsPer := map[string]int{}
-	rows, err := db.QueryContext(ctx, "SELECT event_id, count(*) FROM effects GROUP BY event_id")
+	var firsts []int64 // each event's first row, in time order
+	rows, err := db.QueryContext(ctx, "SELECT event_id, count(*), min(at) FROM effects GROUP BY event_id ORDER BY min(at)")
 	require.NoError(t, err)
 	for rows.Next() {
 		var id string
 		var k int
-		require.NoError(t, rows.Scan(&id, &k))
+		var at int64
+		require.NoError(t, rows.Scan(&id, &k, &at))
 		rowsPer[id] = k
+		firsts = append(firsts, at)
 	}
 	require.NoError(t, rows.Close())
+	var longest time.Duration
+	for i := 1; i < len(firsts); i++ {
+		longest = max(longest, time.Duration(firsts[i]-firsts[i-1])*time.Microsecond)
+	}
 	acked, _, _, _ := led.progress()
-	r := row{Scenario: name, Events: n, Acked: acked, Kills: kills, Took: took, DeadLettered: streamMsgs(t, js, dlqStream)}
+	r := row{Scenario: name, Events: n, Acked: acked, Kills: kills, Took: took, LongestStall: longest, DeadLettered: streamMsgs(t, js, dlqStream)}
 	for _, e := range events {
 		switch k := rowsPer[e.ID]; {
 		case k == 0:
