@@ -7,7 +7,11 @@
 // fsync reported); a router process killed 3 times mid-batch; the stream
 // and the consumer leader of an R3 cluster killed; 3 router processes on
 // one durable, then one of them killed; poison events under load; a soak
-// at a steady rate with RSS and goroutines sampled. Each prints one row of
+// at a steady rate with RSS and goroutines sampled; the outbox (service
+// processes writing rows and events in one transaction and relaying them,
+// killed 5 times, the server once, on PostgreSQL and SQLite) and the inbox
+// (router processes whose handler inserts a row per event, killed 5 times,
+// the server once; the same run without the inbox reported). Each prints one row of
 // a table (scenario, events, acked, lost, duplicates, dead-lettered,
 // longest time without progress) and asserts on it.
 //
