@@ -94,54 +94,80 @@ func NewPostgres(t testing.TB) *Postgres {
 // NewPostgresWithConfig is NewPostgres with a configuration.
 func NewPostgresWithConfig(t testing.TB, cfg PostgresConfig) *Postgres {
 	t.Helper()
+	p, err := StartPostgres(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(p.Stop)
+	p.DSN = p.NewDatabase(t)
+	return p
+}
+
+// StartPostgres is NewPostgres for programs (benchmarks, examples) that
+// have no testing.T: the caller stops it with Stop. Its DSN is empty:
+// CreateDatabase makes one.
+func StartPostgres(cfg PostgresConfig) (*Postgres, error) {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 100
 	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = time.Minute
 	}
-	var p *Postgres
-	var err error
 	if u := os.Getenv(EnvPostgresURL); u != "" {
-		p, err = existingPostgres(u)
-	} else {
-		p, err = startPostgres(cfg)
-		if p != nil {
-			t.Cleanup(p.stop)
-		}
+		return existingPostgres(u)
 	}
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	p.DSN = p.NewDatabase(t)
-	return p
+	return startPostgres(cfg)
 }
+
+// Stop stops a throwaway cluster and removes its directory (nothing for
+// the server at $PG_URL: drop the databases created there first).
+func (p *Postgres) Stop() { p.stop() }
 
 // NewDatabase creates another empty database on the server, dropped when t
 // ends, and returns its URL.
 func (p *Postgres) NewDatabase(t testing.TB) string {
 	t.Helper()
+	name, dsn, err := p.createDatabase()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.DropDatabase(name); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return dsn
+}
+
+// CreateDatabase creates an empty database and returns its name (for
+// DropDatabase) and URL.
+func (p *Postgres) CreateDatabase() (name, dsn string, err error) { return p.createDatabase() }
+
+// DropDatabase drops a database made by CreateDatabase, ending its sessions.
+func (p *Postgres) DropDatabase(name string) error {
+	if p.dataDir != "" && !p.running() {
+		return nil // the cluster is gone with its databases
+	}
+	if err := p.psql("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+		return fmt.Errorf("eventstest: drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+func (p *Postgres) createDatabase() (name, dsn string, err error) {
 	p.mu.Lock()
 	p.dbs++
-	name := fmt.Sprintf("jetevents_%d_%d", os.Getpid(), p.dbs)
+	name = fmt.Sprintf("jetevents_%d_%d", os.Getpid(), p.dbs)
 	if p.dataDir != "" && p.dbs == 1 {
 		name = "jetevents"
 	}
 	p.mu.Unlock()
 	if err := p.psql("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("eventstest: create database %s: %v", name, err)
+		return "", "", fmt.Errorf("eventstest: create database %s: %w", name, err)
 	}
-	t.Cleanup(func() {
-		if p.dataDir != "" && !p.running() {
-			return // the cluster is gone with its databases
-		}
-		if err := p.psql("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("eventstest: drop database %s: %v", name, err)
-		}
-	})
 	u := *p.admin
 	u.Path = "/" + name
-	return u.String()
+	return name, u.String(), nil
 }
 
 // psql runs one SQL command on the maintenance database.

@@ -63,12 +63,43 @@ WHERE `+s.leaseTable()+`.owner = excluded.owner OR `+s.leaseTable()+`.expires_at
 	return true, nil
 }
 
+// needsLease reports whether claim must write the lease row: to take it
+// (not held, and maybe expired) or to renew it (less than half its TTL
+// left). Otherwise a claim is reads only: on SQLite every write waits for
+// the database's one write lock, which the service's writers hold most of
+// the time under load, and SQLite's busy handler is not fair to a waiter.
+// The batch's finish renews the lease anyway, in the transaction that
+// deletes the batch.
+func (s *sqliteRelay) needsLease(ctx context.Context) (bool, error) {
+	if s.active {
+		return time.Until(s.leaseUntil) < s.r.cfg.LeaseTTL/2, nil
+	}
+	var owner string
+	var expires int64
+	err := s.r.o.db.QueryRowContext(ctx, `SELECT owner, expires_at FROM `+s.leaseTable()+` WHERE name = ?`, leaseName).Scan(&owner, &expires)
+	switch {
+	case err == sql.ErrNoRows:
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return owner == s.r.cfg.Name || time.Now().UnixMicro() > expires, nil
+}
+
 func (s *sqliteRelay) claim(ctx context.Context, exclude []string) (claim, error) {
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	held, err := s.acquire(ctx, s.r.o.db)
-	if err != nil || !held {
+	need, err := s.needsLease(ctx)
+	if err != nil {
 		return nil, err
+	}
+	if need {
+		if _, err := s.acquire(ctx, s.r.o.db); err != nil {
+			return nil, err
+		}
+	}
+	if !s.active {
+		return nil, nil
 	}
 	ex, _ := json.Marshal(exclude)
 	if exclude == nil {

@@ -168,7 +168,12 @@ func TestRelay_SQLite_one_relay_holds_the_lease_and_a_standby_takes_over(t *test
 	stream(t, srv.JS, "RES", "res.>")
 	o := newOutbox(t, d.db, outbox.Config{})
 	pub := publisher(t, srv)
-	a, b := newRelay(t, o, pub, fast("relay-a")), newRelay(t, o, pub, fast("relay-b"))
+	leased := func(name string) outbox.RelayConfig {
+		cfg := fast(name)
+		cfg.PublishTimeout, cfg.LeaseTTL = 500*time.Millisecond, time.Second // renewed every half second
+		return cfg
+	}
+	a, b := newRelay(t, o, pub, leased("relay-a")), newRelay(t, o, pub, leased("relay-b"))
 	stopA := runRelay(t, a)
 	require.Eventually(t, func() bool { return a.Health(ctx).Role == "active" }, wait, time.Millisecond)
 	runRelay(t, b)
