@@ -62,6 +62,9 @@ type OutboxParams struct {
 	// true through the command's flag; SQLite runs with its defaults
 	// (WAL, synchronous FULL).
 	PGFsync bool
+	// Rounds runs every row this many times, round by round, and reports
+	// each row's median (events/s, p50, p99). Default 1.
+	Rounds int
 	// Log receives one line per row as it finishes (nil: none).
 	Log io.Writer
 }
@@ -92,6 +95,9 @@ func RunOutbox(ctx context.Context, env *Env, p OutboxParams) ([]OutboxResult, e
 	}
 	if len(p.Databases) == 0 {
 		p.Databases = []string{"postgres", "sqlite"}
+	}
+	if p.Rounds <= 0 {
+		p.Rounds = 1
 	}
 	var pg *eventstest.Postgres
 	if slices.Contains(p.Databases, "postgres") {
@@ -140,25 +146,63 @@ func RunOutbox(ctx context.Context, env *Env, p OutboxParams) ([]OutboxResult, e
 		{"inbox", "plain-handler", benchHandler(false)},
 		{"inbox", "inbox", benchHandler(true)},
 	}
-	for _, dialect := range p.Databases {
-		for i, row := range rows {
-			db, closeDB, err := newDB(dialect, fmt.Sprintf("row-%d", i))
-			if err != nil {
-				return nil, err
+	for range p.Rounds {
+		for _, dialect := range p.Databases {
+			for i, row := range rows {
+				db, closeDB, err := newDB(dialect, fmt.Sprintf("row-%d", i))
+				if err != nil {
+					return nil, err
+				}
+				r, err := row.run(ctx, env, db, dialect, p)
+				closeDB()
+				if err != nil {
+					return nil, fmt.Errorf("%s/%s on %s: %w", row.op, row.variant, dialect, err)
+				}
+				r.Op, r.Variant, r.Database = row.op, row.variant, dialect
+				if p.Log != nil {
+					fmt.Fprintf(p.Log, "%-6s %-17s %-8s %8.0f events/s  p50 %s p99 %s\n", r.Op, r.Variant, r.Database, r.EventsPerSec(), r.P50, r.P99)
+				}
+				out = append(out, r)
 			}
-			r, err := row.run(ctx, env, db, dialect, p)
-			closeDB()
-			if err != nil {
-				return nil, fmt.Errorf("%s/%s on %s: %w", row.op, row.variant, dialect, err)
-			}
-			r.Op, r.Variant, r.Database = row.op, row.variant, dialect
-			if p.Log != nil {
-				fmt.Fprintf(p.Log, "%-6s %-17s %-8s %8.0f events/s  p50 %s p99 %s\n", r.Op, r.Variant, r.Database, r.EventsPerSec(), r.P50, r.P99)
-			}
-			out = append(out, r)
 		}
 	}
-	return out, nil
+	return medianRows(out), nil
+}
+
+// medianRows keeps one row per (operation, database, variant): the round
+// with the median throughput, its latencies with it.
+func medianRows(rs []OutboxResult) []OutboxResult {
+	type key struct{ op, db, v string }
+	var order []key
+	by := map[key][]OutboxResult{}
+	for _, r := range rs {
+		k := key{r.Op, r.Database, r.Variant}
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], r)
+	}
+	out := make([]OutboxResult, 0, len(order))
+	for _, k := range order {
+		g := by[k]
+		slices.SortFunc(g, func(a, b OutboxResult) int { return cmpFloat(a.EventsPerSec(), b.EventsPerSec()) })
+		m := g[len(g)/2]
+		if len(g) > 1 {
+			m.Note += fmt.Sprintf(" (median of %d: %.0f-%.0f/s)", len(g), g[0].EventsPerSec(), g[len(g)-1].EventsPerSec())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // WriteOutboxTable writes the rows as a markdown table, each against its

@@ -174,16 +174,20 @@ func (r *Relay) Name() string { return r.cfg.Name }
 // Run publishes committed rows until ctx ends, then finishes the batch in
 // hand (bounded by PublishTimeout per row and 30 s per database step),
 // gives up the SQLite lease so that a standby takes over at once, and
-// returns nil. It does not give up on a failing database or publisher: it
-// retries with backoff and reports in Health. It returns an error only at
-// start: ErrRelayRunning, or ErrNoSchema when the tables are missing.
+// returns nil. It does not give up on a failing (or not yet reachable)
+// database or publisher: it retries with backoff and reports in Health. It
+// returns an error only at start: ErrRelayRunning, or ErrNoSchema when the
+// tables are missing (a misconfiguration, not a failure to wait out).
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return ErrRelayRunning
 	}
 	defer r.running.Store(false)
-	if err := r.o.checkSchema(ctx, r.o.db); err != nil {
+	if err := r.o.checkSchema(ctx, r.o.db); errors.Is(err, ErrNoSchema) {
 		return err
+	} else if err != nil {
+		// The database is not reachable yet: the batches retry it.
+		r.batchFailed(err)
 	}
 	lctx, stopListen := context.WithCancel(ctx)
 	var listener sync.WaitGroup

@@ -164,11 +164,11 @@ func run() error {
 		}
 	}
 	if withOutbox {
-		obResults, err := bench.RunOutbox(ctx, env, bench.OutboxParams{N: *obN, Databases: strings.Split(*obDBs, ","), PGFsync: *pgSync, Log: os.Stderr})
+		obResults, err := bench.RunOutbox(ctx, env, bench.OutboxParams{N: *obN, Databases: strings.Split(*obDBs, ","), PGFsync: *pgSync, Rounds: *rounds, Log: os.Stderr})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nOutbox and inbox: %d events per row, PostgreSQL fsync %v, SQLite WAL.\n\n", *obN, *pgSync)
+		fmt.Printf("\nOutbox and inbox: %d events per row, PostgreSQL fsync %v, SQLite WAL, median of %d round(s).\n\n", *obN, *pgSync, *rounds)
 		if err := bench.WriteOutboxTable(os.Stdout, obResults); err != nil {
 			return err
 		}
