@@ -113,6 +113,7 @@ func RunOutbox(ctx context.Context, env *Env, p OutboxParams) ([]OutboxResult, e
 	}
 	defer osRemoveAll(tmp)
 	var out []OutboxResult
+	files := 0
 	newDB := func(dialect, name string) (*sql.DB, func(), error) {
 		if dialect == "postgres" {
 			dbName, dsn, err := pg.CreateDatabase()
@@ -126,7 +127,8 @@ func RunOutbox(ctx context.Context, env *Env, p OutboxParams) ([]OutboxResult, e
 			db.SetMaxIdleConns(64)
 			return db, func() { _ = db.Close(); _ = pg.DropDatabase(dbName) }, nil
 		}
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(tmp, name+".db")+"?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+		files++
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(tmp, fmt.Sprintf("%s-%d.db", name, files))+"?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate")
 		if err != nil {
 			return nil, nil, err
 		}
