@@ -7,17 +7,26 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean
+.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean postgres
 
 all: lint test
 
 ## test: the full test suite under the race detector (what .ci/run runs).
-test:
+## The outbox and inbox tests start a throwaway PostgreSQL cluster: the
+## postgres target installs the server binaries first when they are missing.
+test: postgres
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## test-short: the same without -race, for a quick loop.
-test-short:
+test-short: postgres
 	$(GO) test -count=1 $(PKGS)
+
+## postgres: PostgreSQL's server binaries (initdb, postgres) for the tests;
+## installs Debian's postgresql package when missing. Nothing runs: each test
+## starts its own cluster. PG_URL=postgres://... points the tests at a server
+## instead (a database per test is created and dropped there).
+postgres:
+	@./scripts/ensure-postgres.sh
 
 ## lint: go vet plus a gofmt check.
 lint:
@@ -59,15 +68,16 @@ stress:
 ## and router processes SIGKILLed and restarted under publish and consume load
 ## (one server; a 3-node R3 cluster), 3 router processes on one durable, poison
 ## under load, a 1M-event soak; counted per event, prints the table and asserts
-## on it (about 8 minutes on 2 cores). RELIABILITY_EVENTS sets every scenario's
+## on it (about 8 minutes on 2 cores); the outbox and inbox scenarios on
+## PostgreSQL and SQLite. RELIABILITY_EVENTS sets every scenario's
 ## size but the soak's (RELIABILITY_SOAK_EVENTS); RELIABILITY_LOGS=1 prints the
 ## routers' warnings.
-reliability:
+reliability: postgres
 	$(GO) test -tags reliability -count=1 -v -timeout 60m ./reliability/
 
 ## reliability-short: the same scenarios at reduced sizes (-short), what .ci/run
 ## runs (about 1.5 minutes).
-reliability-short:
+reliability-short: postgres
 	$(GO) test -tags reliability -count=1 -short -v -timeout 15m ./reliability/
 
 ## demo: start an embedded JetStream server, set up streams, publish the seed's

@@ -82,6 +82,10 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		// router and the layers below never link Prometheus or the SDK.
 		{module + "/metrics", with("jetstream", "middleware", "router", "idempotency", "internal/consume")},
 		{module + "/tracing", with("jetstream", "middleware", "router", "idempotency", "internal/consume")},
+		// The service's database: beside the facade, above the publisher
+		// (outbox) and the router (inbox).
+		{module + "/outbox", with("jetstream", "middleware", "idempotency", "internal/sqldb")},
+		{module + "/inbox", with("jetstream", "middleware", "router", "idempotency", "internal/consume", "internal/sqldb")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
@@ -142,3 +146,23 @@ func TestLayering_check_fails_on_a_violation(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+// TestLayering_database_drivers_stay_with_the_outbox: a service that uses
+// neither the outbox nor the inbox links no database driver code (pgx,
+// modernc.org/sqlite); the outbox links pgx for LISTEN only, and neither
+// package registers a database/sql driver (that is the service's import).
+func TestLayering_database_drivers_stay_with_the_outbox(t *testing.T) {
+	for _, pkg := range []string{module, "router", "jetstream", "middleware", "metrics", "tracing", "memory", "marshaler"} {
+		if pkg != module {
+			pkg = module + "/" + pkg
+		}
+		for _, d := range deps(t, pkg) {
+			assert.False(t, strings.HasPrefix(d, "github.com/jackc/") || strings.HasPrefix(d, "modernc.org/"), "%s links %s", pkg, d)
+		}
+	}
+	for _, pkg := range []string{module + "/outbox", module + "/inbox"} {
+		for _, d := range deps(t, pkg) {
+			assert.NotEqual(t, "github.com/jackc/pgx/v5/stdlib", d, "%s registers the pgx driver", pkg)
+			assert.False(t, strings.HasPrefix(d, "modernc.org/sqlite"), "%s links %s", pkg, d)
+		}
+	}
+}

@@ -31,6 +31,12 @@ var DefaultHandlerBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 // ms across a network) and up to AckTimeout when it fails.
 var DefaultPublishBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10}
 
+// DefaultOutboxLagBuckets are the buckets of the outbox relay's lag, in
+// seconds: from Publish in the service's transaction to the stream's ack
+// of the relay's publish (a NOTIFY-woken relay: ms; a polling one: up to
+// its PollMax; a held subject: its retries).
+var DefaultOutboxLagBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+
 // Config configures Metrics. Zero fields take the documented defaults.
 type Config struct {
 	// Namespace prefixes every metric name. Default "jetevents".
@@ -60,6 +66,10 @@ type Config struct {
 	// Default DefaultPublishBuckets.
 	PublishBuckets []float64
 
+	// OutboxLagBuckets are the buckets of jetevents_outbox_relay_lag_seconds.
+	// Default DefaultOutboxLagBuckets.
+	OutboxLagBuckets []float64
+
 	// ScrapeTimeout bounds the broker reads of one scrape: the consumer info
 	// of every watched group and the stream info of every watched dead-letter
 	// stream. A read that does not answer in time is left out of that scrape
@@ -80,6 +90,9 @@ func (c *Config) setDefaults() {
 	if c.PublishBuckets == nil {
 		c.PublishBuckets = DefaultPublishBuckets
 	}
+	if c.OutboxLagBuckets == nil {
+		c.OutboxLagBuckets = DefaultOutboxLagBuckets
+	}
 	if c.ScrapeTimeout == 0 {
 		c.ScrapeTimeout = DefaultScrapeTimeout
 	}
@@ -93,10 +106,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxLabelValues %d must be >= 1", ErrInvalidConfig, c.MaxLabelValues)
 	case c.ScrapeTimeout < 0:
 		return fmt.Errorf("%w: ScrapeTimeout %s is negative", ErrInvalidConfig, c.ScrapeTimeout)
-	case len(c.HandlerBuckets) == 0 || len(c.PublishBuckets) == 0:
+	case len(c.HandlerBuckets) == 0 || len(c.PublishBuckets) == 0 || (c.OutboxLagBuckets != nil && len(c.OutboxLagBuckets) == 0):
 		return fmt.Errorf("%w: empty histogram buckets", ErrInvalidConfig)
 	}
-	for _, b := range [][]float64{c.HandlerBuckets, c.PublishBuckets} {
+	for _, b := range [][]float64{c.HandlerBuckets, c.PublishBuckets, c.OutboxLagBuckets} {
 		for i := 1; i < len(b); i++ {
 			if b[i] <= b[i-1] {
 				return fmt.Errorf("%w: histogram buckets %v not increasing", ErrInvalidConfig, b)

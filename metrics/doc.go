@@ -34,6 +34,10 @@
 //	jetevents_group_stalls_total{group}                     counter (scrape)
 //	jetevents_dead_letter_messages{stream}                  gauge (scrape)
 //	jetevents_scrape_errors_total{source}                   counter
+//	jetevents_outbox_relayed_total{table,subject,result}    counter (outbox.RelayConfig.OnRelayed = m.OutboxRelayed)
+//	jetevents_outbox_relay_lag_seconds{table}               histogram
+//	jetevents_outbox_pending{table}                         gauge (scrape, m.WatchOutbox(ob.Backlog))
+//	jetevents_outbox_oldest_age_seconds{table}              gauge (scrape)
 //
 // The README's Observability section says what each means and gives alerts.
 //
@@ -48,5 +52,6 @@
 //
 // In the package map of the README it sits beside the root facade, above router:
 // it imports router, jetstream, middleware, transport and marshaler, and
-// nothing of this module imports it.
+// nothing of this module imports it. It does not import outbox (which links
+// pgx): its outbox hooks take plain values.
 package metrics

@@ -24,6 +24,8 @@ type Metrics struct {
 	inFlight       *prometheus.GaugeVec     // group
 	inFlightGroups sync.Map                 // group -> prometheus.Gauge
 	scrape         *scrapeCollector
+	outboxRelayed  *prometheus.CounterVec   // table, subject, result
+	outboxLag      *prometheus.HistogramVec // table
 
 	subjects, types, orgs *boundedLabel
 }
@@ -73,13 +75,21 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 			Namespace: ns, Name: "deliveries_in_flight", ConstLabels: cl,
 			Help: "Deliveries being handled now, by group.",
 		}, []string{"group"}),
+		outboxRelayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "outbox_relayed_total", ConstLabels: cl,
+			Help: "Outbox rows an outbox relay published, by table, subject and result (ok, no_stream, timeout, ..., as events_published_total).",
+		}, []string{"table", "subject", "result"}),
+		outboxLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "outbox_relay_lag_seconds", ConstLabels: cl, Buckets: cfg.OutboxLagBuckets,
+			Help: "Time from an event's outbox Publish (in the service's transaction) to the stream's ack of its relayed publish.",
+		}, []string{"table"}),
 		subjects: newBoundedLabel(cfg.MaxLabelValues),
 		types:    newBoundedLabel(cfg.MaxLabelValues),
 		orgs:     newBoundedLabel(cfg.MaxLabelValues),
 	}
 	m.scrape = newScrapeCollector(m)
 	var done []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.published, m.publishSeconds, m.publishPending, m.deliveries, m.handlerSeconds, m.inFlight, m.scrape} {
+	for _, c := range []prometheus.Collector{m.published, m.publishSeconds, m.publishPending, m.deliveries, m.handlerSeconds, m.inFlight, m.scrape, m.outboxRelayed, m.outboxLag} {
 		if err := reg.Register(c); err != nil {
 			for _, d := range done {
 				reg.Unregister(d)

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"sync"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,13 @@ const (
 	SourceConsumerInfo = "consumer_info"
 	// SourceStreamInfo: a dead-letter stream's info could not be read.
 	SourceStreamInfo = "stream_info"
+	// SourceOutbox: an outbox table's backlog could not be read.
+	SourceOutbox = "outbox"
 )
+
+// OutboxBacklog reads an outbox table's backlog: outbox.Outbox.Backlog has
+// this signature.
+type OutboxBacklog func(ctx context.Context) (table string, pending int64, oldest time.Duration, err error)
 
 // deadLetters is one watched dead-letter stream.
 type deadLetters struct {
@@ -32,11 +39,13 @@ type deadLetters struct {
 type scrapeCollector struct {
 	m *Metrics
 
-	mu      sync.Mutex
-	routers []*router.Router
-	dlqs    []deadLetters
+	mu       sync.Mutex
+	routers  []*router.Router
+	dlqs     []deadLetters
+	outboxes []OutboxBacklog
 
 	pending, ackPending, redelivered, held, up, stalls, dlqDepth *prometheus.Desc
+	outboxPending, outboxOldest                                  *prometheus.Desc
 	errors                                                       *prometheus.CounterVec
 }
 
@@ -46,14 +55,16 @@ func newScrapeCollector(m *Metrics) *scrapeCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, cl)
 	}
 	return &scrapeCollector{
-		m:           m,
-		pending:     desc("consumer_pending", "Messages in the group's durable consumer not yet delivered (consumer info, read at scrape).", "group"),
-		ackPending:  desc("consumer_ack_pending", "Messages delivered to the group's durable and not yet acked, across every process bound to it (consumer info, read at scrape).", "group"),
-		redelivered: desc("consumer_redelivered", "Messages of the group's durable delivered more than once and not yet acked (consumer info, read at scrape).", "group"),
-		held:        desc("group_held", "Messages this process holds for the group: queued for its workers and in its handlers.", "group"),
-		up:          desc("group_up", "1 while the group pulls, 0 while it is stalled (recovering) or ended.", "group"),
-		stalls:      desc("group_stalls_total", "Stalls the group recovered from since the router started.", "group"),
-		dlqDepth:    desc("dead_letter_messages", "Messages stored in the dead-letter stream (stream info, read at scrape).", "stream"),
+		m:             m,
+		pending:       desc("consumer_pending", "Messages in the group's durable consumer not yet delivered (consumer info, read at scrape).", "group"),
+		ackPending:    desc("consumer_ack_pending", "Messages delivered to the group's durable and not yet acked, across every process bound to it (consumer info, read at scrape).", "group"),
+		redelivered:   desc("consumer_redelivered", "Messages of the group's durable delivered more than once and not yet acked (consumer info, read at scrape).", "group"),
+		held:          desc("group_held", "Messages this process holds for the group: queued for its workers and in its handlers.", "group"),
+		up:            desc("group_up", "1 while the group pulls, 0 while it is stalled (recovering) or ended.", "group"),
+		stalls:        desc("group_stalls_total", "Stalls the group recovered from since the router started.", "group"),
+		dlqDepth:      desc("dead_letter_messages", "Messages stored in the dead-letter stream (stream info, read at scrape).", "stream"),
+		outboxPending: desc("outbox_pending", "Rows of the outbox table committed and not yet relayed (read at scrape).", "table"),
+		outboxOldest:  desc("outbox_oldest_age_seconds", "Age of the oldest row of the outbox table, 0 when empty: the relay's lag, or how long a held subject waits (read at scrape).", "table"),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "scrape_errors_total", ConstLabels: cl,
 			Help: "Broker reads at scrape time that failed or timed out, by source (consumer_info, stream_info); their series are missing from that scrape.",
@@ -78,7 +89,7 @@ func (c *scrapeCollector) addDeadLetters(js natsjs.JetStream, stream string) {
 
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.redelivered, c.held, c.up, c.stalls, c.dlqDepth} {
+	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.redelivered, c.held, c.up, c.stalls, c.dlqDepth, c.outboxPending, c.outboxOldest} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -90,6 +101,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	routers := append([]*router.Router(nil), c.routers...)
 	dlqs := append([]deadLetters(nil), c.dlqs...)
+	outboxes := append([]OutboxBacklog(nil), c.outboxes...)
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.ScrapeTimeout)
 	defer cancel()
@@ -123,6 +135,15 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.dlqDepth, float64(s.CachedInfo().State.Msgs), d.stream)
 	}
+	for _, read := range outboxes {
+		table, n, oldest, err := read(ctx)
+		if err != nil {
+			c.errors.WithLabelValues(SourceOutbox).Inc()
+			continue
+		}
+		gauge(c.outboxPending, float64(n), table)
+		gauge(c.outboxOldest, oldest.Seconds(), table)
+	}
 	c.errors.Collect(ch)
 }
 
@@ -135,4 +156,17 @@ func (m *Metrics) WatchDeadLetters(js natsjs.JetStream, stream string) {
 		return
 	}
 	m.scrape.addDeadLetters(js, stream)
+}
+
+// WatchOutbox makes every scrape read an outbox table's backlog with
+// backlog (outbox.Outbox.Backlog), bounded by Config.ScrapeTimeout:
+// jetevents_outbox_pending{table} and jetevents_outbox_oldest_age_seconds{table}.
+// A read that fails is left out and counted in jetevents_scrape_errors_total{source="outbox"}.
+func (m *Metrics) WatchOutbox(backlog OutboxBacklog) {
+	if backlog == nil {
+		return
+	}
+	m.scrape.mu.Lock()
+	defer m.scrape.mu.Unlock()
+	m.scrape.outboxes = append(m.scrape.outboxes, backlog)
 }

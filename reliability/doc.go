@@ -10,7 +10,11 @@
 // at a steady rate with RSS and goroutines sampled; 10,000 message
 // schedules 1-30 s ahead (some cancelled) on one server and on an R3
 // cluster whose stream leader is killed before they fire (never early, each
-// once, cancelled never, lateness printed). Each prints one row of
+// once, cancelled never, lateness printed); the outbox (service processes
+// writing rows and events in one transaction and relaying them, killed 5
+// times, the server once, on PostgreSQL and SQLite) and the inbox (router
+// processes whose handler inserts a row per event, killed 5 times, the
+// server once; the same run without the inbox reported). Each prints one row of
 // a table (scenario, events, acked, lost, duplicates, dead-lettered,
 // longest time without progress) and asserts on it.
 //

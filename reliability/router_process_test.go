@@ -192,17 +192,26 @@ type routerProc struct {
 // test ends, and its output printed if the test failed.
 func startRouterProc(t *testing.T, spec routerSpec) *routerProc {
 	t.Helper()
+	return startChildProc(t, spec.Name, envRouter, spec, routerRunning)
+}
+
+// startChildProc starts this test binary again as a child process of the
+// kind env selects (its TestMain hook reads spec, as JSON, from env) and
+// waits until it prints the line ready, for at most procWait. It is
+// SIGKILLed when the test ends, and its output printed if the test failed.
+func startChildProc(t *testing.T, name, env string, spec any, ready string) *routerProc {
+	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	js, err := json.Marshal(spec)
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRouter+"="+string(js))
+	cmd.Env = append(os.Environ(), env+"="+string(js))
 	_, err = cmd.StdinPipe() // closed by Wait, or by the kernel when the test dies: EOF ends the child
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &routerProc{name: spec.Name, cmd: cmd, out: &tailWriter{}, running: make(chan struct{}), done: make(chan struct{})}
+	p := &routerProc{name: name, cmd: cmd, out: &tailWriter{}, running: make(chan struct{}), done: make(chan struct{})}
 	cmd.Stderr = p.out
 	require.NoError(t, cmd.Start())
 	scanned := make(chan struct{})
@@ -213,7 +222,7 @@ func startRouterProc(t *testing.T, spec routerSpec) *routerProc {
 		for sc.Scan() {
 			line := sc.Text()
 			_, _ = p.out.Write([]byte(line + "\n"))
-			if line == routerRunning {
+			if line == ready {
 				once.Do(func() { close(p.running) })
 			}
 		}
@@ -226,15 +235,15 @@ func startRouterProc(t *testing.T, spec routerSpec) *routerProc {
 	t.Cleanup(func() {
 		_ = p.kill()
 		if t.Failed() {
-			t.Logf("router process %s output:\n%s", p.name, p.out.String())
+			t.Logf("process %s output:\n%s", p.name, p.out.String())
 		}
 	})
 	select {
 	case <-p.running:
 	case <-p.done:
-		t.Fatalf("router process %s exited before running: %v\n%s", p.name, p.waitErr, p.out.String())
+		t.Fatalf("process %s exited before running: %v\n%s", p.name, p.waitErr, p.out.String())
 	case <-time.After(procWait):
-		t.Fatalf("router process %s not running after %s\n%s", p.name, procWait, p.out.String())
+		t.Fatalf("process %s not running after %s\n%s", p.name, procWait, p.out.String())
 	}
 	return p
 }

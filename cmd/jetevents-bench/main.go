@@ -17,6 +17,14 @@
 //
 // runs the router-default row's router over that many events instead, and
 // prints the process's RSS, Go heap and goroutines every -soak-every events.
+//
+//	go run ./cmd/jetevents-bench -ops outbox [-outbox-n 5000] [-outbox-db postgres,sqlite] [-pg-fsync=true]
+//
+// measures the outbox and inbox (bench.RunOutbox) on PostgreSQL (a throwaway
+// cluster, or $PG_URL) and SQLite: a service's transaction and its event
+// written as a dual write and through the outbox (commit to stored p50/p99),
+// the relay against direct publishing, and an inbox handler against a plain
+// one doing the same insert. "outbox" can be listed with the other -ops.
 package main
 
 import (
@@ -51,7 +59,10 @@ func run() error {
 		batch  = flag.Int("batch", 100, "events per batch")
 		rounds = flag.Int("rounds", 1, "trials per variant; the median is reported")
 		warmup = flag.Int("warmup", 1000, "events per unmeasured warm-up trial of each variant (0: none)")
-		ops    = flag.String("ops", "sync,async,batch,consume,router", "operations to measure, comma-separated")
+		ops    = flag.String("ops", "sync,async,batch,consume,router", "operations to measure, comma-separated (also: outbox)")
+		obN    = flag.Int("outbox-n", 5000, "events per outbox and inbox row")
+		obDBs  = flag.String("outbox-db", "postgres,sqlite", "databases of the outbox and inbox rows")
+		pgSync = flag.Bool("pg-fsync", true, "PostgreSQL with fsync and synchronous commit on, as in production")
 		soak   = flag.Int("soak", 0, "instead of the table: run the router-default row over this many events, sampling RSS (0: off)")
 		every  = flag.Int("soak-every", 100000, "events between two soak samples")
 		serve  = flag.Bool("serve", false, "internal (the soak's server process): run the embedded server, print its URL, stop when stdin closes")
@@ -64,9 +75,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	opList, err := parseOps(*ops)
-	if err != nil {
-		return err
+	withOutbox := false
+	var others []string
+	for _, f := range strings.Split(*ops, ",") {
+		if strings.TrimSpace(f) == "outbox" {
+			withOutbox = true
+			continue
+		}
+		others = append(others, f)
+	}
+	var opList []bench.Op
+	if len(others) > 0 {
+		if opList, err = parseOps(strings.Join(others, ",")); err != nil {
+			return err
+		}
+	}
+	if *obN <= 0 {
+		return fmt.Errorf("-outbox-n must be positive")
 	}
 	if *n <= 0 || *window <= 0 || *batch <= 0 || *rounds <= 0 || *soak < 0 || *every <= 0 {
 		return fmt.Errorf("-n, -window, -batch, -rounds and -soak-every must be positive, -soak not negative")
@@ -117,21 +142,35 @@ func run() error {
 	}
 
 	fmt.Printf("Machine: %s\n\n", bench.ThisMachine())
-	fmt.Printf("%d events per trial, async window %d, batch %d, median of %d round(s); took %s.\n\n",
-		*n, *window, *batch, *rounds, time.Since(began).Round(time.Second))
+	if len(opList) > 0 {
+		fmt.Printf("%d events per trial, async window %d, batch %d, median of %d round(s); took %s.\n\n",
+			*n, *window, *batch, *rounds, time.Since(began).Round(time.Second))
+	}
 	if slices.Contains(opList, bench.OpRouter) {
 		// The ceiling of the conc8-sleep1ms rows on this machine, now.
 		d := bench.SleepCost(200)
 		fmt.Printf("time.Sleep(1ms) takes %s here: 8 such handlers reach at most %.0f events/s.\n\n",
 			d.Round(time.Microsecond), 8/d.Seconds())
 	}
-	if err := bench.WriteTable(os.Stdout, bench.Median(results)); err != nil {
-		return err
+	if len(results) > 0 {
+		if err := bench.WriteTable(os.Stdout, bench.Median(results)); err != nil {
+			return err
+		}
+		fmt.Println()
+		for _, op := range opList {
+			for _, v := range bench.VariantsOf(op) {
+				fmt.Printf("- %s: %s\n", v.Name(), v.What)
+			}
+		}
 	}
-	fmt.Println()
-	for _, op := range opList {
-		for _, v := range bench.VariantsOf(op) {
-			fmt.Printf("- %s: %s\n", v.Name(), v.What)
+	if withOutbox {
+		obResults, err := bench.RunOutbox(ctx, env, bench.OutboxParams{N: *obN, Databases: strings.Split(*obDBs, ","), PGFsync: *pgSync, Rounds: *rounds, Log: os.Stderr})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nOutbox and inbox: %d events per row, PostgreSQL fsync %v, SQLite WAL, median of %d round(s).\n\n", *obN, *pgSync, *rounds)
+		if err := bench.WriteOutboxTable(os.Stdout, obResults); err != nil {
+			return err
 		}
 	}
 	return nil

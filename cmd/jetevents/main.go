@@ -16,6 +16,8 @@
 //	                                    republish originals, then delete the dead letters
 //	jetevents dlq purge [-subject S] [-yes]
 //	                                    purge dead letters (refuses without -yes)
+//	jetevents outbox status -db URL [-table T] [-max-age D] [-json]
+//	                                    rows of a service's outbox not yet relayed
 //
 // Every command but server connects with the same flags: -server (default
 // $NATS_URL, else the selected nats CLI context's url, else
@@ -80,6 +82,7 @@ commands:
   tail                    print decoded events as they arrive
   dlq list|show|replay|purge
                           inspect, replay or purge dead letters
+  outbox status -db URL   rows of a service's outbox table waiting to be relayed (PostgreSQL or SQLite)
 
 connection flags (every command but server):
   -server URL  -context NAME  -creds FILE  -nkey FILE  -user U -password P  -token T
@@ -110,6 +113,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dlq":
 		name, err = sub(ctx, "dlq", "list, show, replay or purge", args[1:], stdout, stderr, dlqUsage, map[string]command{
 			"list": dlqList, "ls": dlqList, "show": dlqShow, "replay": dlqReplay, "purge": dlqPurge,
+		})
+	case "outbox":
+		name, err = sub(ctx, "outbox", "status", args[1:], stdout, stderr, outboxUsage, map[string]command{
+			"status": outboxStatus,
 		})
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
@@ -159,6 +166,7 @@ var synopses = map[string]string{
 	"dlq show":      "jetevents dlq show SEQ [-stream DLQ] [-json] [connection flags]",
 	"dlq replay":    "jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v] [connection flags]",
 	"dlq purge":     "jetevents dlq purge [-stream DLQ] [-subject dlq.auth.>] [-yes] [connection flags]",
+	"outbox status": "jetevents outbox status -db URL [-table jetevents_outbox] [-max-age D] [-json] [-timeout 10s]",
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -5,7 +5,9 @@
 // succeeds (retried by the broker on the backoff schedule), one event its
 // handler refuses and one malformed message, and prints what happened to
 // each: handled, retried, dead-lettered, undecodable. The counts it prints
-// add up to what it published.
+// add up to what it published. Then the seed's CreateResource on its own
+// SQLite database (outbox.go): a resource row and its event committed
+// together, and a rolled-back one that never appears.
 //
 //	make demo        # or: go run ./examples/demo
 package main
@@ -237,11 +239,12 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	st := r.Stats()
 	deadLettered := reasons[middleware.ReasonPermanent] + reasons[middleware.ReasonUnmarshal]
+
 	say("7. router stopped cleanly. Every message accounted for: %d published = %d handled + %d dead-lettered (%d refused by its handler, %d undecodable);\n   on the way %d deliveries failed and were retried.",
 		published, handled.Load(), deadLettered, reasons[middleware.ReasonPermanent], reasons[middleware.ReasonUnmarshal], retried.Load())
 	say("   The router's own counts: handled=%d retried=%d dead_lettered=%d undecodable=%d handler_errors=%d (%d retried + %d refused)",
 		st.Handled, st.Retried, st.DeadLettered, st.Undecodable, st.Failed, retried.Load(), reasons[middleware.ReasonPermanent])
-	return nil
+	return outboxStep(ctx, say, nc, js)
 }
 
 // round is d to the millisecond, for printing.

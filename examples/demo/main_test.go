@@ -16,7 +16,8 @@ import (
 // reports: three events handled, one of them after two broker-side retries
 // on the backoff schedule, two dead letters (one refused by its handler,
 // one undecodable), and counts that add up to what was published and agree
-// with the router's.
+// with the router's; then the outbox step: the resource committed with its
+// event, the rolled-back one in neither the database nor the stream.
 func TestDemo_runs_end_to_end(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -33,6 +34,12 @@ func TestDemo_runs_end_to_end(t *testing.T) {
 		"Every message accounted for: 5 published = 3 handled + 2 dead-lettered (1 refused by its handler, 1 undecodable);",
 		"on the way 2 deliveries failed and were retried.",
 		"The router's own counts: handled=3 retried=2 dead_lettered=2 undecodable=1 handler_errors=3 (2 retried + 1 refused)",
+		// The outbox: a committed resource and its event; a rolled-back one in neither.
+		"committed:   resource res-org-123 and its resource.created event, in one transaction (1 event waiting in the outbox)",
+		"rolled back: resource res-org-456 and its event, in one transaction",
+		"relay published: my-service.resource.created seq 1  type=resource.created",
+		"resource_id=res-org-123 (Nats-Msg-Id = event id)",
+		"resources table: [res-org-123]; MY_SERVICE holds 1 event; outbox pending: 0. Rolled back, res-org-456 is in neither.",
 	} {
 		assert.Contains(t, s, want)
 	}

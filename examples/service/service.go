@@ -9,6 +9,11 @@
 // bus with no server (notifications_test.go, milliseconds per test), and the
 // same cases on an embedded JetStream server
 // (notifications_integration_test.go).
+//
+// Its database side, TxService (resources.go), stores the resource and
+// publishes its event in one transaction through the outbox (package
+// outbox): the seed's CreateResource, unchanged, with the transaction's
+// publisher (resources_test.go, on SQLite and PostgreSQL).
 package service
 
 import (
