@@ -2,7 +2,6 @@ package events
 
 import (
 	"github.com/jetevents/events/envelope"
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/transport"
@@ -18,23 +17,23 @@ var (
 	// ErrNoJetStream: the server (or the account) has no JetStream: start
 	// nats-server with JetStream (-js). Publishes, stream setup and the
 	// router's Run report it, never as ErrNoStream.
-	ErrNoJetStream = jetstream.ErrNoJetStream
+	ErrNoJetStream = transport.ErrNoJetStream
 	// ErrTimeout: the stream's ack did not arrive in time (context deadline
 	// or publish timeout).
-	ErrTimeout = jetstream.ErrTimeout
+	ErrTimeout = transport.ErrTimeout
 	// ErrInvalidSubject: the subject is not dot-separated [A-Za-z0-9_-]
 	// tokens (wildcards are refused).
-	ErrInvalidSubject = jetstream.ErrInvalidSubject
+	ErrInvalidSubject = envelope.ErrInvalidSubject
 	// ErrInvalidEvent: the event breaks an envelope rule (see Event.Validate).
-	ErrInvalidEvent = jetstream.ErrInvalidEvent
+	ErrInvalidEvent = envelope.ErrInvalidEvent
 	// ErrTooLarge: the encoded event is over the maximum size (1 MiB default).
-	ErrTooLarge = jetstream.ErrTooLarge
+	ErrTooLarge = envelope.ErrTooLarge
 	// ErrClosed: the publisher was closed.
 	ErrClosed = transport.ErrClosed
 	// ErrPublish: an event was sent but not confirmed by the stream.
 	ErrPublish = transport.ErrPublish
 	// ErrPermission: the NATS user may not use a subject (publish, acks, consume).
-	ErrPermission = jetstream.ErrPermission
+	ErrPermission = transport.ErrPermission
 	// ErrUnmarshal: a message could not be decoded into an event.
 	ErrUnmarshal = marshaler.ErrUnmarshal
 	// ErrPermanent is matched by every error made with Permanent.

@@ -146,6 +146,7 @@ func TestLayering_check_fails_on_a_violation(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
 // TestLayering_database_drivers_stay_with_the_outbox: a service that uses
 // neither the outbox nor the inbox links no database driver code (pgx,
 // modernc.org/sqlite); the outbox links pgx for LISTEN only, and neither

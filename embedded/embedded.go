@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -77,10 +78,6 @@ type Server struct {
 // ErrNotReady is returned when the server does not accept connections in time.
 var ErrNotReady = errors.New("embedded nats-server not ready")
 
-// ErrInvalidConfig is returned by Start for a Config it cannot run (a route
-// that is not a URL).
-var ErrInvalidConfig = errors.New("invalid embedded nats-server configuration")
-
 // Start starts a server as configured and waits until it accepts connections.
 func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
@@ -98,7 +95,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	for _, r := range s.cfg.Routes {
 		if _, err := url.Parse(r); err != nil || !strings.Contains(r, "://") {
-			return nil, fmt.Errorf("embedded: %w: route %q is not a URL (nats-route://host:port)", ErrInvalidConfig, r)
+			return nil, fmt.Errorf("embedded: %w: route %q is not a URL (nats-route://host:port)", envelope.ErrInvalidConfig, r)
 		}
 	}
 	if s.cfg.StoreDir == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/embedded"
+	"github.com/jetevents/events/envelope"
 )
 
 // freePorts returns n distinct free ports on 127.0.0.1.
@@ -83,5 +84,5 @@ func TestStart_standalone_has_no_cluster_or_monitor_URL(t *testing.T) {
 
 func TestStart_refuses_a_route_that_is_not_a_URL(t *testing.T) {
 	_, err := embedded.Start(embedded.Config{ClusterName: "c1", Routes: []string{"127.0.0.1:6222"}})
-	assert.ErrorIs(t, err, embedded.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }

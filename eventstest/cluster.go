@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/embedded"
+	"github.com/jetevents/events/envelope"
 )
 
 // Cluster defaults.
@@ -70,16 +71,16 @@ func (c *ClusterConfig) setDefaults() {
 }
 
 // Validate reports a configuration NewClusterWithConfig cannot run (errors
-// match ErrInvalidConfig). Zero fields are valid: they mean the defaults.
+// match envelope.ErrInvalidConfig). Zero fields are valid: they mean the defaults.
 func (c ClusterConfig) Validate() error {
 	if c.Nodes < 0 || c.Nodes == 2 {
-		return fmt.Errorf("%w: %d nodes (1 for a single server process, 3 or more for a cluster that survives the loss of one)", ErrInvalidConfig, c.Nodes)
+		return fmt.Errorf("%w: %d nodes (1 for a single server process, 3 or more for a cluster that survives the loss of one)", envelope.ErrInvalidConfig, c.Nodes)
 	}
 	if c.ReadyTimeout < 0 {
-		return fmt.Errorf("%w: negative ready timeout %s", ErrInvalidConfig, c.ReadyTimeout)
+		return fmt.Errorf("%w: negative ready timeout %s", envelope.ErrInvalidConfig, c.ReadyTimeout)
 	}
 	if strings.ContainsAny(c.Name, " \t.*>") {
-		return fmt.Errorf("%w: cluster name %q", ErrInvalidConfig, c.Name)
+		return fmt.Errorf("%w: cluster name %q", envelope.ErrInvalidConfig, c.Name)
 	}
 	return nil
 }

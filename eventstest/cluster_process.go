@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetevents/events/embedded"
+	"github.com/jetevents/events/envelope"
 )
 
 // Why child processes: an in-process server can only be shut down, which
@@ -112,7 +113,7 @@ func (p *processRunner) start(ctx context.Context) error {
 	spec, err := json.Marshal(p.spec)
 	if err != nil {
 		p.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 	}
 	exe, args := p.exe, p.args
 	if exe == "" {

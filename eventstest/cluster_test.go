@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 )
 
@@ -297,7 +298,7 @@ func TestClusterConfig_Validate(t *testing.T) {
 				assert.NoError(t, err)
 				return
 			}
-			assert.ErrorIs(t, err, eventstest.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 }

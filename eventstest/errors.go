@@ -5,8 +5,6 @@ import "errors"
 // Cluster failures. Every error of a Cluster method matches one of them
 // (wrapped with the node and what was being waited for).
 var (
-	// ErrInvalidConfig: a ClusterConfig that Validate refuses.
-	ErrInvalidConfig = errors.New("eventstest: invalid cluster configuration")
 
 	// ErrNoNode: a node index outside 0..Nodes-1.
 	ErrNoNode = errors.New("eventstest: no such cluster node")

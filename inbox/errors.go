@@ -5,9 +5,6 @@ import "errors"
 // Errors of the inbox. A handler's own error is returned as it is (wrapped
 // by nothing), so that events.Permanent and the router's retry work on it.
 var (
-	// ErrInvalidConfig: a Config that cannot work, refused before anything
-	// runs.
-	ErrInvalidConfig = errors.New("inbox: invalid configuration")
 
 	// ErrNoDelivery: the handler was called outside a router handler: there
 	// is no consumer group to record the event under.

@@ -46,16 +46,16 @@ type Config struct {
 }
 
 // Validate reports a configuration that cannot work; errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func (c Config) Validate() error {
 	switch c.Dialect {
 	case Detect, PostgreSQL, SQLite:
 	default:
-		return fmt.Errorf("%w: dialect %q (PostgreSQL or SQLite)", ErrInvalidConfig, string(c.Dialect))
+		return fmt.Errorf("%w: dialect %q (PostgreSQL or SQLite)", envelope.ErrInvalidConfig, string(c.Dialect))
 	}
 	if c.Table != "" {
 		if err := sqldb.ValidTable(c.Table); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+			return fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 		}
 	}
 	return nil
@@ -86,10 +86,10 @@ type Inbox struct {
 // table: call CreateSchema (or run Schema in your migrations). On SQLite
 // it refuses a database without a busy timeout (handlers would fail with
 // SQLITE_BUSY instead of waiting for each other): add
-// _pragma=busy_timeout(5000) to the DSN. Errors match ErrInvalidConfig.
+// _pragma=busy_timeout(5000) to the DSN. Errors match envelope.ErrInvalidConfig.
 func New(db *sql.DB, cfg Config) (*Inbox, error) {
 	if db == nil {
-		return nil, fmt.Errorf("%w: nil *sql.DB", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil *sql.DB", envelope.ErrInvalidConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func New(db *sql.DB, cfg Config) (*Inbox, error) {
 	}
 	d, err := sqldb.Resolve(cfg.Dialect, db)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 	}
 	in := &Inbox{db: db, dialect: d, table: cfg.Table, txOpts: cfg.TxOptions}
 	if d == SQLite {
@@ -271,7 +271,7 @@ func (in *Inbox) Handled(ctx context.Context, group, eventID string) (bool, erro
 // job; nothing prunes by itself.
 func (in *Inbox) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if olderThan <= 0 {
-		return 0, fmt.Errorf("%w: Prune olderThan %s must be positive", ErrInvalidConfig, olderThan)
+		return 0, fmt.Errorf("%w: Prune olderThan %s must be positive", envelope.ErrInvalidConfig, olderThan)
 	}
 	var res sql.Result
 	var err error
@@ -297,10 +297,10 @@ func checkBusyTimeout(db *sql.DB) error {
 	defer cancel()
 	var ms int64
 	if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&ms); err != nil {
-		return fmt.Errorf("%w: read PRAGMA busy_timeout: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: read PRAGMA busy_timeout: %w", envelope.ErrInvalidConfig, err)
 	}
 	if ms <= 0 {
-		return fmt.Errorf("%w: SQLite connections without a busy timeout fail with SQLITE_BUSY while handlers write: add _pragma=busy_timeout(5000) to the DSN", ErrInvalidConfig)
+		return fmt.Errorf("%w: SQLite connections without a busy timeout fail with SQLITE_BUSY while handlers write: add _pragma=busy_timeout(5000) to the DSN", envelope.ErrInvalidConfig)
 	}
 	return nil
 }

@@ -219,15 +219,15 @@ func TestNew_refuses_bad_config(t *testing.T) {
 	d := sqliteDB(t)
 	for _, cfg := range []inbox.Config{{Table: "x;y"}, {Dialect: "oracle"}} {
 		_, err := inbox.New(d.db, cfg)
-		assert.ErrorIs(t, err, inbox.ErrInvalidConfig)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	}
 	_, err := inbox.New(nil, inbox.Config{})
-	assert.ErrorIs(t, err, inbox.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	nobusy, err := sql.Open("sqlite", "file:"+t.TempDir()+"/x.db")
 	require.NoError(t, err)
 	defer nobusy.Close()
 	_, err = inbox.New(nobusy, inbox.Config{})
-	assert.ErrorIs(t, err, inbox.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }
 
 // TestPrune_deletes_old_records.
@@ -249,7 +249,7 @@ func TestPrune_deletes_old_records(t *testing.T) {
 			require.NoError(t, err)
 			assert.False(t, ok)
 			_, err = in.Prune(ctx, 0)
-			assert.ErrorIs(t, err, inbox.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 }

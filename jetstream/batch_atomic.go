@@ -38,7 +38,7 @@ const MaxAtomicBatch = transport.MaxAtomicBatch
 // ExpectLastSequence(subject, seq) the batch is stored only if the last
 // sequence on subject is still seq when the batch commits (optimistic
 // concurrency on an aggregate); TTL applies to every event. Schedules are
-// refused (ErrInvalidOption). Every event is validated before anything is
+// refused (transport.ErrInvalidOption). Every event is validated before anything is
 // sent (a *BatchError otherwise, as for PublishBatch).
 //
 // How it differs from PublishBatch: PublishBatch pipelines independent
@@ -48,19 +48,19 @@ const MaxAtomicBatch = transport.MaxAtomicBatch
 // within the stream, not with the service's database writes.
 //
 // Errors (nothing was stored unless said otherwise):
-//   - *ConflictError (ErrConflict): the expected sequence did not hold; it
+//   - *ConflictError (transport.ErrConflict): the expected sequence did not hold; it
 //     carries the current one.
-//   - ErrBatchAbandoned: the batch never committed (the connection was lost
+//   - transport.ErrBatchAbandoned: the batch never committed (the connection was lost
 //     or ctx ended before the commit was sent, or the server abandoned it:
 //     a message lost on the way, a leader change, 10 s idle). Safe to retry.
-//   - ErrAtomicDisabled (naming the stream and the fix), ErrNoStream,
-//     ErrBatchTooLarge (more than MaxAtomicBatch events), ErrBatchDuplicate
+//   - transport.ErrAtomicDisabled (naming the stream and the fix), transport.ErrNoStream,
+//     transport.ErrBatchTooLarge (more than MaxAtomicBatch events), transport.ErrBatchDuplicate
 //     (an event id already stored in the duplicates window: when this is a
-//     retry, the first attempt committed), ErrTTLDisabled, ErrClosed,
-//     ErrPermission.
-//   - ErrPublish with ErrTimeout: the commit was sent but its ack did not
+//     retry, the first attempt committed), transport.ErrTTLDisabled, transport.ErrClosed,
+//     transport.ErrPermission.
+//   - transport.ErrPublish with transport.ErrTimeout: the commit was sent but its ack did not
 //     come in time. The batch may or may not be stored; publishing it again
-//     is safe: it then fails with ErrBatchDuplicate if it was.
+//     is safe: it then fails with transport.ErrBatchDuplicate if it was.
 //
 // The wait ends at ctx's deadline, or after PublishTimeout when ctx has
 // none. The events count in Stats (Published, Acked or Failed).
@@ -81,17 +81,17 @@ func (p *Publisher) PublishAtomic(ctx context.Context, batch []AtomicEvent, opts
 	first := batch[0]
 	where := fmt.Sprintf("publish atomic batch of %d events (first %s event %s)", len(batch), first.Subject, eventIDOrEmpty(first.Event))
 	if p.isClosed() {
-		return fail(fmt.Errorf("%s: %w", where, ErrClosed))
+		return fail(fmt.Errorf("%s: %w", where, transport.ErrClosed))
 	}
 	if len(batch) > MaxAtomicBatch {
-		return fail(fmt.Errorf("%s: %w: at most %d events per atomic batch", where, ErrBatchTooLarge, MaxAtomicBatch))
+		return fail(fmt.Errorf("%s: %w: at most %d events per atomic batch", where, transport.ErrBatchTooLarge, MaxAtomicBatch))
 	}
 	o, err := transport.ResolvePublishOptions(opts)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", where, err))
 	}
 	if o.Scheduled() {
-		return fail(fmt.Errorf("%s: %w: an atomic batch is stored now (schedule its events one by one)", where, ErrInvalidOption))
+		return fail(fmt.Errorf("%s: %w: an atomic batch is stored now (schedule its events one by one)", where, transport.ErrInvalidOption))
 	}
 	msgs, err := p.encodeAtomic(ctx, batch, o, dones)
 	if err != nil {
@@ -141,7 +141,7 @@ func (p *Publisher) encodeAtomic(ctx context.Context, batch []AtomicEvent, o tra
 		msgs[i], errs[i] = p.encode(ectx, ae.Subject, ae.Event)
 		if errs[i] == nil {
 			if j, dup := ids[ae.Event.ID]; dup {
-				errs[i] = fmt.Errorf("publish %s event %s: %w: the batch holds it twice (events %d and %d)", ae.Subject, ae.Event.ID, ErrInvalidEvent, j, i)
+				errs[i] = fmt.Errorf("publish %s event %s: %w: the batch holds it twice (events %d and %d)", ae.Subject, ae.Event.ID, envelope.ErrInvalidEvent, j, i)
 			}
 			ids[ae.Event.ID] = i
 		}
@@ -158,7 +158,7 @@ func (p *Publisher) encodeAtomic(ctx context.Context, batch []AtomicEvent, o tra
 	}
 	for i := range errs {
 		if errs[i] == nil {
-			errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the atomic batch is invalid", batch[i].Subject, batch[i].Event.ID, ErrNotSent)
+			errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the atomic batch is invalid", batch[i].Subject, batch[i].Event.ID, transport.ErrNotSent)
 		}
 		finish(doneAt(dones, i), errs[i])
 	}
@@ -196,7 +196,7 @@ func (p *Publisher) sendAtomic(ctx context.Context, msgs []*nats.Msg) (AtomicAck
 		}
 		for _, m := range msgs[1 : n-1] {
 			if err := ctx.Err(); err != nil {
-				return AtomicAck{}, fmt.Errorf("%w: not committed (the server drops the staged events): %w", ErrBatchAbandoned, ctxErr(ctx))
+				return AtomicAck{}, fmt.Errorf("%w: not committed (the server drops the staged events): %w", transport.ErrBatchAbandoned, ctxErr(ctx))
 			}
 			if err := p.nc.PublishMsg(m); err != nil {
 				return AtomicAck{}, p.atomicSendErr(ctx, m, err, false)
@@ -216,19 +216,19 @@ func (p *Publisher) sendAtomic(ctx context.Context, msgs []*nats.Msg) (AtomicAck
 func (p *Publisher) atomicSendErr(ctx context.Context, m *nats.Msg, err error, committed bool) error {
 	if errors.Is(err, nats.ErrNoResponders) {
 		return fmt.Errorf("%w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Apply with a StreamSpec): %w",
-			ErrPublish, ErrNoStream, m.Subject, err)
+			transport.ErrPublish, transport.ErrNoStream, m.Subject, err)
 	}
 	err = publishPermission(p.nc, m, err)
-	if errors.Is(err, ErrPermission) {
-		return fmt.Errorf("%w: %w", ErrPublish, err)
+	if errors.Is(err, transport.ErrPermission) {
+		return fmt.Errorf("%w: %w", transport.ErrPublish, err)
 	}
 	if !committed {
-		return fmt.Errorf("%w: not committed (the server drops the staged events): %w", ErrBatchAbandoned, err)
+		return fmt.Errorf("%w: not committed (the server drops the staged events): %w", transport.ErrBatchAbandoned, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-		err = fmt.Errorf("%w: %w", ErrTimeout, err)
+		err = fmt.Errorf("%w: %w", transport.ErrTimeout, err)
 	}
-	return fmt.Errorf("%w: commit sent, no ack: the batch may or may not be stored (publishing it again is safe: ErrBatchDuplicate then says it was): %w", ErrPublish, err)
+	return fmt.Errorf("%w: commit sent, no ack: the batch may or may not be stored (publishing it again is safe: transport.ErrBatchDuplicate then says it was): %w", transport.ErrPublish, err)
 }
 
 // atomicAckResponse is the server's reply to a batch message.
@@ -247,19 +247,19 @@ type atomicAckResponse struct {
 func (p *Publisher) atomicReply(ctx context.Context, first *nats.Msg, data []byte, id string, n int) (AtomicAck, error) {
 	var r atomicAckResponse
 	if err := json.Unmarshal(data, &r); err != nil {
-		return AtomicAck{}, fmt.Errorf("%w: unreadable reply %q: %w", ErrPublish, data, err)
+		return AtomicAck{}, fmt.Errorf("%w: unreadable reply %q: %w", transport.ErrPublish, data, err)
 	}
 	if r.Error != nil {
 		return AtomicAck{}, p.atomicRefusal(ctx, first, r)
 	}
 	if r.BatchID != id || r.Count != n || r.Stream == "" || r.Seq < uint64(n) {
-		return AtomicAck{}, fmt.Errorf("%w: the ack %q does not confirm batch %s of %d events", ErrPublish, data, id, n)
+		return AtomicAck{}, fmt.Errorf("%w: the ack %q does not confirm batch %s of %d events", transport.ErrPublish, data, id, n)
 	}
 	return AtomicAck{Stream: r.Stream, FirstSequence: r.Seq - uint64(n) + 1, LastSequence: r.Seq, Count: r.Count, BatchID: id, Domain: r.Domain}, nil
 }
 
 // atomicRefusal maps the server's refusal of the batch whose first message
-// is first to this package's sentinels; each also matches ErrPublish and
+// is first to this package's sentinels; each also matches transport.ErrPublish and
 // keeps the server's error.
 func (p *Publisher) atomicRefusal(ctx context.Context, first *nats.Msg, r atomicAckResponse) error {
 	apiErr := r.Error
@@ -267,15 +267,15 @@ func (p *Publisher) atomicRefusal(ctx context.Context, first *nats.Msg, r atomic
 	var err error
 	switch apiErr.ErrorCode {
 	case jsErrCodeAtomicIncomplete:
-		err = fmt.Errorf("%w (a message of it was lost, the stream's leader changed, or it was idle 10s): %w", ErrBatchAbandoned, apiErr)
+		err = fmt.Errorf("%w (a message of it was lost, the stream's leader changed, or it was idle 10s): %w", transport.ErrBatchAbandoned, apiErr)
 	case jsErrCodeAtomicTooLarge:
-		err = fmt.Errorf("%w: %w", ErrBatchTooLarge, apiErr)
+		err = fmt.Errorf("%w: %w", transport.ErrBatchTooLarge, apiErr)
 	case jsErrCodeAtomicDuplicate:
-		err = fmt.Errorf("%w: %w", ErrBatchDuplicate, apiErr)
+		err = fmt.Errorf("%w: %w", transport.ErrBatchDuplicate, apiErr)
 	case jsErrCodeAtomicTooManyInflight:
-		err = fmt.Errorf("%w: the server has too many atomic batches in flight (50 per stream); retry: %w", ErrBatchAbandoned, apiErr)
+		err = fmt.Errorf("%w: the server has too many atomic batches in flight (50 per stream); retry: %w", transport.ErrBatchAbandoned, apiErr)
 	case natsjs.JSErrCodeStreamNotFound:
-		err = fmt.Errorf("%w: %w", ErrNoStream, apiErr)
+		err = fmt.Errorf("%w: %w", transport.ErrNoStream, apiErr)
 	default:
 		err = refusalErr(first, apiErr, stream)
 		var ce *ConflictError
@@ -283,5 +283,5 @@ func (p *Publisher) atomicRefusal(ctx context.Context, first *nats.Msg, r atomic
 			ce.Current, ce.CurrentKnown = p.lastSequence(ctx, first.Subject, ce.Subject)
 		}
 	}
-	return fmt.Errorf("%w: %w", ErrPublish, err)
+	return fmt.Errorf("%w: %w", transport.ErrPublish, err)
 }

@@ -20,9 +20,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // atomicStream applies ORDERS on "orders.>" allowing atomic batches.
@@ -137,7 +139,7 @@ func TestPublishAtomic_two_writers_with_the_same_expected_sequence_one_wins(t *t
 		require.Len(t, lost, 1)
 		var ce *jetstream.ConflictError
 		require.ErrorAs(t, lost[0], &ce, "round %d", round)
-		assert.ErrorIs(t, lost[0], jetstream.ErrConflict)
+		assert.ErrorIs(t, lost[0], transport.ErrConflict)
 		assert.Equal(t, last, ce.Expected)
 		assert.True(t, ce.CurrentKnown, "round %d: %v", round, lost[0])
 		assert.Equal(t, won[0].LastSequence, ce.Current, "round %d: the loser learns the winner's last sequence", round)
@@ -185,7 +187,7 @@ func TestPublishAtomic_connection_cut_mid_batch_stores_nothing(t *testing.T) {
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", n))
 	require.Error(t, err)
 	t.Logf("cut after %d of %d: %v", k, n, err)
-	assert.True(t, errors.Is(err, jetstream.ErrBatchAbandoned) || errors.Is(err, jetstream.ErrPublish), "%v", err)
+	assert.True(t, errors.Is(err, transport.ErrBatchAbandoned) || errors.Is(err, transport.ErrPublish), "%v", err)
 	require.Equal(t, k, proxy.forwarded(), "the server got %d of the %d events", k, n)
 	assert.Zero(t, pubCount(t, srv.JS, "ORDERS"), "nothing stored")
 
@@ -211,21 +213,21 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	ctx := pubCtx(t)
 
 	_, err := p.PublishAtomic(ctx, []jetstream.AtomicEvent{{Subject: "plain.a", Event: pubEvent(t, "a")}, {Subject: "plain.b", Event: pubEvent(t, "b")}})
-	assert.ErrorIs(t, err, jetstream.ErrAtomicDisabled)
+	assert.ErrorIs(t, err, transport.ErrAtomicDisabled)
 	assert.Contains(t, err.Error(), "stream PLAIN")
 	assert.Contains(t, err.Error(), "allow_atomic")
 
 	_, err = p.PublishAtomic(ctx, []jetstream.AtomicEvent{{Subject: "nowhere.a", Event: pubEvent(t, "a")}, {Subject: "nowhere.b", Event: pubEvent(t, "b")}})
-	assert.ErrorIs(t, err, jetstream.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "big", jetstream.MaxAtomicBatch+1))
-	assert.ErrorIs(t, err, jetstream.ErrBatchTooLarge)
+	assert.ErrorIs(t, err, transport.ErrBatchTooLarge)
 
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), jetstream.After(time.Minute))
-	assert.ErrorIs(t, err, jetstream.ErrInvalidOption)
+	assert.ErrorIs(t, err, transport.ErrInvalidOption)
 
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), jetstream.TTL(time.Minute))
-	assert.ErrorIs(t, err, jetstream.ErrTTLDisabled)
+	assert.ErrorIs(t, err, transport.ErrTTLDisabled)
 	assert.Contains(t, err.Error(), "stream ORDERS")
 
 	b := orderBatch(t, "o1", 3)
@@ -233,13 +235,13 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	_, err = p.PublishAtomic(ctx, b)
 	var be *jetstream.BatchError
 	require.ErrorAs(t, err, &be)
-	assert.ErrorIs(t, be.Errs[1], jetstream.ErrInvalidEvent)
-	assert.ErrorIs(t, be.Errs[0], jetstream.ErrNotSent)
+	assert.ErrorIs(t, be.Errs[1], envelope.ErrInvalidEvent)
+	assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 
 	twice := orderBatch(t, "o1", 2)
 	twice[1].Event = twice[0].Event
 	_, err = p.PublishAtomic(ctx, twice)
-	assert.ErrorIs(t, err, jetstream.ErrInvalidEvent)
+	assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
 
 	assert.Zero(t, pubCount(t, srv.JS, "ORDERS"))
 
@@ -248,7 +250,7 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	_, err = p.PublishAtomic(ctx, again)
 	require.NoError(t, err)
 	_, err = p.PublishAtomic(ctx, again)
-	assert.ErrorIs(t, err, jetstream.ErrBatchDuplicate)
+	assert.ErrorIs(t, err, transport.ErrBatchDuplicate)
 	assert.Equal(t, uint64(3), pubCount(t, srv.JS, "ORDERS"))
 
 	ack, err := p.PublishAtomic(ctx, nil)
@@ -256,7 +258,7 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	assert.Zero(t, ack.Count)
 	require.NoError(t, p.Close())
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "o3", 1))
-	assert.ErrorIs(t, err, jetstream.ErrClosed)
+	assert.ErrorIs(t, err, transport.ErrClosed)
 }
 
 func TestPublishAtomic_single_event_batch(t *testing.T) {

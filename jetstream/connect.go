@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/internal/logs"
 	"github.com/nats-io/nats.go"
 )
@@ -34,7 +35,7 @@ const (
 )
 
 // ConnectOption configures Connect. Options validate themselves: a bad value
-// makes Connect fail with ErrInvalidConfig before anything is dialled.
+// makes Connect fail with envelope.ErrInvalidConfig before anything is dialled.
 type ConnectOption func(*connectConfig) error
 
 type connectConfig struct {
@@ -84,10 +85,10 @@ func (c *connectConfig) setDefaults() {
 
 func (c *connectConfig) validate() error {
 	if c.reconnectInitial < 0 || c.reconnectMax < c.reconnectInitial {
-		return fmt.Errorf("%w: reconnect backoff initial %s, max %s", ErrInvalidConfig, c.reconnectInitial, c.reconnectMax)
+		return fmt.Errorf("%w: reconnect backoff initial %s, max %s", envelope.ErrInvalidConfig, c.reconnectInitial, c.reconnectMax)
 	}
 	if c.connectTimeout < 0 || c.pingInterval < 0 || c.maxPingsOut < 0 {
-		return fmt.Errorf("%w: negative connect timeout, ping interval or max pings out", ErrInvalidConfig)
+		return fmt.Errorf("%w: negative connect timeout, ping interval or max pings out", envelope.ErrInvalidConfig)
 	}
 	return nil
 }
@@ -118,7 +119,7 @@ func WithName(name string) ConnectOption {
 func WithLogger(l watermill.LoggerAdapter) ConnectOption {
 	return func(c *connectConfig) error {
 		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
+			return fmt.Errorf("%w: nil logger", envelope.ErrInvalidConfig)
 		}
 		c.logger = l
 		return nil
@@ -133,7 +134,7 @@ func WithLogger(l watermill.LoggerAdapter) ConnectOption {
 func WithReconnectBackoff(initial, max time.Duration) ConnectOption {
 	return func(c *connectConfig) error {
 		if initial <= 0 || max < initial {
-			return fmt.Errorf("%w: reconnect backoff initial %s, max %s", ErrInvalidConfig, initial, max)
+			return fmt.Errorf("%w: reconnect backoff initial %s, max %s", envelope.ErrInvalidConfig, initial, max)
 		}
 		c.reconnectInitial, c.reconnectMax = initial, max
 		return nil
@@ -147,7 +148,7 @@ func WithReconnectBackoff(initial, max time.Duration) ConnectOption {
 func WithReconnectBufferSize(bytes int) ConnectOption {
 	return func(c *connectConfig) error {
 		if bytes == 0 {
-			return fmt.Errorf("%w: reconnect buffer size 0 (use a negative size to disable buffering)", ErrInvalidConfig)
+			return fmt.Errorf("%w: reconnect buffer size 0 (use a negative size to disable buffering)", envelope.ErrInvalidConfig)
 		}
 		c.reconnectBufSize = bytes
 		return nil
@@ -158,7 +159,7 @@ func WithReconnectBufferSize(bytes int) ConnectOption {
 func WithConnectTimeout(d time.Duration) ConnectOption {
 	return func(c *connectConfig) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: connect timeout %s", ErrInvalidConfig, d)
+			return fmt.Errorf("%w: connect timeout %s", envelope.ErrInvalidConfig, d)
 		}
 		c.connectTimeout = d
 		return nil
@@ -171,7 +172,7 @@ func WithConnectTimeout(d time.Duration) ConnectOption {
 func WithPingInterval(interval time.Duration, maxOut int) ConnectOption {
 	return func(c *connectConfig) error {
 		if interval <= 0 || maxOut <= 0 {
-			return fmt.Errorf("%w: ping interval %s, max pings out %d", ErrInvalidConfig, interval, maxOut)
+			return fmt.Errorf("%w: ping interval %s, max pings out %d", envelope.ErrInvalidConfig, interval, maxOut)
 		}
 		c.pingInterval, c.maxPingsOut = interval, maxOut
 		return nil
@@ -193,7 +194,7 @@ func WithRetryOnFailedConnect() ConnectOption {
 // because the server would see only one of them and which one is not obvious.
 func (c *connectConfig) setAuth(method string, opts ...nats.Option) error {
 	if c.authMethod != "" && c.authMethod != method {
-		return fmt.Errorf("%w: authentication set twice (%s and %s)", ErrInvalidConfig, c.authMethod, method)
+		return fmt.Errorf("%w: authentication set twice (%s and %s)", envelope.ErrInvalidConfig, c.authMethod, method)
 	}
 	c.authMethod = method
 	c.auth = opts
@@ -204,7 +205,7 @@ func (c *connectConfig) setAuth(method string, opts ...nats.Option) error {
 // override parts of the other.
 func (c *connectConfig) setTLS(method string) error {
 	if c.tlsMethod != "" {
-		return fmt.Errorf("%w: TLS set twice (WithTLS and WithTLSConfig, or one of them twice)", ErrInvalidConfig)
+		return fmt.Errorf("%w: TLS set twice (WithTLS and WithTLSConfig, or one of them twice)", envelope.ErrInvalidConfig)
 	}
 	c.tlsMethod = method
 	return nil
@@ -212,10 +213,10 @@ func (c *connectConfig) setTLS(method string) error {
 
 func fileMustExist(kind, path string) error {
 	if path == "" {
-		return fmt.Errorf("%w: empty %s path", ErrInvalidConfig, kind)
+		return fmt.Errorf("%w: empty %s path", envelope.ErrInvalidConfig, kind)
 	}
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, kind, err)
+		return fmt.Errorf("%w: %s: %w", envelope.ErrInvalidConfig, kind, err)
 	}
 	return nil
 }
@@ -241,7 +242,7 @@ func WithNKeySeedFile(path string) ConnectOption {
 		}
 		opt, err := nats.NkeyOptionFromSeed(path)
 		if err != nil {
-			return fmt.Errorf("%w: nkey seed file: %w", ErrInvalidConfig, err)
+			return fmt.Errorf("%w: nkey seed file: %w", envelope.ErrInvalidConfig, err)
 		}
 		return c.setAuth("nkey", opt)
 	}
@@ -251,7 +252,7 @@ func WithNKeySeedFile(path string) ConnectOption {
 func WithUserPassword(user, password string) ConnectOption {
 	return func(c *connectConfig) error {
 		if user == "" {
-			return fmt.Errorf("%w: empty user name", ErrInvalidConfig)
+			return fmt.Errorf("%w: empty user name", envelope.ErrInvalidConfig)
 		}
 		return c.setAuth("user/password", nats.UserInfo(user, password))
 	}
@@ -261,7 +262,7 @@ func WithUserPassword(user, password string) ConnectOption {
 func WithToken(token string) ConnectOption {
 	return func(c *connectConfig) error {
 		if token == "" {
-			return fmt.Errorf("%w: empty token", ErrInvalidConfig)
+			return fmt.Errorf("%w: empty token", envelope.ErrInvalidConfig)
 		}
 		return c.setAuth("token", nats.Token(token))
 	}
@@ -275,7 +276,7 @@ func WithToken(token string) ConnectOption {
 func WithTLS(caFile, certFile, keyFile string) ConnectOption {
 	return func(c *connectConfig) error {
 		if (certFile == "") != (keyFile == "") {
-			return fmt.Errorf("%w: TLS client certificate and key must be given together", ErrInvalidConfig)
+			return fmt.Errorf("%w: TLS client certificate and key must be given together", envelope.ErrInvalidConfig)
 		}
 		if err := c.setTLS("files"); err != nil {
 			return err
@@ -306,7 +307,7 @@ func WithTLS(caFile, certFile, keyFile string) ConnectOption {
 func WithTLSConfig(cfg *tls.Config) ConnectOption {
 	return func(c *connectConfig) error {
 		if cfg == nil {
-			return fmt.Errorf("%w: nil tls.Config", ErrInvalidConfig)
+			return fmt.Errorf("%w: nil tls.Config", envelope.ErrInvalidConfig)
 		}
 		if err := c.setTLS("config"); err != nil {
 			return err
@@ -430,7 +431,7 @@ func ConnectOptions(url string, opts ...ConnectOption) (nats.Options, error) {
 	all = append(all, cfg.extra...)
 	for _, o := range all {
 		if err := o(&no); err != nil {
-			return nats.Options{}, fmt.Errorf("jetstream connect: %w: %w", ErrInvalidConfig, err)
+			return nats.Options{}, fmt.Errorf("jetstream connect: %w: %w", envelope.ErrInvalidConfig, err)
 		}
 	}
 	return no, nil

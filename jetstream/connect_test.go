@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 )
@@ -169,9 +170,9 @@ func TestConnectOptions_auth(t *testing.T) {
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := jetstream.ConnectOptions("", tt.opts...)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			nc, err := jetstream.Connect("", tt.opts...)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			assert.Nil(t, nc)
 		})
 	}

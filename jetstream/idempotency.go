@@ -75,18 +75,18 @@ func (c *KVStoreConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c KVStoreConfig) Validate() error {
 	for _, r := range c.Bucket {
 		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return fmt.Errorf("%w: Bucket %q: only letters, digits, '-' and '_'", ErrInvalidConfig, c.Bucket)
+			return fmt.Errorf("%w: Bucket %q: only letters, digits, '-' and '_'", envelope.ErrInvalidConfig, c.Bucket)
 		}
 	}
 	switch {
 	case c.TTL < 0 || c.ClaimTTL < 0:
-		return fmt.Errorf("%w: TTL %s and ClaimTTL %s must not be negative", ErrInvalidConfig, c.TTL, c.ClaimTTL)
+		return fmt.Errorf("%w: TTL %s and ClaimTTL %s must not be negative", envelope.ErrInvalidConfig, c.TTL, c.ClaimTTL)
 	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("%w: Replicas %d must be 1..5", ErrInvalidConfig, c.Replicas)
+		return fmt.Errorf("%w: Replicas %d must be 1..5", envelope.ErrInvalidConfig, c.Replicas)
 	}
 	return nil
 }
@@ -108,11 +108,11 @@ type KVStore struct {
 }
 
 // NewKVStore binds to cfg.Bucket through nc (never closed by the store),
-// creating the bucket when it does not exist. Errors match ErrInvalidConfig
+// creating the bucket when it does not exist. Errors match envelope.ErrInvalidConfig
 // or idempotency.ErrStore.
 func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil *nats.Conn", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

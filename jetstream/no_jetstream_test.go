@@ -27,8 +27,8 @@ func TestNoJetStream_every_request_is_ErrNoJetStream(t *testing.T) {
 	srv := eventstest.NewServerWithConfig(t, embedded.Config{NoJetStream: true})
 	noJS := func(t *testing.T, err error) {
 		t.Helper()
-		require.ErrorIs(t, err, jetstream.ErrNoJetStream)
-		assert.NotErrorIs(t, err, jetstream.ErrNoStream, "not a missing stream: no JetStream at all")
+		require.ErrorIs(t, err, transport.ErrNoJetStream)
+		assert.NotErrorIs(t, err, transport.ErrNoStream, "not a missing stream: no JetStream at all")
 		assert.Contains(t, err.Error(), noJetStreamAdvice)
 	}
 	reports := &pubReports{}
@@ -38,7 +38,7 @@ func TestNoJetStream_every_request_is_ErrNoJetStream(t *testing.T) {
 	t.Run("Publish", func(t *testing.T) {
 		err := p.Publish(pubCtx(t), subject, pubEvent(t, "user.created"))
 		noJS(t, err)
-		assert.ErrorIs(t, err, jetstream.ErrPublish)
+		assert.ErrorIs(t, err, transport.ErrPublish)
 	})
 	t.Run("PublishAsync", func(t *testing.T) {
 		require.NoError(t, p.PublishAsync(pubCtx(t), subject, pubEvent(t, "user.created")), "queued")
@@ -68,7 +68,7 @@ func TestNoJetStream_every_request_is_ErrNoJetStream(t *testing.T) {
 		require.NoError(t, err)
 		_, err = tr.Consume(pubCtx(t), transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d", FilterSubjects: []string{"auth.>"}}, func(*transport.Delivery) {})
 		noJS(t, err)
-		assert.ErrorIs(t, err, jetstream.ErrSubscribe)
+		assert.ErrorIs(t, err, transport.ErrSubscribe)
 	})
 	t.Run("Subscriber.Subscribe", func(t *testing.T) {
 		tr, err := jetstream.NewTransport(srv.Conn, jetstream.TransportConfig{})

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jetevents/events/transport"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -21,7 +22,7 @@ import (
 // "timeout waiting for ack" for an async publish, ErrNoHeartbeat for a
 // Consume. Joining the two is the only way to name the cause.
 
-// PermissionError is ErrPermission with what the server refused. Its text
+// PermissionError is transport.ErrPermission with what the server refused. Its text
 // names the subject and the permission to grant; it never holds a
 // credential (the server's violation text has none).
 type PermissionError struct {
@@ -42,7 +43,7 @@ func (e *PermissionError) Error() string {
 	if e.Op == "subscribe" {
 		op = "subscribe to"
 	}
-	msg := fmt.Sprintf("%v: this connection's user may not %s %q; %s", ErrPermission, op, e.Subject, e.advice())
+	msg := fmt.Sprintf("%v: this connection's user may not %s %q; %s", transport.ErrPermission, op, e.Subject, e.advice())
 	if e.Cause != nil {
 		msg += fmt.Sprintf(" (the operation itself ended with: %v)", e.Cause)
 	}
@@ -66,10 +67,10 @@ func (e *PermissionError) advice() string {
 	return fmt.Sprintf("grant it publish permission on %q (in the server's authorization block, or the user's JWT: nsc edit user --allow-pub)", e.Subject)
 }
 
-// Unwrap makes a PermissionError match ErrPermission, the nats.go violation
+// Unwrap makes a PermissionError match transport.ErrPermission, the nats.go violation
 // (nats.ErrPermissionViolation) and its Cause.
 func (e *PermissionError) Unwrap() []error {
-	errs := []error{ErrPermission}
+	errs := []error{transport.ErrPermission}
 	if e.violation != nil {
 		errs = append(errs, e.violation)
 	}
@@ -80,14 +81,14 @@ func (e *PermissionError) Unwrap() []error {
 }
 
 // IsPermissionError reports whether err is a NATS permissions violation:
-// it matches ErrPermission, or nats.ErrPermissionViolation (as the
+// it matches transport.ErrPermission, or nats.ErrPermissionViolation (as the
 // connection's error handler and LastError report it).
 func IsPermissionError(err error) bool {
-	return errors.Is(err, ErrPermission) || errors.Is(err, nats.ErrPermissionViolation)
+	return errors.Is(err, transport.ErrPermission) || errors.Is(err, nats.ErrPermissionViolation)
 }
 
 // ExplainPermission returns err as a *PermissionError (matching
-// ErrPermission and err) when err is how a refused subject shows up on nc,
+// transport.ErrPermission and err) when err is how a refused subject shows up on nc,
 // a timeout (context deadline, nats.ErrTimeout, an async publish's ack
 // timeout, or a Consume's ErrNoHeartbeat), and nc's last error is a
 // permissions violation. Otherwise, or when err is nil or already a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/internal/logs"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -112,7 +113,7 @@ func (cs Changes) String() string {
 // it did so far with an error matching ErrApply and the server's error,
 // whose text says what failed and what to do: settings the server cannot
 // change once created (storage, deliver policy, mirror) and subjects another
-// stream already stores (the error also matches ErrSubjectsOverlap and names
+// stream already stores (the error also matches transport.ErrSubjectsOverlap and names
 // that stream) surface here.
 func Apply(ctx context.Context, js natsjs.JetStream, specs ...Spec) (Changes, error) {
 	return provision(ctx, js, nil, false, specs)
@@ -134,7 +135,7 @@ func ApplyWithLogger(ctx context.Context, js natsjs.JetStream, logger watermill.
 // existing value and spec's, and reported as a Change with Action Differs.
 // A creation is logged at warn too. Specs are validated as by Apply, and
 // errors match the same sentinels (ErrInvalidSpec, ErrApply,
-// ErrSubjectsOverlap: a new stream whose subjects another stream stores).
+// transport.ErrSubjectsOverlap: a new stream whose subjects another stream stores).
 func Ensure(ctx context.Context, js natsjs.JetStream, logger watermill.LoggerAdapter, specs ...Spec) (Changes, error) {
 	return provision(ctx, js, logger, true, specs)
 }
@@ -146,7 +147,7 @@ func provision(ctx context.Context, js natsjs.JetStream, logger watermill.Logger
 		op = "ensure"
 	}
 	if js == nil {
-		return nil, fmt.Errorf("jetstream %s: %w: nil JetStream", op, ErrInvalidConfig)
+		return nil, fmt.Errorf("jetstream %s: %w: nil JetStream", op, envelope.ErrInvalidConfig)
 	}
 	if logger == nil {
 		logger = logs.NewSlog(nil)
@@ -233,7 +234,7 @@ func immutable(desc string) bool {
 }
 
 // applyError carries its own text and matches ErrApply and the server's
-// error (and ErrSubjectsOverlap when it is about subjects).
+// error (and transport.ErrSubjectsOverlap when it is about subjects).
 type applyError struct {
 	msg  string
 	errs []error
@@ -270,7 +271,7 @@ func overlapErr(ctx context.Context, js natsjs.JetStream, op string, want natsjs
 	}
 	return &applyError{
 		msg:  fmt.Sprintf("cannot %s stream %s: its subjects overlap with %s, and a message can be stored by one stream only: narrow the subjects of one of them, or make one source the other", op, want.Name, holder),
-		errs: []error{ErrApply, ErrSubjectsOverlap, err},
+		errs: []error{ErrApply, transport.ErrSubjectsOverlap, err},
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 func pubConsumerSpec() jetstream.ConsumerSpec {
@@ -165,7 +167,7 @@ func TestApply_errors(t *testing.T) {
 	})
 	t.Run("nil JetStream", func(t *testing.T) {
 		_, err := jetstream.Apply(pubCtx(t), nil, jetstream.AuthEventsStream())
-		assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	})
 }
 
@@ -325,7 +327,7 @@ func TestApply_overlapping_subjects_name_the_other_stream(t *testing.T) {
 	require.NoError(t, err)
 	users := jetstream.StreamSpec{Name: "USERS", Subjects: []string{"auth.user.>"}}
 	_, err = jetstream.Apply(ctx, srv.JS, users)
-	require.ErrorIs(t, err, jetstream.ErrSubjectsOverlap)
+	require.ErrorIs(t, err, transport.ErrSubjectsOverlap)
 	require.ErrorIs(t, err, jetstream.ErrApply)
 	assert.Equal(t, "cannot create stream USERS: its subjects overlap with stream AUTH_EVENTS (auth.user.> overlaps auth.>), and a message can be stored by one stream only: narrow the subjects of one of them, or make one source the other", err.Error())
 
@@ -333,7 +335,7 @@ func TestApply_overlapping_subjects_name_the_other_stream(t *testing.T) {
 	_, err = jetstream.Apply(ctx, srv.JS, jetstream.StreamSpec{Name: "BILLING", Subjects: []string{"billing.>"}})
 	require.NoError(t, err)
 	_, err = jetstream.Apply(ctx, srv.JS, jetstream.StreamSpec{Name: "BILLING", Subjects: []string{"billing.>", "auth.*.created"}})
-	require.ErrorIs(t, err, jetstream.ErrSubjectsOverlap)
+	require.ErrorIs(t, err, transport.ErrSubjectsOverlap)
 	assert.Contains(t, err.Error(), "cannot update stream BILLING: its subjects overlap with stream AUTH_EVENTS (auth.*.created overlaps auth.>)")
 }
 

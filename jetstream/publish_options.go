@@ -50,7 +50,7 @@ func ExpectLastSequence(subject string, seq uint64) PublishOption {
 }
 
 // ConflictError is an ExpectLastSequence that did not hold (see
-// transport.ConflictError); it matches ErrConflict.
+// transport.ConflictError); it matches transport.ErrConflict.
 type ConflictError = transport.ConflictError
 
 // encodeWith validates subject, event and options and builds the message
@@ -151,9 +151,9 @@ func (p *Publisher) streamOf(ctx context.Context, subject string) string {
 }
 
 // refusalErr maps err, the server's answer to msg, to the sentinel of a
-// refused option: ErrSchedulesDisabled, ErrTTLDisabled, ErrAtomicDisabled
+// refused option: transport.ErrSchedulesDisabled, transport.ErrTTLDisabled, transport.ErrAtomicDisabled
 // (with the stream, from stream(subject) when not nil, and the fix),
-// ErrInvalidOption, or a *ConflictError. Other errors are returned as they
+// transport.ErrInvalidOption, or a *ConflictError. Other errors are returned as they
 // are. The server's error stays in the chain.
 func refusalErr(msg *nats.Msg, err error, stream func(subject string) string) error {
 	subject := subjectOf(msg)
@@ -163,11 +163,11 @@ func refusalErr(msg *nats.Msg, err error, stream func(subject string) string) er
 		if stream != nil {
 			if s := stream(subject); s != "" {
 				return fmt.Errorf("%w: stream %s stores %s but not %s, where its schedule waits: set AllowMsgSchedules in its StreamSpec (allow_msg_schedules: true in streams.yaml) and apply it, which adds the _schedule subjects (%v)",
-					ErrSchedulesDisabled, s, subject, msg.Subject, err)
+					transport.ErrSchedulesDisabled, s, subject, msg.Subject, err)
 			}
 		}
 		return fmt.Errorf("%w: no stream stores %s, where the schedule of %s waits: the stream of %s must allow schedules (StreamSpec.AllowMsgSchedules adds the _schedule subjects), if there is one (%v)",
-			ErrNoStream, msg.Subject, subject, subject, err)
+			transport.ErrNoStream, msg.Subject, subject, subject, err)
 	}
 	var apiErr *natsjs.APIError
 	if !errors.As(err, &apiErr) {
@@ -184,18 +184,18 @@ func refusalErr(msg *nats.Msg, err error, stream func(subject string) string) er
 	switch apiErr.ErrorCode {
 	case natsjs.JSErrCodeMessageSchedulesDisabled:
 		return fmt.Errorf("%w: %s: set AllowMsgSchedules in its StreamSpec (allow_msg_schedules: true in streams.yaml) and apply it (nats-server 2.12 or later): %w",
-			ErrSchedulesDisabled, name(), err)
+			transport.ErrSchedulesDisabled, name(), err)
 	case jsErrCodeTTLDisabled:
 		return fmt.Errorf("%w: %s: set AllowMsgTTL in its StreamSpec (allow_msg_ttl: true in streams.yaml) and apply it: %w",
-			ErrTTLDisabled, name(), err)
+			transport.ErrTTLDisabled, name(), err)
 	case jsErrCodeAtomicDisabled:
 		return fmt.Errorf("%w: %s: set AllowAtomicPublish in its StreamSpec (allow_atomic: true in streams.yaml) and apply it (nats-server 2.12 or later): %w",
-			ErrAtomicDisabled, name(), err)
+			transport.ErrAtomicDisabled, name(), err)
 	case natsjs.JSErrCodeScheduleTargetInvalid:
 		return fmt.Errorf("%w: %s does not store the schedule subject %s next to %s: set AllowMsgSchedules in its StreamSpec and apply it (it adds the _schedule subjects): %w",
-			ErrSchedulesDisabled, name(), msg.Subject, subject, err)
+			transport.ErrSchedulesDisabled, name(), msg.Subject, subject, err)
 	case natsjs.JSErrCodeSchedulePatternInvalid, natsjs.JSErrCodeScheduleTTLInvalid, jsErrCodeTTLInvalid, jsErrCodeScheduleTimeZoneWrong:
-		return fmt.Errorf("%w: %s: %w", ErrInvalidOption, msg.Header.Get(transport.HeaderSchedule), err)
+		return fmt.Errorf("%w: %s: %w", transport.ErrInvalidOption, msg.Header.Get(transport.HeaderSchedule), err)
 	case jsErrCodeWrongLastSeq, jsErrCodeWrongLastSeqConstant:
 		return conflictErr(msg, apiErr, err)
 	}

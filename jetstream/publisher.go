@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // Publisher publishes events to JetStream: synchronously (Publish waits for
@@ -60,7 +61,7 @@ type Publisher struct {
 	flushers []flushWaiter
 	closeErr error
 
-	probe jetStreamProbe // ErrNoStream or ErrNoJetStream? (publisher_nojetstream.go)
+	probe jetStreamProbe // transport.ErrNoStream or transport.ErrNoJetStream? (publisher_nojetstream.go)
 
 	published, acked, duplicates, failed, asyncFailed atomic.Uint64
 }
@@ -110,15 +111,15 @@ type AsyncError struct {
 	// Nats-Msg-Id (the event id) makes the stream drop a second copy inside
 	// the duplicates window.
 	Msg *nats.Msg
-	// Err matches ErrPublish and, when it applies, ErrTimeout, ErrNoStream,
-	// ErrTooLarge, ErrClosed or ErrPermission.
+	// Err matches transport.ErrPublish and, when it applies, transport.ErrTimeout, transport.ErrNoStream,
+	// envelope.ErrTooLarge, transport.ErrClosed or transport.ErrPermission.
 	Err error
 }
 
 // Error is Err's message.
 func (e AsyncError) Error() string {
 	if e.Err == nil {
-		return fmt.Sprintf("publish %s event %s: %v", e.Subject, e.EventID, ErrPublish)
+		return fmt.Sprintf("publish %s event %s: %v", e.Subject, e.EventID, transport.ErrPublish)
 	}
 	return e.Err.Error()
 }
@@ -144,10 +145,10 @@ type PublisherStats struct {
 }
 
 // NewPublisher returns a Publisher on nc. It does not take ownership of nc:
-// Close leaves it open. Errors match ErrInvalidConfig.
+// Close leaves it open. Errors match envelope.ErrInvalidConfig.
 func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("jetstream publisher: %w: nil *nats.Conn", ErrInvalidConfig)
+		return nil, fmt.Errorf("jetstream publisher: %w: nil *nats.Conn", envelope.ErrInvalidConfig)
 	}
 	var cfg PublisherConfig
 	for _, o := range opts {
@@ -188,7 +189,7 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 		p.js, err = natsjs.New(nc, jsOpts...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jetstream publisher: %w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("jetstream publisher: %w: %w", envelope.ErrInvalidConfig, err)
 	}
 	go p.reportLoop()
 	return p, nil
@@ -198,14 +199,14 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // ends at ctx's deadline, or after PublishTimeout (default 5s) when ctx has
 // none. Correlation and causation ids in ctx travel as headers.
 //
-// Errors: ErrInvalidSubject or ErrInvalidEvent (nothing sent); ErrNoStream
-// (no stream listens on subject); ErrTimeout; ErrTooLarge (with
-// ErrInvalidEvent, nothing sent, when the event is over the connection's
-// max payload; with ErrPublish when the stream refuses it); ErrClosed;
-// ErrPermission (a *PermissionError: the user may not publish on subject,
+// Errors: envelope.ErrInvalidSubject or envelope.ErrInvalidEvent (nothing sent); transport.ErrNoStream
+// (no stream listens on subject); transport.ErrTimeout; envelope.ErrTooLarge (with
+// envelope.ErrInvalidEvent, nothing sent, when the event is over the connection's
+// max payload; with transport.ErrPublish when the stream refuses it); transport.ErrClosed;
+// transport.ErrPermission (a *PermissionError: the user may not publish on subject,
 // or not receive acks on its inbox; NATS reports that to the connection,
 // not to the publish, so it surfaces when the publish times out); other
-// failures match ErrPublish. A duplicate (same event id inside the stream's
+// failures match transport.ErrPublish. A duplicate (same event id inside the stream's
 // duplicates window) is a success; PublishAck tells it apart.
 func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event, opts ...PublishOption) error {
 	_, err := p.PublishAck(ctx, subject, e, opts...)
@@ -255,7 +256,7 @@ func (p *Publisher) publishAck(ctx context.Context, subject string, e *envelope.
 // PublishAsync validates and encodes e, queues it for sending and returns
 // without waiting for the ack. When MaxPending acks are outstanding it
 // blocks until one frees a slot; if ctx ends first it fails with
-// ErrTooManyPending (and ErrTimeout for a deadline). ctx bounds only that
+// transport.ErrTooManyPending (and transport.ErrTimeout for a deadline). ctx bounds only that
 // wait and carries the correlation ids: the ack is awaited in the background
 // for up to AckTimeout. Every ack that fails or times out reaches
 // OnAsyncError exactly once and is counted in Stats().AsyncFailed; Flush and
@@ -278,7 +279,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, e *envelop
 // Flush waits until every async and batch publish queued so far has its
 // outcome (ack, or failure handed to OnAsyncError). It returns nil then,
 // whatever the outcomes; or, when ctx ends first, an error matching
-// ErrTimeout (deadline) or ctx's error.
+// transport.ErrTimeout (deadline) or ctx's error.
 func (p *Publisher) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	if p.inflight == 0 {
@@ -320,11 +321,11 @@ func (p *Publisher) Stats() PublisherStats {
 	}
 }
 
-// Close stops accepting publishes (they fail with ErrClosed), waits up to
+// Close stops accepting publishes (they fail with transport.ErrClosed), waits up to
 // CloseTimeout for the outcome of every pending async and batch publish, and
 // releases nats.go's async-publish state. It never closes the *nats.Conn.
 // When the deadline passes it returns a *CloseError listing the publishes
-// that were not confirmed (matching ErrTimeout); their later acks are
+// that were not confirmed (matching transport.ErrTimeout); their later acks are
 // ignored. Close is idempotent: later calls return the first result.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
@@ -383,36 +384,37 @@ func closedErr(subject string, e *envelope.Event) error {
 	if e != nil {
 		id = e.ID
 	}
-	return fmt.Errorf("publish %s event %s: %w", subject, id, ErrClosed)
+	return fmt.Errorf("publish %s event %s: %w", subject, id, transport.ErrClosed)
 }
 
-// publishErr wraps a failure of a sent message with ErrPublish and the
-// specific sentinel that applies, keeping the cause.
+// publishErr wraps a failure of a sent message, once, in a transport.Error
+// of kind transport.ErrPublish and the specific kind that applies, keeping
+// the cause.
 func publishErr(msg *nats.Msg, err error) error {
-	subject, id := subjectOf(msg), eventIDOf(msg)
+	e := &transport.Error{Op: "publish", Subject: subjectOf(msg), EventID: eventIDOf(msg), Kinds: []error{transport.ErrPublish}, Err: err}
 	var apiErr *natsjs.APIError
 	switch {
-	case errors.Is(err, ErrPermission):
-		return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
+	case errors.Is(err, transport.ErrPermission):
 	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("publish %s event %s: %w: %w %q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Ensure with a StreamSpec): %w",
-			subject, id, ErrPublish, ErrNoStream, subject, err)
+		e.Kinds = append(e.Kinds, transport.ErrNoStream)
+		e.Hint = fmt.Sprintf("%q: create a stream whose subjects match it (./scripts/setup-nats-streams.sh, or jetstream.Ensure with a StreamSpec)", e.Subject)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, natsjs.ErrAsyncPublishTimeout):
-		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrTimeout, err)
+		e.Kinds = append(e.Kinds, transport.ErrTimeout)
 	case errors.Is(err, nats.ErrMaxPayload) ||
 		(errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamMessageExceedsMaximum):
-		return fmt.Errorf("publish %s event %s: %w: %w (%d bytes): %w", subject, id, ErrPublish, ErrTooLarge, len(msg.Data), err)
+		e.Kinds = append(e.Kinds, envelope.ErrTooLarge)
+		e.Hint = fmt.Sprintf("%d bytes", len(msg.Data))
 	case errors.Is(err, natsjs.ErrJetStreamPublisherClosed):
-		return fmt.Errorf("publish %s event %s: %w: %w: %w", subject, id, ErrPublish, ErrClosed, err)
+		e.Kinds = append(e.Kinds, transport.ErrClosed)
 	}
-	return fmt.Errorf("publish %s event %s: %w: %w", subject, id, ErrPublish, err)
+	return e
 }
 
-// ctxErr is ctx's error, matching ErrTimeout when its deadline passed.
+// ctxErr is ctx's error, matching transport.ErrTimeout when its deadline passed.
 func ctxErr(ctx context.Context) error {
 	err := ctx.Err()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrTimeout, err)
+		return fmt.Errorf("%w: %w", transport.ErrTimeout, err)
 	}
 	return err
 }

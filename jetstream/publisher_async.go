@@ -46,7 +46,7 @@ func (p *Publisher) enqueue(ctx context.Context, msg *nats.Msg, batch *batchWait
 	if p.closed {
 		p.mu.Unlock()
 		<-p.slots
-		return finish(done, fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), ErrClosed))
+		return finish(done, fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), transport.ErrClosed))
 	}
 	// Registered before sending: the ack can arrive before PublishMsgAsync returns.
 	p.pending[msg] = pendingPub{batch: batch, idx: idx, epoch: p.epoch, done: done}
@@ -87,10 +87,10 @@ func (p *Publisher) acquire(ctx context.Context, msg *nats.Msg) error {
 	case p.slots <- struct{}{}:
 		return nil
 	case <-p.closing:
-		return fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), ErrClosed)
+		return fmt.Errorf("publish %s event %s: %w", msg.Subject, eventIDOf(msg), transport.ErrClosed)
 	case <-ctx.Done():
 		return fmt.Errorf("publish %s event %s: %w: %d acks outstanding: %w",
-			msg.Subject, eventIDOf(msg), ErrTooManyPending, p.cfg.MaxPending, ctxErr(ctx))
+			msg.Subject, eventIDOf(msg), transport.ErrTooManyPending, p.cfg.MaxPending, ctxErr(ctx))
 	}
 }
 
@@ -221,7 +221,7 @@ func (p *Publisher) idleChan() (<-chan struct{}, int) {
 
 // abandon gives up on everything in flight when Close's deadline passes:
 // pending messages and failures not yet handed to OnAsyncError. They are
-// returned in a *CloseError (batch waiters get ErrClosed), and their slots
+// returned in a *CloseError (batch waiters get transport.ErrClosed), and their slots
 // are released; later callbacks for them find nothing to settle.
 func (p *Publisher) abandon() error {
 	p.mu.Lock()
@@ -235,7 +235,7 @@ func (p *Publisher) abandon() error {
 			batches = append(batches, rec)
 		}
 		ae := asyncErrorOf(asyncReport{msg: msg, err: fmt.Errorf("publish %s event %s: %w: %w: no ack before the close deadline (%s)",
-			msg.Subject, eventIDOf(msg), ErrPublish, ErrTimeout, p.cfg.CloseTimeout)})
+			msg.Subject, eventIDOf(msg), transport.ErrPublish, transport.ErrTimeout, p.cfg.CloseTimeout)})
 		lost = append(lost, ae)
 		if rec.done != nil {
 			unreported = append(unreported, func() { finish(rec.done, ae.Err) })
@@ -262,7 +262,7 @@ drain:
 		report() // outside p.mu, as everywhere
 	}
 	for _, rec := range batches {
-		rec.batch.set(rec.idx, fmt.Errorf("%w: %w before its ack", ErrPublish, ErrClosed))
+		rec.batch.set(rec.idx, fmt.Errorf("%w: %w before its ack", transport.ErrPublish, transport.ErrClosed))
 	}
 	if len(lost) == 0 {
 		// Everything settled between the deadline and the lock; only a
@@ -273,7 +273,7 @@ drain:
 }
 
 // CloseError is returned by Close when its deadline passed before every
-// pending publish had its outcome. It matches ErrTimeout.
+// pending publish had its outcome. It matches transport.ErrTimeout.
 type CloseError struct {
 	// Unconfirmed lists the publishes whose outcome is unknown (or whose
 	// failure had not been handed to OnAsyncError yet). Their Msg can be
@@ -296,10 +296,10 @@ func (e *CloseError) Error() string {
 	return b.String()
 }
 
-// Unwrap makes a CloseError match ErrTimeout and each publish's error.
+// Unwrap makes a CloseError match transport.ErrTimeout and each publish's error.
 func (e *CloseError) Unwrap() []error {
 	errs := make([]error, 0, len(e.Unconfirmed)+1)
-	errs = append(errs, ErrTimeout)
+	errs = append(errs, transport.ErrTimeout)
 	for _, u := range e.Unconfirmed {
 		errs = append(errs, u.Err)
 	}
@@ -311,8 +311,8 @@ func (e *CloseError) Unwrap() []error {
 // against the envelope rules and the connection's max payload: if one is
 // invalid nothing is sent. The error, when not nil, is a
 // *BatchError whose Errs[i] is the outcome of events[i] (nil: stored, or a
-// duplicate); errors.Is works through it (e.g. ErrNoStream). The wait ends
-// with ctx: events not confirmed by then get ErrTimeout (deadline) or ctx's
+// duplicate); errors.Is works through it (e.g. transport.ErrNoStream). The wait ends
+// with ctx: events not confirmed by then get transport.ErrTimeout (deadline) or ctx's
 // error; acks still count in Stats when they arrive later. Pending slots are
 // shared with PublishAsync.
 func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...*envelope.Event) error {
@@ -347,7 +347,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 	if invalid {
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, ErrNotSent)
+				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, transport.ErrNotSent)
 			}
 			finish(doneAt(dones, i), errs[i])
 		}
@@ -372,7 +372,7 @@ func (p *Publisher) sendBatch(ctx context.Context, msgs []*nats.Msg, dones []fun
 		if err := p.enqueue(ctx, msg, b, i, doneAt(dones, i)); err != nil {
 			b.set(i, err)
 			for j := i + 1; j < len(msgs); j++ {
-				b.set(j, finish(doneAt(dones, j), fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, eventIDOf(msgs[j]), ErrNotSent, err)))
+				b.set(j, finish(doneAt(dones, j), fmt.Errorf("publish %s event %s: %w: %w", msgs[j].Subject, eventIDOf(msgs[j]), transport.ErrNotSent, err)))
 			}
 			break
 		}
@@ -432,7 +432,7 @@ func (b *batchWait) wait(ctx context.Context) []error {
 		if b.have[i] {
 			out[i] = b.errs[i]
 		} else {
-			out[i] = fmt.Errorf("%w: no ack yet: %w", ErrPublish, ctxErr(ctx))
+			out[i] = fmt.Errorf("%w: no ack yet: %w", transport.ErrPublish, ctxErr(ctx))
 		}
 	}
 	return out

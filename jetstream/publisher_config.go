@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
 )
 
@@ -36,7 +37,7 @@ type PublisherConfig struct {
 
 	// MaxPending bounds async and batch publishes awaiting their ack. When it
 	// is reached PublishAsync blocks until an ack frees a slot or its context
-	// ends (ErrTooManyPending). Default DefaultMaxPending (4096).
+	// ends (transport.ErrTooManyPending). Default DefaultMaxPending (4096).
 	MaxPending int
 
 	// PublishTimeout bounds Publish / PublishAck when the context has no
@@ -44,7 +45,7 @@ type PublisherConfig struct {
 	PublishTimeout time.Duration
 
 	// AckTimeout bounds the wait for each async or batch ack; past it the
-	// publish fails with ErrTimeout (reported to OnAsyncError for
+	// publish fails with transport.ErrTimeout (reported to OnAsyncError for
 	// PublishAsync). Default DefaultAckTimeout (10s).
 	AckTimeout time.Duration
 
@@ -94,21 +95,21 @@ func (c *PublisherConfig) setDefaults() {
 	}
 }
 
-// Validate reports a configuration that cannot work. Errors match ErrInvalidConfig.
+// Validate reports a configuration that cannot work. Errors match envelope.ErrInvalidConfig.
 func (c PublisherConfig) Validate() error {
 	switch {
 	case c.MaxPending < 1 || c.MaxPending > maxMaxPending:
-		return fmt.Errorf("%w: MaxPending %d not in 1..%d", ErrInvalidConfig, c.MaxPending, maxMaxPending)
+		return fmt.Errorf("%w: MaxPending %d not in 1..%d", envelope.ErrInvalidConfig, c.MaxPending, maxMaxPending)
 	case c.PublishTimeout < 0:
-		return fmt.Errorf("%w: negative PublishTimeout %s", ErrInvalidConfig, c.PublishTimeout)
+		return fmt.Errorf("%w: negative PublishTimeout %s", envelope.ErrInvalidConfig, c.PublishTimeout)
 	case c.AckTimeout < 0:
-		return fmt.Errorf("%w: negative AckTimeout %s", ErrInvalidConfig, c.AckTimeout)
+		return fmt.Errorf("%w: negative AckTimeout %s", envelope.ErrInvalidConfig, c.AckTimeout)
 	case c.CloseTimeout < 0:
-		return fmt.Errorf("%w: negative CloseTimeout %s", ErrInvalidConfig, c.CloseTimeout)
+		return fmt.Errorf("%w: negative CloseTimeout %s", envelope.ErrInvalidConfig, c.CloseTimeout)
 	}
 	for i, o := range c.Observers {
 		if o == nil {
-			return fmt.Errorf("%w: Observers[%d] is nil", ErrInvalidConfig, i)
+			return fmt.Errorf("%w: Observers[%d] is nil", envelope.ErrInvalidConfig, i)
 		}
 	}
 	return nil

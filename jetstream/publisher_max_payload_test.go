@@ -14,6 +14,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 const smallMaxPayload = 64 << 10
@@ -66,9 +67,9 @@ func TestPublisher_event_above_the_servers_max_payload_is_refused_before_anythin
 
 	tooLarge := func(t *testing.T, err error) {
 		t.Helper()
-		require.ErrorIs(t, err, jetstream.ErrTooLarge)
-		assert.ErrorIs(t, err, jetstream.ErrInvalidEvent)
-		assert.NotErrorIs(t, err, jetstream.ErrPublish, "nothing was sent")
+		require.ErrorIs(t, err, envelope.ErrTooLarge)
+		assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
+		assert.NotErrorIs(t, err, transport.ErrPublish, "nothing was sent")
 		assert.Contains(t, err.Error(), "65536", "names the server's max payload")
 		assert.Contains(t, err.Error(), big.ID)
 	}
@@ -78,9 +79,9 @@ func TestPublisher_event_above_the_servers_max_payload_is_refused_before_anythin
 		var be *jetstream.BatchError
 		require.ErrorAs(t, err, &be)
 		require.Len(t, be.Errs, 3)
-		assert.ErrorIs(t, be.Errs[0], jetstream.ErrNotSent)
+		assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 		tooLarge(t, be.Errs[1])
-		assert.ErrorIs(t, be.Errs[2], jetstream.ErrNotSent)
+		assert.ErrorIs(t, be.Errs[2], transport.ErrNotSent)
 	})
 	t.Run("sync", func(t *testing.T) {
 		tooLarge(t, p.Publish(pubCtx(t), subject, big))
@@ -99,7 +100,7 @@ func TestPublisher_event_above_the_servers_max_payload_is_refused_before_anythin
 		err = p.MessagePublisher().Publish(subject, small, large)
 		var be *jetstream.BatchError
 		require.ErrorAs(t, err, &be)
-		assert.ErrorIs(t, be.Errs[0], jetstream.ErrNotSent)
+		assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 		tooLarge(t, be.Errs[1])
 	})
 	assert.Zero(t, pubCount(t, srv.JS, "AUTH"), "nothing stored")
@@ -110,7 +111,7 @@ func TestPublisher_event_above_the_servers_max_payload_is_refused_before_anythin
 	require.NoError(t, p.PublishBatch(pubCtx(t), subject, sizedEvent(t, subject, smallMaxPayload)))
 	tooLarge2 := sizedEvent(t, subject, smallMaxPayload+1)
 	err := p.Publish(context.Background(), subject, tooLarge2)
-	require.ErrorIs(t, err, jetstream.ErrTooLarge, "one byte over is refused")
-	assert.NotErrorIs(t, err, jetstream.ErrPublish)
+	require.ErrorIs(t, err, envelope.ErrTooLarge, "one byte over is refused")
+	assert.NotErrorIs(t, err, transport.ErrPublish)
 	assert.EqualValues(t, 2, pubCount(t, srv.JS, "AUTH"))
 }

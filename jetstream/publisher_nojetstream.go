@@ -11,6 +11,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // jetStreamProbeTTL is how long the answer of a JetStream probe is reused:
@@ -26,13 +27,13 @@ type jetStreamProbe struct {
 }
 
 // noJetStream turns a publish error that blames a missing stream
-// (ErrNoStream: nothing answered the publish) into ErrNoJetStream when the
+// (transport.ErrNoStream: nothing answered the publish) into transport.ErrNoJetStream when the
 // JetStream API does not answer either: to a publish, a server without
 // JetStream looks like a subject no stream stores. It asks the server (an
 // account info request, bounded by PublishTimeout) on that error path only;
 // any other error, or a probe without an answer, is returned as it is.
 func (p *Publisher) noJetStream(msg *nats.Msg, err error) error {
-	if err == nil || !errors.Is(err, ErrNoStream) || !p.jetStreamMissing() {
+	if err == nil || !errors.Is(err, transport.ErrNoStream) || !p.jetStreamMissing() {
 		return err
 	}
 	var cause error = natsjs.ErrNoStreamResponse
@@ -40,7 +41,7 @@ func (p *Publisher) noJetStream(msg *nats.Msg, err error) error {
 		cause = nats.ErrNoResponders
 	}
 	return fmt.Errorf("publish %s event %s: %w: %w: %s: %w",
-		msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), ErrPublish, ErrNoJetStream, noJetStreamAdvice, cause)
+		msg.Subject, msg.Header.Get(marshaler.HeaderMsgID), transport.ErrPublish, transport.ErrNoJetStream, noJetStreamAdvice, cause)
 }
 
 // jetStreamMissing reports whether the JetStream API says, or shows by not

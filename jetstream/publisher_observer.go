@@ -37,8 +37,8 @@ type PublishInfo struct {
 type PublishResult struct {
 	// Err is nil when a stream stored the event (or already had it); else
 	// the error the caller got (or OnAsyncError gets), with the sentinels of
-	// this package (ErrNoStream, ErrTimeout, ErrTooLarge, ErrClosed,
-	// ErrInvalidEvent, ErrTooManyPending, ErrNotSent, ...).
+	// this package (transport.ErrNoStream, transport.ErrTimeout, envelope.ErrTooLarge, transport.ErrClosed,
+	// envelope.ErrInvalidEvent, transport.ErrTooManyPending, transport.ErrNotSent, ...).
 	Err error
 	// Duplicate is true when the stream already held the event.
 	Duplicate bool

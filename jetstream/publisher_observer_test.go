@@ -15,6 +15,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // obsRecord is what an observer saw of one publish.
@@ -106,14 +107,14 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 	})
 	t.Run("sync without stream", func(t *testing.T) {
 		e := pubEvent(t, "order.placed")
-		require.ErrorIs(t, p.Publish(pubCtx(t), "orders.placed", e), jetstream.ErrNoStream)
-		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeSync).Err, jetstream.ErrNoStream)
+		require.ErrorIs(t, p.Publish(pubCtx(t), "orders.placed", e), transport.ErrNoStream)
+		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeSync).Err, transport.ErrNoStream)
 	})
 	t.Run("invalid event refused before sending", func(t *testing.T) {
 		e := pubEvent(t, "user.created")
 		e.Source = ""
-		require.ErrorIs(t, p.Publish(pubCtx(t), "auth.user.created", e), jetstream.ErrInvalidEvent)
-		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeSync).Err, jetstream.ErrInvalidEvent)
+		require.ErrorIs(t, p.Publish(pubCtx(t), "auth.user.created", e), envelope.ErrInvalidEvent)
+		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeSync).Err, envelope.ErrInvalidEvent)
 	})
 	t.Run("async stored, reported by Flush's return", func(t *testing.T) {
 		e := pubEvent(t, "user.created")
@@ -127,7 +128,7 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 		e := pubEvent(t, "order.placed")
 		require.NoError(t, p.PublishAsync(pubCtx(t), "orders.placed", e))
 		require.NoError(t, p.Flush(pubCtx(t)))
-		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeAsync).Err, jetstream.ErrNoStream)
+		assert.ErrorIs(t, rec.once(t, e.ID, jetstream.ModeAsync).Err, transport.ErrNoStream)
 		require.NotEmpty(t, reports.all())
 		assert.Equal(t, e.ID, reports.all()[len(reports.all())-1].EventID)
 	})
@@ -144,8 +145,8 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 		good, bad := pubEvent(t, "user.created"), pubEvent(t, "user.created")
 		bad.Type = ""
 		require.Error(t, p.PublishBatch(pubCtx(t), "auth.user.created", good, bad))
-		assert.ErrorIs(t, rec.once(t, good.ID, jetstream.ModeBatch).Err, jetstream.ErrNotSent)
-		assert.ErrorIs(t, rec.once(t, bad.ID, jetstream.ModeBatch).Err, jetstream.ErrInvalidEvent)
+		assert.ErrorIs(t, rec.once(t, good.ID, jetstream.ModeBatch).Err, transport.ErrNotSent)
+		assert.ErrorIs(t, rec.once(t, bad.ID, jetstream.ModeBatch).Err, envelope.ErrInvalidEvent)
 	})
 	t.Run("watermill message publisher", func(t *testing.T) {
 		e := pubEvent(t, "user.created")
@@ -162,12 +163,12 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, p3.Close())
 		a, b, c := pubEvent(t, "user.created"), pubEvent(t, "user.created"), pubEvent(t, "user.created")
-		require.ErrorIs(t, p3.Publish(pubCtx(t), "auth.user.created", a), jetstream.ErrClosed)
-		require.ErrorIs(t, p3.PublishAsync(pubCtx(t), "auth.user.created", b), jetstream.ErrClosed)
-		require.ErrorIs(t, p3.PublishBatch(pubCtx(t), "auth.user.created", c), jetstream.ErrClosed)
-		assert.ErrorIs(t, rec3.once(t, a.ID, jetstream.ModeSync).Err, jetstream.ErrClosed)
-		assert.ErrorIs(t, rec3.once(t, b.ID, jetstream.ModeAsync).Err, jetstream.ErrClosed)
-		assert.ErrorIs(t, rec3.once(t, c.ID, jetstream.ModeBatch).Err, jetstream.ErrClosed)
+		require.ErrorIs(t, p3.Publish(pubCtx(t), "auth.user.created", a), transport.ErrClosed)
+		require.ErrorIs(t, p3.PublishAsync(pubCtx(t), "auth.user.created", b), transport.ErrClosed)
+		require.ErrorIs(t, p3.PublishBatch(pubCtx(t), "auth.user.created", c), transport.ErrClosed)
+		assert.ErrorIs(t, rec3.once(t, a.ID, jetstream.ModeSync).Err, transport.ErrClosed)
+		assert.ErrorIs(t, rec3.once(t, b.ID, jetstream.ModeAsync).Err, transport.ErrClosed)
+		assert.ErrorIs(t, rec3.once(t, c.ID, jetstream.ModeBatch).Err, transport.ErrClosed)
 	})
 }
 
@@ -186,9 +187,9 @@ func TestPublishObserver_close_deadline_reports_every_unconfirmed_publish(t *tes
 		ids = append(ids, e.ID)
 		require.NoError(t, p.PublishAsync(pubCtx(t), "auth.user.created", e))
 	}
-	require.ErrorIs(t, p.Close(), jetstream.ErrTimeout)
+	require.ErrorIs(t, p.Close(), transport.ErrTimeout)
 	for _, id := range ids {
-		assert.ErrorIs(t, rec.once(t, id, jetstream.ModeAsync).Err, jetstream.ErrTimeout)
+		assert.ErrorIs(t, rec.once(t, id, jetstream.ModeAsync).Err, transport.ErrTimeout)
 	}
 }
 
@@ -248,7 +249,7 @@ func TestPublishObserver_several_run_in_order_and_hear_outcomes_in_reverse(t *te
 	assert.True(t, sawFirst, "each observer gets the context of the one before")
 
 	_, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublisherConfig(jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{nil}}))
-	assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }
 
 type obsKey string

@@ -16,6 +16,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 func TestPublisher_publish_waits_for_the_stream_ack(t *testing.T) {
@@ -79,8 +80,8 @@ func TestPublisher_no_stream_is_ErrNoStream(t *testing.T) {
 
 	err := p.Publish(pubCtx(t), "billing.invoice.paid", pubEvent(t, "invoice.paid"))
 	require.Error(t, err)
-	assert.ErrorIs(t, err, jetstream.ErrNoStream)
-	assert.ErrorIs(t, err, jetstream.ErrPublish)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrPublish)
 	assert.ErrorIs(t, err, natsjs.ErrNoStreamResponse, "the cause is kept")
 	assert.Contains(t, err.Error(), `"billing.invoice.paid"`)
 	assert.Contains(t, err.Error(), "setup-nats-streams.sh")
@@ -91,8 +92,8 @@ func TestPublisher_no_stream_is_ErrNoStream(t *testing.T) {
 	require.NoError(t, p.Flush(pubCtx(t)))
 	got := reports.all()
 	require.Len(t, got, 1)
-	assert.ErrorIs(t, got[0].Err, jetstream.ErrNoStream)
-	assert.ErrorIs(t, got[0], jetstream.ErrNoStream, "AsyncError unwraps")
+	assert.ErrorIs(t, got[0].Err, transport.ErrNoStream)
+	assert.ErrorIs(t, got[0], transport.ErrNoStream, "AsyncError unwraps")
 	assert.Equal(t, e.ID, got[0].EventID)
 	assert.Equal(t, "invoice.paid", got[0].EventType)
 	assert.Equal(t, "billing.invoice.paid", got[0].Subject)
@@ -114,8 +115,8 @@ func TestPublisher_refuses_invalid_subjects(t *testing.T) {
 				"PublishBatch": func() error { return p.PublishBatch(pubCtx(t), subject, e) },
 			} {
 				err := publish()
-				assert.ErrorIs(t, err, jetstream.ErrInvalidSubject, name)
-				assert.NotErrorIs(t, err, jetstream.ErrPublish, name)
+				assert.ErrorIs(t, err, envelope.ErrInvalidSubject, name)
+				assert.NotErrorIs(t, err, transport.ErrPublish, name)
 			}
 		})
 	}
@@ -149,11 +150,11 @@ func TestPublisher_refuses_invalid_events(t *testing.T) {
 				"PublishBatch": func() error { return p.PublishBatch(pubCtx(t), "auth.user.created", tt.event()) },
 			} {
 				err := publish()
-				assert.ErrorIs(t, err, jetstream.ErrInvalidEvent, name)
+				assert.ErrorIs(t, err, envelope.ErrInvalidEvent, name)
 				if tt.rule != nil {
 					assert.ErrorIs(t, err, tt.rule, name)
 				}
-				assert.NotErrorIs(t, err, jetstream.ErrPublish, name)
+				assert.NotErrorIs(t, err, transport.ErrPublish, name)
 			}
 		})
 	}
@@ -171,16 +172,16 @@ func TestPublisher_too_large_is_ErrTooLarge(t *testing.T) {
 		e := pubEvent(t, "user.created")
 		e.Data = []byte(`"` + strings.Repeat("x", envelope.DefaultMaxSize) + `"`)
 		err := p.Publish(pubCtx(t), "auth.user.created", e)
-		assert.ErrorIs(t, err, jetstream.ErrTooLarge)
-		assert.ErrorIs(t, err, jetstream.ErrInvalidEvent)
-		assert.NotErrorIs(t, err, jetstream.ErrPublish)
+		assert.ErrorIs(t, err, envelope.ErrTooLarge)
+		assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
+		assert.NotErrorIs(t, err, transport.ErrPublish)
 	})
 	t.Run("larger than the stream's max message size: refused by the server", func(t *testing.T) {
 		e := pubEvent(t, "user.created")
 		e.Data = []byte(`"` + strings.Repeat("x", 2048) + `"`)
 		err := p.Publish(pubCtx(t), "small.user.created", e)
-		assert.ErrorIs(t, err, jetstream.ErrTooLarge)
-		assert.ErrorIs(t, err, jetstream.ErrPublish)
+		assert.ErrorIs(t, err, envelope.ErrTooLarge)
+		assert.ErrorIs(t, err, transport.ErrPublish)
 		assert.ErrorIs(t, err, natsjs.ErrStreamMessageExceedsMaximum, "the cause is kept")
 		assert.Zero(t, pubCount(t, srv.JS, "SMALL"))
 	})
@@ -196,14 +197,14 @@ func TestPublisher_deadline_is_ErrTimeout(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		err := p.Publish(ctx, "hole.user.created", pubEvent(t, "user.created"))
-		assert.ErrorIs(t, err, jetstream.ErrTimeout)
-		assert.ErrorIs(t, err, jetstream.ErrPublish)
+		assert.ErrorIs(t, err, transport.ErrTimeout)
+		assert.ErrorIs(t, err, transport.ErrPublish)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("PublishTimeout when the context has no deadline", func(t *testing.T) {
 		p := pubNew(t, srv.Conn, jetstream.WithPublishTimeout(100*time.Millisecond))
 		err := p.Publish(context.Background(), "hole.user.created", pubEvent(t, "user.created"))
-		assert.ErrorIs(t, err, jetstream.ErrTimeout)
+		assert.ErrorIs(t, err, transport.ErrTimeout)
 	})
 	t.Run("AckTimeout for an async publish", func(t *testing.T) {
 		var reports pubReports
@@ -212,7 +213,7 @@ func TestPublisher_deadline_is_ErrTimeout(t *testing.T) {
 		require.NoError(t, p.Flush(pubCtx(t)))
 		got := reports.all()
 		require.Len(t, got, 1)
-		assert.ErrorIs(t, got[0].Err, jetstream.ErrTimeout)
+		assert.ErrorIs(t, got[0].Err, transport.ErrTimeout)
 		assert.ErrorIs(t, got[0].Err, natsjs.ErrAsyncPublishTimeout)
 	})
 	t.Run("server stopped", func(t *testing.T) {
@@ -223,7 +224,7 @@ func TestPublisher_deadline_is_ErrTimeout(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		err := p.Publish(ctx, "auth.user.created", pubEvent(t, "user.created"))
-		assert.ErrorIs(t, err, jetstream.ErrTimeout)
+		assert.ErrorIs(t, err, transport.ErrTimeout)
 	})
 }
 
@@ -264,7 +265,7 @@ func TestPublisher_async_publish_while_server_stops_reports_every_failure(t *tes
 		// Queued, or refused at once (a write on the broken socket fails
 		// before nats.go notices the disconnect): both are reported outcomes.
 		if err := p.PublishAsync(pubCtx(t), "auth.user.created", e); err != nil {
-			assert.ErrorIs(t, err, jetstream.ErrPublish)
+			assert.ErrorIs(t, err, transport.ErrPublish)
 			syncFailed[e.ID] = true
 		}
 	}
@@ -291,7 +292,7 @@ func TestPublisher_async_publish_while_server_stops_reports_every_failure(t *tes
 		assert.False(t, failedIDs[f.EventID], "reported once: %s", f.EventID)
 		assert.False(t, syncFailed[f.EventID], "not both returned and reported: %s", f.EventID)
 		failedIDs[f.EventID] = true
-		assert.ErrorIs(t, f.Err, jetstream.ErrPublish)
+		assert.ErrorIs(t, f.Err, transport.ErrPublish)
 	}
 	for id := range syncFailed {
 		failedIDs[id] = true
@@ -336,9 +337,9 @@ func TestPublisher_close_flushes_pending_async_and_keeps_the_connection(t *testi
 	assert.True(t, srv.Conn.IsConnected(), "the caller's connection stays open")
 
 	e := pubEvent(t, "user.created")
-	assert.ErrorIs(t, p.Publish(pubCtx(t), "auth.user.created", e), jetstream.ErrClosed)
-	assert.ErrorIs(t, p.PublishAsync(pubCtx(t), "auth.user.created", e), jetstream.ErrClosed)
-	assert.ErrorIs(t, p.PublishBatch(pubCtx(t), "auth.user.created", e), jetstream.ErrClosed)
+	assert.ErrorIs(t, p.Publish(pubCtx(t), "auth.user.created", e), transport.ErrClosed)
+	assert.ErrorIs(t, p.PublishAsync(pubCtx(t), "auth.user.created", e), transport.ErrClosed)
+	assert.ErrorIs(t, p.PublishBatch(pubCtx(t), "auth.user.created", e), transport.ErrClosed)
 	assert.NoError(t, p.Close(), "Close is idempotent")
 
 	// The connection still works for others.
@@ -370,7 +371,7 @@ func TestPublisher_close_deadline_lists_unconfirmed_publishes(t *testing.T) {
 	err = p.Close()
 	var ce *jetstream.CloseError
 	require.ErrorAs(t, err, &ce)
-	assert.ErrorIs(t, err, jetstream.ErrTimeout)
+	assert.ErrorIs(t, err, transport.ErrTimeout)
 	require.Len(t, ce.Unconfirmed, n)
 	for _, u := range ce.Unconfirmed {
 		assert.True(t, ids[u.EventID], u.EventID)
@@ -404,11 +405,11 @@ func TestPublisher_batch_reports_per_event_errors(t *testing.T) {
 		require.ErrorAs(t, err, &be)
 		require.Len(t, be.Errs, 3)
 		assert.NoError(t, be.Errs[0])
-		assert.ErrorIs(t, be.Errs[1], jetstream.ErrTooLarge)
+		assert.ErrorIs(t, be.Errs[1], envelope.ErrTooLarge)
 		assert.NoError(t, be.Errs[2])
 		assert.Equal(t, 1, be.Failed())
-		assert.ErrorIs(t, err, jetstream.ErrTooLarge, "errors.Is works through the BatchError")
-		assert.NotErrorIs(t, err, jetstream.ErrNoStream)
+		assert.ErrorIs(t, err, envelope.ErrTooLarge, "errors.Is works through the BatchError")
+		assert.NotErrorIs(t, err, transport.ErrNoStream)
 		assert.Equal(t, before+2, pubCount(t, srv.JS, "SMALL"))
 	})
 	t.Run("one invalid: nothing sent", func(t *testing.T) {
@@ -418,10 +419,10 @@ func TestPublisher_batch_reports_per_event_errors(t *testing.T) {
 		err := p.PublishBatch(pubCtx(t), "small.user.created", pubEvent(t, "user.created"), bad, pubEvent(t, "user.created"))
 		var be *jetstream.BatchError
 		require.ErrorAs(t, err, &be)
-		assert.ErrorIs(t, be.Errs[0], jetstream.ErrNotSent)
+		assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 		assert.ErrorIs(t, be.Errs[1], envelope.ErrMissingSource)
-		assert.ErrorIs(t, be.Errs[2], jetstream.ErrNotSent)
-		assert.ErrorIs(t, err, jetstream.ErrInvalidEvent)
+		assert.ErrorIs(t, be.Errs[2], transport.ErrNotSent)
+		assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
 		assert.Equal(t, before, pubCount(t, srv.JS, "SMALL"))
 	})
 	t.Run("no stream", func(t *testing.T) {
@@ -430,7 +431,7 @@ func TestPublisher_batch_reports_per_event_errors(t *testing.T) {
 		require.ErrorAs(t, err, &be)
 		assert.Equal(t, 2, be.Failed())
 		for _, e := range be.Errs {
-			assert.ErrorIs(t, e, jetstream.ErrNoStream)
+			assert.ErrorIs(t, e, transport.ErrNoStream)
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
@@ -455,21 +456,21 @@ func TestPublisher_async_blocks_when_pending_is_full(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := p.PublishAsync(ctx, "auth.user.created", pubEvent(t, "user.created"))
-	assert.ErrorIs(t, err, jetstream.ErrTooManyPending)
-	assert.ErrorIs(t, err, jetstream.ErrTimeout)
-	assert.NotErrorIs(t, err, jetstream.ErrPublish, "not sent")
+	assert.ErrorIs(t, err, transport.ErrTooManyPending)
+	assert.ErrorIs(t, err, transport.ErrTimeout)
+	assert.NotErrorIs(t, err, transport.ErrPublish, "not sent")
 
 	canceled, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
 	err = p.PublishAsync(canceled, "auth.user.created", pubEvent(t, "user.created"))
-	assert.ErrorIs(t, err, jetstream.ErrTooManyPending)
+	assert.ErrorIs(t, err, transport.ErrTooManyPending)
 	assert.ErrorIs(t, err, context.Canceled)
 
 	// Once the first times out, its slot frees and the next publish goes through.
 	require.NoError(t, p.PublishAsync(pubCtx(t), "auth.user.created", pubEvent(t, "user.created")))
 	require.NoError(t, p.Flush(pubCtx(t)))
 	require.Len(t, reports.all(), 1)
-	assert.ErrorIs(t, reports.all()[0].Err, jetstream.ErrTimeout)
+	assert.ErrorIs(t, reports.all()[0].Err, transport.ErrTimeout)
 	assert.EqualValues(t, 1, pubCount(t, srv.JS, "AUTH_EVENTS"))
 	st := p.Stats()
 	assert.EqualValues(t, 2, st.Published, "the refused publishes were never sent")
@@ -497,7 +498,7 @@ func TestPublisher_close_wakes_publishers_blocked_on_pending(t *testing.T) {
 		// Either Close woke it (ErrClosed) or the first publish timed out
 		// first and it went through before Close: both are outcomes, never a hang.
 		if err != nil {
-			assert.ErrorIs(t, err, jetstream.ErrClosed)
+			assert.ErrorIs(t, err, transport.ErrClosed)
 		}
 	case <-time.After(pubWait):
 		t.Fatal("PublishAsync still blocked after Close")
@@ -527,7 +528,7 @@ func TestNewPublisher_refuses_invalid_config(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := jetstream.NewPublisher(tt.nc, tt.opts...)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			assert.Nil(t, p)
 		})
 	}
@@ -543,7 +544,7 @@ func TestPublisher_default_async_error_handler_logs(t *testing.T) {
 	entries := logger.find("jetstream async publish failed")
 	require.Len(t, entries, 1)
 	assert.Equal(t, "error", entries[0].level)
-	assert.ErrorIs(t, entries[0].err, jetstream.ErrNoStream)
+	assert.ErrorIs(t, entries[0].err, transport.ErrNoStream)
 	assert.Equal(t, e.ID, entries[0].fields["event_id"])
 }
 

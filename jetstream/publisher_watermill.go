@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // MessagePublisher is a Watermill message.Publisher over a Publisher's
@@ -81,7 +82,7 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 		return err
 	}
 	if mp.p.isClosed() {
-		return failAll(fmt.Errorf("publish %s: %w", topic, ErrClosed))
+		return failAll(fmt.Errorf("publish %s: %w", topic, transport.ErrClosed))
 	}
 	if err := envelope.ValidateSubject(topic); err != nil {
 		return failAll(fmt.Errorf("publish: %w", err))
@@ -96,7 +97,7 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	if invalid {
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = fmt.Errorf("publish %s message %s: %w: another message of the call cannot be encoded", topic, messages[i].UUID, ErrNotSent)
+				errs[i] = fmt.Errorf("publish %s message %s: %w: another message of the call cannot be encoded", topic, messages[i].UUID, transport.ErrNotSent)
 			}
 			finish(doneAt(dones, i), errs[i])
 		}
@@ -107,14 +108,14 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 
 func (mp *MessagePublisher) encode(topic string, wm *message.Message) (*nats.Msg, error) {
 	if wm == nil {
-		return nil, fmt.Errorf("publish %s: %w: nil message", topic, ErrInvalidEvent)
+		return nil, fmt.Errorf("publish %s: %w: nil message", topic, envelope.ErrInvalidEvent)
 	}
 	wm = withContextRelations(wm)
 	msg, err := mp.p.m.Marshal(topic, wm)
 	if err != nil {
-		// ErrNotAnEvent and ErrInvalidMetadata are the marshaler's; ErrInvalidEvent
+		// ErrNotAnEvent and ErrInvalidMetadata are the marshaler's; envelope.ErrInvalidEvent
 		// lets callers treat every "cannot be sent as is" the same way.
-		return nil, fmt.Errorf("publish %s: %w: %w", topic, ErrInvalidEvent, err)
+		return nil, fmt.Errorf("publish %s: %w: %w", topic, envelope.ErrInvalidEvent, err)
 	}
 	if err := marshaler.CheckMaxPayload(msg, mp.p.nc.MaxPayload()); err != nil {
 		return nil, fmt.Errorf("publish %s message %s: %w", topic, wm.UUID, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 func TestMessagePublisher_round_trip(t *testing.T) {
@@ -56,7 +57,7 @@ func TestMessagePublisher_round_trip(t *testing.T) {
 
 	require.NoError(t, mp.Close())
 	assert.True(t, srv.Conn.IsConnected(), "the connection stays open")
-	assert.ErrorIs(t, mp.Publish("auth.user.changed", msgs[0]), jetstream.ErrClosed)
+	assert.ErrorIs(t, mp.Publish("auth.user.changed", msgs[0]), transport.ErrClosed)
 }
 
 func TestMessagePublisher_errors(t *testing.T) {
@@ -68,21 +69,21 @@ func TestMessagePublisher_errors(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("wildcard topic", func(t *testing.T) {
-		assert.ErrorIs(t, mp.Publish("auth.user.*", event), jetstream.ErrInvalidSubject)
+		assert.ErrorIs(t, mp.Publish("auth.user.*", event), envelope.ErrInvalidSubject)
 	})
 	t.Run("not an event: nothing sent", func(t *testing.T) {
 		plain := message.NewMessage("not-an-event", []byte(`{}`))
 		err := mp.Publish("auth.user.created", event, plain)
 		var be *jetstream.BatchError
 		require.ErrorAs(t, err, &be)
-		assert.ErrorIs(t, be.Errs[0], jetstream.ErrNotSent)
-		assert.ErrorIs(t, be.Errs[1], jetstream.ErrInvalidEvent)
+		assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
+		assert.ErrorIs(t, be.Errs[1], envelope.ErrInvalidEvent)
 		assert.ErrorIs(t, be.Errs[1], marshaler.ErrNotAnEvent)
 		assert.Zero(t, pubCount(t, srv.JS, "AUTH_EVENTS"))
 	})
 	t.Run("no stream", func(t *testing.T) {
 		err := mp.Publish("nowhere.user.created", event)
-		assert.ErrorIs(t, err, jetstream.ErrNoStream)
+		assert.ErrorIs(t, err, transport.ErrNoStream)
 	})
 	t.Run("close of a view leaves the publisher open", func(t *testing.T) {
 		require.NoError(t, mp.Close())

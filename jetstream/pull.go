@@ -168,34 +168,35 @@ func (c *pullConsumer) setupErr(op string, err error) error {
 		return strings.HasPrefix(subject, c.t.cfg.APIPrefix+".")
 	})
 	err = explainNoJetStream(err)
+	e := &transport.Error{Op: "consume: " + op + " " + c.spec.Durable, Stream: c.spec.Stream, Kinds: []error{transport.ErrSubscribe}, Err: err}
 	switch {
 	case errors.Is(err, natsjs.ErrStreamNotFound):
-		return fmt.Errorf("%w: %w: stream %s does not exist (create it first: ./scripts/setup-nats-streams.sh or jetstream.Apply): %w",
-			ErrSubscribe, ErrNoStream, c.spec.Stream, err)
+		e.Kinds = append(e.Kinds, transport.ErrNoStream)
+		e.Hint = "the stream does not exist: create it first (./scripts/setup-nats-streams.sh, or jetstream.Ensure)"
 	case isPermission(err):
-		return fmt.Errorf("%w: %w: %s %s on stream %s: the credentials may not use the JetStream API for it: %w",
-			ErrSubscribe, ErrPermission, op, c.spec.Durable, c.spec.Stream, err)
+		e.Kinds = append(e.Kinds, transport.ErrPermission)
+		e.Hint = "the credentials may not use the JetStream API for it"
 	}
-	return fmt.Errorf("%w: %s %s on stream %s: %w", ErrSubscribe, op, c.spec.Durable, c.spec.Stream, err)
+	return e
 }
 
 // start subscribes the inbox and starts the loop.
 func (c *pullConsumer) start() error {
 	sub, err := c.t.nc.Subscribe(c.inbox, c.onMsg)
 	if err != nil {
-		return fmt.Errorf("%w: subscribe inbox: %w", ErrSubscribe, err)
+		return fmt.Errorf("%w: subscribe inbox: %w", transport.ErrSubscribe, err)
 	}
 	// A burst of deliveries must never be dropped as a slow consumer: the
 	// credit bounds them, the limits only guard memory.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		_ = sub.Unsubscribe()
-		return fmt.Errorf("%w: pending limits: %w", ErrSubscribe, err)
+		return fmt.Errorf("%w: pending limits: %w", transport.ErrSubscribe, err)
 	}
 	c.sub = sub
 	lsub, err := c.t.nc.Subscribe(c.leaseInbox+".*", c.onLeaseReply)
 	if err != nil {
 		_ = sub.Unsubscribe()
-		return fmt.Errorf("%w: subscribe lease inbox: %w", ErrSubscribe, err)
+		return fmt.Errorf("%w: subscribe lease inbox: %w", transport.ErrSubscribe, err)
 	}
 	c.leaseSub = lsub
 	now := time.Now()
@@ -412,7 +413,7 @@ func (c *pullConsumer) onStatus(status string, m *nats.Msg) {
 		c.askRecover("no responders: JetStream unavailable")
 		return
 	}
-	c.log.Error("Unexpected pull status", fmt.Errorf("%w: status %s %q", ErrSubscribe, status, desc), nil)
+	c.log.Error("Unexpected pull status", fmt.Errorf("%w: status %s %q", transport.ErrSubscribe, status, desc), nil)
 	c.askRecover("status " + status + " " + desc)
 }
 
@@ -442,7 +443,7 @@ func (c *pullConsumer) pullRefused() error {
 	if !IsPermissionError(perr) {
 		return nil
 	}
-	return fmt.Errorf("%w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, ErrSubscribe, c.spec.Durable, c.spec.Stream, perr)
+	return fmt.Errorf("%w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, transport.ErrSubscribe, c.spec.Durable, c.spec.Stream, perr)
 }
 
 func (c *pullConsumer) askRecover(reason string) {
@@ -556,7 +557,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		// A stream that is gone may be on its way back (deleted and
 		// recreated by a setup script): it gets two heartbeats, the same
 		// budget as a lost pull, before the consumer ends.
-		if errors.Is(err, transport.ErrConsumerEnded) && (!errors.Is(err, ErrNoStream) || time.Since(start) >= 2*c.t.cfg.Heartbeat) {
+		if errors.Is(err, transport.ErrConsumerEnded) && (!errors.Is(err, transport.ErrNoStream) || time.Since(start) >= 2*c.t.cfg.Heartbeat) {
 			c.end(err)
 			return false
 		}
@@ -606,9 +607,9 @@ func (c *pullConsumer) check() error {
 		return nil
 	case errors.Is(err, natsjs.ErrStreamNotFound):
 		return fmt.Errorf("%w: %w: %w: stream %s no longer exists: recreate it (./scripts/setup-nats-streams.sh) and restart: %w",
-			transport.ErrConsumerEnded, ErrSubscribe, ErrNoStream, c.spec.Stream, err)
+			transport.ErrConsumerEnded, transport.ErrSubscribe, transport.ErrNoStream, c.spec.Stream, err)
 	case isPermission(err):
-		return fmt.Errorf("%w: %w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, ErrSubscribe, ErrPermission, c.spec.Durable, c.spec.Stream, err)
+		return fmt.Errorf("%w: %w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, transport.ErrSubscribe, transport.ErrPermission, c.spec.Durable, c.spec.Stream, err)
 	}
 	return err
 }
@@ -769,7 +770,7 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 		n++
 	}
 	if n < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
-		return nil, fmt.Errorf("%w: reply %q is not a JetStream ack subject", ErrSubscribe, m.Reply)
+		return nil, fmt.Errorf("%w: reply %q is not a JetStream ack subject", transport.ErrSubscribe, m.Reply)
 	}
 	f := tok[2:]
 	if n >= 11 {
@@ -781,7 +782,7 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 	ts, err4 := strconv.ParseInt(f[5], 10, 64)
 	pending, err5 := strconv.ParseUint(f[6], 10, 64)
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return nil, fmt.Errorf("%w: reply %q: %w", ErrSubscribe, m.Reply, err)
+		return nil, fmt.Errorf("%w: reply %q: %w", transport.ErrSubscribe, m.Reply, err)
 	}
 	d := &jsDelivery{c: c, reply: m.Reply, delivered: max(delivered, 1)}
 	d.Delivery = transport.Delivery{

@@ -131,8 +131,8 @@ func TestPublisher_schedule_to_a_stream_without_schedules_names_the_stream_and_t
 
 	err := p.Publish(pubCtx(t), "auth.user.reminded", pubEvent(t, "user.reminded"), jetstream.After(time.Minute))
 	require.Error(t, err)
-	assert.ErrorIs(t, err, jetstream.ErrSchedulesDisabled)
-	assert.ErrorIs(t, err, jetstream.ErrPublish)
+	assert.ErrorIs(t, err, transport.ErrSchedulesDisabled)
+	assert.ErrorIs(t, err, transport.ErrPublish)
 	assert.Contains(t, err.Error(), "stream AUTH_EVENTS")
 	assert.Contains(t, err.Error(), "AllowMsgSchedules")
 	assert.Contains(t, err.Error(), "allow_msg_schedules")
@@ -142,14 +142,14 @@ func TestPublisher_schedule_to_a_stream_without_schedules_names_the_stream_and_t
 	// (set up by hand): the same error, saying so.
 	pubStreamConfig(t, srv.JS, natsjs.StreamConfig{Name: "BILLING", Subjects: []string{"billing.>"}, AllowMsgSchedules: true})
 	err = p.Publish(pubCtx(t), "billing.invoice.due", pubEvent(t, "invoice.due"), jetstream.After(time.Minute))
-	assert.ErrorIs(t, err, jetstream.ErrSchedulesDisabled)
-	assert.ErrorIs(t, err, jetstream.ErrPublish)
-	assert.NotErrorIs(t, err, jetstream.ErrNoStream, "the target has a stream")
+	assert.ErrorIs(t, err, transport.ErrSchedulesDisabled)
+	assert.ErrorIs(t, err, transport.ErrPublish)
+	assert.NotErrorIs(t, err, transport.ErrNoStream, "the target has a stream")
 	assert.Contains(t, err.Error(), "stream BILLING")
 
 	// No stream at all for the target: ErrNoStream.
 	err = p.Publish(pubCtx(t), "nowhere.invoice.due", pubEvent(t, "invoice.due"), jetstream.After(time.Minute))
-	assert.ErrorIs(t, err, jetstream.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 }
 
 func TestPublisher_invalid_schedule_options_send_nothing(t *testing.T) {
@@ -171,8 +171,8 @@ func TestPublisher_invalid_schedule_options_send_nothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := p.Publish(pubCtx(t), "auth.user.reminded", pubEvent(t, "user.reminded"), tt.opts...)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidOption)
-			assert.NotErrorIs(t, err, jetstream.ErrPublish, "nothing was sent")
+			assert.ErrorIs(t, err, transport.ErrInvalidOption)
+			assert.NotErrorIs(t, err, transport.ErrPublish, "nothing was sent")
 		})
 	}
 	assert.Zero(t, pubCount(t, srv.JS, "AUTH_EVENTS"))
@@ -192,7 +192,7 @@ func TestPublisher_cancelled_schedule_never_fires(t *testing.T) {
 
 	require.NoError(t, p.CancelSchedule(pubCtx(t), "auth.user.reminded", cancelled.ID))
 	err := p.CancelSchedule(pubCtx(t), "auth.user.reminded", cancelled.ID)
-	assert.ErrorIs(t, err, jetstream.ErrScheduleNotFound, "a second cancel finds nothing")
+	assert.ErrorIs(t, err, transport.ErrScheduleNotFound, "a second cancel finds nothing")
 
 	fired := waitStored(t, srv.JS, "AUTH_EVENTS", "auth.user.reminded", 0)
 	assert.Equal(t, kept.ID, fired.Header.Get(marshaler.HeaderID))
@@ -200,9 +200,9 @@ func TestPublisher_cancelled_schedule_never_fires(t *testing.T) {
 	require.Len(t, got, 1, "the cancelled schedule did not fire")
 
 	err = p.CancelSchedule(pubCtx(t), "auth.user.reminded", kept.ID)
-	assert.ErrorIs(t, err, jetstream.ErrScheduleNotFound, "a fired one-shot schedule is gone")
+	assert.ErrorIs(t, err, transport.ErrScheduleNotFound, "a fired one-shot schedule is gone")
 	err = p.CancelSchedule(pubCtx(t), "auth.user.reminded", "never-scheduled")
-	assert.ErrorIs(t, err, jetstream.ErrScheduleNotFound)
+	assert.ErrorIs(t, err, transport.ErrScheduleNotFound)
 }
 
 func TestPublisher_recurring_schedule_occurrences_are_events_of_their_own_until_cancelled(t *testing.T) {
@@ -310,7 +310,7 @@ func TestPublisher_ttl_to_a_stream_without_ttl_names_the_stream_and_the_fix(t *t
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	p := pubNew(t, srv.Conn)
 	err := p.Publish(pubCtx(t), "auth.user.seen", pubEvent(t, "user.seen"), jetstream.TTL(time.Minute))
-	assert.ErrorIs(t, err, jetstream.ErrTTLDisabled)
+	assert.ErrorIs(t, err, transport.ErrTTLDisabled)
 	assert.Contains(t, err.Error(), "stream AUTH_EVENTS")
 	assert.Contains(t, err.Error(), "allow_msg_ttl")
 
@@ -320,7 +320,7 @@ func TestPublisher_ttl_to_a_stream_without_ttl_names_the_stream_and_the_fix(t *t
 	require.NoError(t, pa.PublishAsync(pubCtx(t), "auth.user.seen", e, jetstream.TTL(time.Minute)))
 	require.NoError(t, pa.Flush(pubCtx(t)))
 	require.Len(t, got, 1)
-	assert.ErrorIs(t, got[0], jetstream.ErrTTLDisabled, "async failures are typed too")
+	assert.ErrorIs(t, got[0], transport.ErrTTLDisabled, "async failures are typed too")
 	assert.Zero(t, pubCount(t, srv.JS, "AUTH_EVENTS"))
 }
 
@@ -337,7 +337,7 @@ func TestPublisher_expect_last_sequence_on_a_single_publish(t *testing.T) {
 	err = p.Publish(ctx, "orders.o1.shipped", pubEvent(t, "order.shipped"), jetstream.ExpectLastSequence("orders.o1.>", ack.Sequence))
 	var ce *jetstream.ConflictError
 	require.ErrorAs(t, err, &ce)
-	assert.ErrorIs(t, err, jetstream.ErrConflict)
+	assert.ErrorIs(t, err, transport.ErrConflict)
 	assert.Equal(t, "orders.o1.>", ce.Subject)
 	assert.Equal(t, ack.Sequence, ce.Expected)
 	assert.True(t, ce.CurrentKnown)
@@ -350,10 +350,10 @@ func TestPublisher_cancel_schedule_errors(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	p := pubNew(t, srv.Conn)
 	err := p.CancelSchedule(pubCtx(t), "auth.user.reminded", "id-1")
-	assert.ErrorIs(t, err, jetstream.ErrScheduleNotFound, "a stream without schedules has none")
-	assert.ErrorIs(t, p.CancelSchedule(pubCtx(t), "auth.*", "id-1"), jetstream.ErrInvalidSubject)
+	assert.ErrorIs(t, err, transport.ErrScheduleNotFound, "a stream without schedules has none")
+	assert.ErrorIs(t, p.CancelSchedule(pubCtx(t), "auth.*", "id-1"), envelope.ErrInvalidSubject)
 	require.NoError(t, p.Close())
-	assert.ErrorIs(t, p.CancelSchedule(context.Background(), "auth.user.reminded", "id-1"), jetstream.ErrClosed)
+	assert.ErrorIs(t, p.CancelSchedule(context.Background(), "auth.user.reminded", "id-1"), transport.ErrClosed)
 }
 
 // The schedule subject of an event id that is not a plain subject token is

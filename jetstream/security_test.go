@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 // secAccount is an operator-mode setup made in the test: an operator, a
@@ -229,11 +230,11 @@ func TestPublisher_permission_violations_are_ErrPermission_naming_the_subject(t 
 				err = p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
 			}
 			require.Error(t, err)
-			assert.ErrorIs(t, err, jetstream.ErrPermission)
-			assert.ErrorIs(t, err, jetstream.ErrPublish)
+			assert.ErrorIs(t, err, transport.ErrPermission)
+			assert.ErrorIs(t, err, transport.ErrPublish)
 			assert.ErrorIs(t, err, nats.ErrPermissionViolation)
 			assert.True(t, jetstream.IsPermissionError(err))
-			assert.NotErrorIs(t, err, jetstream.ErrTimeout, "not a slow server: a refusal")
+			assert.NotErrorIs(t, err, transport.ErrTimeout, "not a slow server: a refusal")
 			var pe *jetstream.PermissionError
 			require.ErrorAs(t, err, &pe)
 			assert.Equal(t, tt.op, pe.Op)
@@ -264,20 +265,20 @@ func TestPublisher_timeout_on_another_subject_is_not_blamed_on_an_old_violation(
 	p := pubNew(t, nc, jetstream.WithPublishTimeout(time.Second))
 
 	err := p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
-	require.ErrorIs(t, err, jetstream.ErrPermission)
+	require.ErrorIs(t, err, transport.ErrPermission)
 	require.True(t, errors.Is(nc.LastError(), nats.ErrPermissionViolation), "the violation is the connection's last error")
 
 	// A plain timeout on another subject of the same connection: the last
 	// error still names auth.user.created, which must not be blamed.
 	err = p.Publish(context.Background(), "nostream.x", pubEvent(t, "x"))
-	require.ErrorIs(t, err, jetstream.ErrTimeout)
+	require.ErrorIs(t, err, transport.ErrTimeout)
 	assert.False(t, jetstream.IsPermissionError(err), "%v", err)
 	require.True(t, errors.Is(nc.LastError(), nats.ErrPermissionViolation), "still the last error")
 
 	// ExplainPermission, for callers that know the operation may have hit
 	// it, is not restricted to a subject.
 	err = jetstream.ExplainPermission(nc, fmt.Errorf("create consumer: %w", context.DeadlineExceeded))
-	assert.ErrorIs(t, err, jetstream.ErrPermission)
+	assert.ErrorIs(t, err, transport.ErrPermission)
 }
 
 // secConnectPlain connects a new unrestricted user of acc, with a black
@@ -310,7 +311,7 @@ func TestExplainPermission_consumer_without_JetStream_API_permission(t *testing.
 		assert.False(t, jetstream.IsPermissionError(err), "nats.go's error alone does not say it")
 
 		err = jetstream.ExplainPermission(nc, err)
-		assert.ErrorIs(t, err, jetstream.ErrPermission)
+		assert.ErrorIs(t, err, transport.ErrPermission)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		var pe *jetstream.PermissionError
 		require.ErrorAs(t, err, &pe)
@@ -378,7 +379,7 @@ func TestExplainPermission_leaves_other_errors_alone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := jetstream.ExplainPermission(tt.nc, tt.err)
-			assert.Equal(t, tt.want, errors.Is(got, jetstream.ErrPermission), "%v", got)
+			assert.Equal(t, tt.want, errors.Is(got, transport.ErrPermission), "%v", got)
 			if !tt.want {
 				assert.Equal(t, tt.err, got, "unchanged")
 			}
@@ -550,7 +551,7 @@ func TestConnect_no_secret_in_logs_or_errors(t *testing.T) {
 				require.Eventually(t, func() bool { return len(logs.find("nats asynchronous error")) > 0 }, pubWait, time.Millisecond)
 				p := pubNew(t, nc, jetstream.WithPublishTimeout(300*time.Millisecond))
 				perr := p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
-				require.ErrorIs(t, perr, jetstream.ErrPermission)
+				require.ErrorIs(t, perr, transport.ErrPermission)
 				texts = append(texts, perr.Error())
 			}
 			nc.Close()

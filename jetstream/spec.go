@@ -15,6 +15,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -54,7 +55,7 @@ type StreamSpec struct {
 	// MaxBytes bounds the stream's size; the oldest messages go first.
 	// Default 0: unlimited.
 	MaxBytes int64
-	// MaxMsgSize refuses larger messages (the publisher reports ErrTooLarge).
+	// MaxMsgSize refuses larger messages (the publisher reports envelope.ErrTooLarge).
 	// Default 0: the server's max payload.
 	MaxMsgSize int32
 	// MaxMsgsPerSubject keeps at most this many messages per subject: 1
@@ -192,8 +193,8 @@ func (s StreamSpec) Key() string { return s.Name }
 // Key is "STREAM/DURABLE", the identity Apply uses.
 func (c ConsumerSpec) Key() string { return c.Stream + "/" + c.Durable }
 
-// Validate checks the spec. Errors match ErrInvalidSpec, ErrInvalidConfig and,
-// for the rules that have one, ErrInvalidName or ErrDuplicatesWindow.
+// Validate checks the spec. Errors match ErrInvalidSpec, envelope.ErrInvalidConfig and,
+// for the rules that have one, transport.ErrInvalidName or ErrDuplicatesWindow.
 func (s StreamSpec) Validate() error {
 	fail := func(err error) error { return specErr("stream", s.Name, err) }
 	if err := validateName("name", s.Name); err != nil {
@@ -294,8 +295,8 @@ func (src StreamSourceSpec) validate(self, what string) error {
 	return nil
 }
 
-// Validate checks the spec. Errors match ErrInvalidSpec, ErrInvalidConfig and,
-// for the rules that have one, ErrInvalidName or ErrBackOffTooLong.
+// Validate checks the spec. Errors match ErrInvalidSpec, envelope.ErrInvalidConfig and,
+// for the rules that have one, transport.ErrInvalidName or ErrBackOffTooLong.
 func (c ConsumerSpec) Validate() error {
 	fail := func(err error) error { return specErr("consumer", c.Key(), err) }
 	if err := validateName("stream name", c.Stream); err != nil {
@@ -359,7 +360,7 @@ func (c ConsumerSpec) deliverPolicy() natsjs.DeliverPolicy {
 
 // specError is a spec that cannot be applied. Its text says once what is
 // wrong (`invalid stream spec "AUTH_EVENTS": no subjects ...`); it matches
-// ErrInvalidSpec, ErrInvalidConfig and the cause's sentinels.
+// ErrInvalidSpec, envelope.ErrInvalidConfig and the cause's sentinels.
 type specError struct {
 	msg  string
 	errs []error
@@ -371,7 +372,7 @@ func (e *specError) Unwrap() []error { return e.errs }
 // newSpecError is a specError with the text format/args, wrapping cause
 // (nil for none).
 func newSpecError(cause error, format string, args ...any) error {
-	errs := []error{ErrInvalidSpec, ErrInvalidConfig}
+	errs := []error{ErrInvalidSpec, envelope.ErrInvalidConfig}
 	if cause != nil {
 		errs = append(errs, cause)
 	}
@@ -399,11 +400,11 @@ func ruleErr(rule error, format string, args ...any) error {
 // validateName applies the server's rules for stream and consumer names.
 func validateName(what, name string) error {
 	if name == "" {
-		return ruleErr(ErrInvalidName, "empty %s", what)
+		return ruleErr(transport.ErrInvalidName, "empty %s", what)
 	}
 	for _, r := range name {
 		if !transport.NameRune(r) {
-			return ruleErr(ErrInvalidName, `%s %q contains %q (names may not contain '.', '*', '>', '/', '\' or whitespace)`, what, name, r)
+			return ruleErr(transport.ErrInvalidName, `%s %q contains %q (names may not contain '.', '*', '>', '/', '\' or whitespace)`, what, name, r)
 		}
 	}
 	return nil

@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 func TestStreamSpec_Validate(t *testing.T) {
@@ -30,13 +32,13 @@ func TestStreamSpec_Validate(t *testing.T) {
 		{"duplicates equal to max age", func(s *jetstream.StreamSpec) { s.MaxAge, s.Duplicates = time.Minute, time.Minute }, nil},
 		{"duplicates without max age", func(s *jetstream.StreamSpec) { s.MaxAge, s.Duplicates = 0, time.Hour }, nil},
 		{"wildcards", func(s *jetstream.StreamSpec) { s.Subjects = []string{"a.*.c", "b.>", "*"} }, nil},
-		{"empty name", func(s *jetstream.StreamSpec) { s.Name = "" }, jetstream.ErrInvalidName},
-		{"name with dot", func(s *jetstream.StreamSpec) { s.Name = "AUTH.EVENTS" }, jetstream.ErrInvalidName},
-		{"name with star", func(s *jetstream.StreamSpec) { s.Name = "AUTH*" }, jetstream.ErrInvalidName},
-		{"name with gt", func(s *jetstream.StreamSpec) { s.Name = "AUTH>" }, jetstream.ErrInvalidName},
-		{"name with space", func(s *jetstream.StreamSpec) { s.Name = "AUTH EVENTS" }, jetstream.ErrInvalidName},
-		{"name with tab", func(s *jetstream.StreamSpec) { s.Name = "AUTH\tEVENTS" }, jetstream.ErrInvalidName},
-		{"name with slash", func(s *jetstream.StreamSpec) { s.Name = "AUTH/EVENTS" }, jetstream.ErrInvalidName},
+		{"empty name", func(s *jetstream.StreamSpec) { s.Name = "" }, transport.ErrInvalidName},
+		{"name with dot", func(s *jetstream.StreamSpec) { s.Name = "AUTH.EVENTS" }, transport.ErrInvalidName},
+		{"name with star", func(s *jetstream.StreamSpec) { s.Name = "AUTH*" }, transport.ErrInvalidName},
+		{"name with gt", func(s *jetstream.StreamSpec) { s.Name = "AUTH>" }, transport.ErrInvalidName},
+		{"name with space", func(s *jetstream.StreamSpec) { s.Name = "AUTH EVENTS" }, transport.ErrInvalidName},
+		{"name with tab", func(s *jetstream.StreamSpec) { s.Name = "AUTH\tEVENTS" }, transport.ErrInvalidName},
+		{"name with slash", func(s *jetstream.StreamSpec) { s.Name = "AUTH/EVENTS" }, transport.ErrInvalidName},
 		{"duplicates longer than max age", func(s *jetstream.StreamSpec) { s.MaxAge, s.Duplicates = time.Minute, 2*time.Minute }, jetstream.ErrDuplicatesWindow},
 		{"no subjects", func(s *jetstream.StreamSpec) { s.Subjects = nil }, jetstream.ErrInvalidSpec},
 		{"empty token", func(s *jetstream.StreamSpec) { s.Subjects = []string{"auth..x"} }, jetstream.ErrInvalidSpec},
@@ -75,7 +77,7 @@ func TestStreamSpec_Validate(t *testing.T) {
 		}, jetstream.ErrInvalidSpec},
 		{"mirror with a bad name", func(s *jetstream.StreamSpec) {
 			s.Subjects, s.Mirror = nil, &jetstream.StreamSourceSpec{Name: "A.B"}
-		}, jetstream.ErrInvalidName},
+		}, transport.ErrInvalidName},
 		{"source listed twice", func(s *jetstream.StreamSpec) { s.Sources = []jetstream.StreamSourceSpec{{Name: "A"}, {Name: "A"}} }, jetstream.ErrInvalidSpec},
 		{"source with start sequence and time", func(s *jetstream.StreamSpec) {
 			s.Sources = []jetstream.StreamSourceSpec{{Name: "A", StartSequence: 1, StartTime: time.Unix(1, 0)}}
@@ -106,7 +108,7 @@ func TestStreamSpec_Validate(t *testing.T) {
 			}
 			assert.ErrorIs(t, err, tt.rule)
 			assert.ErrorIs(t, err, jetstream.ErrInvalidSpec)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 	assert.NoError(t, jetstream.DeadLetterStream().Validate())
@@ -138,12 +140,12 @@ func TestConsumerSpec_Validate(t *testing.T) {
 		{"backoff longer than max deliver", func(c *jetstream.ConsumerSpec) {
 			c.MaxDeliver, c.BackOff = 2, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
 		}, jetstream.ErrBackOffTooLong},
-		{"durable with dot", func(c *jetstream.ConsumerSpec) { c.Durable = "auth.user" }, jetstream.ErrInvalidName},
-		{"durable with star", func(c *jetstream.ConsumerSpec) { c.Durable = "auth*" }, jetstream.ErrInvalidName},
-		{"durable with gt", func(c *jetstream.ConsumerSpec) { c.Durable = "auth>" }, jetstream.ErrInvalidName},
-		{"durable with space", func(c *jetstream.ConsumerSpec) { c.Durable = "auth user" }, jetstream.ErrInvalidName},
-		{"no durable", func(c *jetstream.ConsumerSpec) { c.Durable = "" }, jetstream.ErrInvalidName},
-		{"stream with dot", func(c *jetstream.ConsumerSpec) { c.Stream = "AUTH.EVENTS" }, jetstream.ErrInvalidName},
+		{"durable with dot", func(c *jetstream.ConsumerSpec) { c.Durable = "auth.user" }, transport.ErrInvalidName},
+		{"durable with star", func(c *jetstream.ConsumerSpec) { c.Durable = "auth*" }, transport.ErrInvalidName},
+		{"durable with gt", func(c *jetstream.ConsumerSpec) { c.Durable = "auth>" }, transport.ErrInvalidName},
+		{"durable with space", func(c *jetstream.ConsumerSpec) { c.Durable = "auth user" }, transport.ErrInvalidName},
+		{"no durable", func(c *jetstream.ConsumerSpec) { c.Durable = "" }, transport.ErrInvalidName},
+		{"stream with dot", func(c *jetstream.ConsumerSpec) { c.Stream = "AUTH.EVENTS" }, transport.ErrInvalidName},
 		{"ack wait overridden by backoff", func(c *jetstream.ConsumerSpec) { c.AckWait = 30 * time.Second }, jetstream.ErrInvalidSpec},
 		{"zero backoff entry", func(c *jetstream.ConsumerSpec) { c.BackOff = []time.Duration{0} }, jetstream.ErrInvalidSpec},
 		{"bad filter", func(c *jetstream.ConsumerSpec) { c.FilterSubjects = []string{"auth.>.x"} }, jetstream.ErrInvalidSpec},
@@ -179,7 +181,7 @@ func TestConsumerSpec_Validate(t *testing.T) {
 			}
 			assert.ErrorIs(t, err, tt.rule)
 			assert.ErrorIs(t, err, jetstream.ErrInvalidSpec)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 }
@@ -368,7 +370,7 @@ func TestLoadSpecs_errors_say_where_and_what_in_the_files_terms(t *testing.T) {
 			assert.NotContains(t, msg, "invalid jetstream configuration")
 			assert.NotContains(t, msg, "\n")
 			assert.ErrorIs(t, err, jetstream.ErrInvalidSpec)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 }
@@ -392,7 +394,7 @@ func TestLoadSpecs_refuses_bad_files(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := jetstream.LoadSpecs(pubWriteFile(t, dir, "f.yaml", []byte(content)))
 			assert.ErrorIs(t, err, jetstream.ErrInvalidSpec)
-			assert.ErrorIs(t, err, jetstream.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 	_, err := jetstream.LoadSpecs(filepath.Join(dir, "missing.yaml"))

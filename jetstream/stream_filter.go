@@ -8,15 +8,16 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
 // checkFilters refuses a consumer whose filter subjects the stream does not
 // store: such a durable is accepted by the server and waits forever for
-// events that can never arrive. Errors match ErrSubscribe and
-// ErrInvalidConfig and name the filter and the stream's subjects, as the
-// memory bus does. A server without JetStream fails here, with ErrSubscribe
-// and ErrNoJetStream.
+// events that can never arrive. Errors match transport.ErrSubscribe and
+// envelope.ErrInvalidConfig and name the filter and the stream's subjects, as the
+// memory bus does. A server without JetStream fails here, with transport.ErrSubscribe
+// and transport.ErrNoJetStream.
 //
 // What the check cannot judge is let through: a stream that mirrors,
 // sources or transforms subjects stores subjects other than its configured
@@ -28,7 +29,7 @@ func (t *Transport) checkFilters(ctx context.Context, spec transport.ConsumerSpe
 	defer cancel()
 	st, err := t.js.Stream(ctx, spec.Stream)
 	if err != nil && jetStreamMissing(err) {
-		return fmt.Errorf("%w: durable %s on stream %s: %w", ErrSubscribe, spec.Durable, spec.Stream, explainNoJetStream(err))
+		return fmt.Errorf("%w: durable %s on stream %s: %w", transport.ErrSubscribe, spec.Durable, spec.Stream, explainNoJetStream(err))
 	}
 	if err != nil {
 		if !errors.Is(err, natsjs.ErrStreamNotFound) && !errors.Is(err, natsjs.ErrJetStreamNotEnabled) &&
@@ -45,7 +46,7 @@ func (t *Transport) checkFilters(ctx context.Context, spec transport.ConsumerSpe
 	for _, f := range spec.FilterSubjects {
 		if !storesAny(cfg.Subjects, f) {
 			return fmt.Errorf("%w: %w: durable %s: filter %q is outside stream %s's subjects %v: no event it stores can match; fix the group's filter or the stream's subjects",
-				ErrSubscribe, ErrInvalidConfig, spec.Durable, f, spec.Stream, cfg.Subjects)
+				transport.ErrSubscribe, envelope.ErrInvalidConfig, spec.Durable, f, spec.Stream, cfg.Subjects)
 		}
 	}
 	return nil

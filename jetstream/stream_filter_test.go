@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -24,8 +24,8 @@ func TestTransport_filter_outside_the_stream_is_refused_before_the_durable_exist
 	}
 
 	_, err := tr.Consume(ctx, spec("outside", "t.x", "u.>"), func(*transport.Delivery) {})
-	require.ErrorIs(t, err, jetstream.ErrInvalidConfig)
-	require.ErrorIs(t, err, jetstream.ErrSubscribe)
+	require.ErrorIs(t, err, envelope.ErrInvalidConfig)
+	require.ErrorIs(t, err, transport.ErrSubscribe)
 	assert.Contains(t, err.Error(), `filter "u.>" is outside stream T's subjects [t.>]`)
 	_, err = srv.JS.Consumer(ctx, "T", "outside")
 	assert.ErrorIs(t, err, natsjs.ErrConsumerNotFound, "refused before the durable was created")

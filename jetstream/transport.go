@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -82,23 +83,23 @@ func (c *TransportConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c TransportConfig) Validate() error {
 	switch {
 	case c.Heartbeat <= 0:
-		return fmt.Errorf("%w: Heartbeat %s must be positive", ErrInvalidConfig, c.Heartbeat)
+		return fmt.Errorf("%w: Heartbeat %s must be positive", envelope.ErrInvalidConfig, c.Heartbeat)
 	case c.PullExpiry < 2*c.Heartbeat:
-		return fmt.Errorf("%w: PullExpiry %s must be at least 2 Heartbeats (%s)", ErrInvalidConfig, c.PullExpiry, 2*c.Heartbeat)
+		return fmt.Errorf("%w: PullExpiry %s must be at least 2 Heartbeats (%s)", envelope.ErrInvalidConfig, c.PullExpiry, 2*c.Heartbeat)
 	case c.APITimeout <= 0:
-		return fmt.Errorf("%w: APITimeout %s must be positive", ErrInvalidConfig, c.APITimeout)
+		return fmt.Errorf("%w: APITimeout %s must be positive", envelope.ErrInvalidConfig, c.APITimeout)
 	case strings.ContainsAny(c.APIPrefix, " *>\t\r\n"):
-		return fmt.Errorf("%w: APIPrefix %q", ErrInvalidConfig, c.APIPrefix)
+		return fmt.Errorf("%w: APIPrefix %q", envelope.ErrInvalidConfig, c.APIPrefix)
 	case c.DeadLetterStream != "" && ValidateName(c.DeadLetterStream) != nil:
-		return fmt.Errorf("%w: DeadLetterStream: %w", ErrInvalidConfig, ValidateName(c.DeadLetterStream))
+		return fmt.Errorf("%w: DeadLetterStream: %w", envelope.ErrInvalidConfig, ValidateName(c.DeadLetterStream))
 	case ValidateName(c.ReleaseBucket) != nil:
-		return fmt.Errorf("%w: ReleaseBucket: %w", ErrInvalidConfig, ValidateName(c.ReleaseBucket))
+		return fmt.Errorf("%w: ReleaseBucket: %w", envelope.ErrInvalidConfig, ValidateName(c.ReleaseBucket))
 	case c.ReleaseTTL < time.Second:
-		return fmt.Errorf("%w: ReleaseTTL %s must be at least 1s", ErrInvalidConfig, c.ReleaseTTL)
+		return fmt.Errorf("%w: ReleaseTTL %s must be at least 1s", envelope.ErrInvalidConfig, c.ReleaseTTL)
 	}
 	return nil
 }
@@ -123,7 +124,7 @@ var _ transport.Transport = (*Transport)(nil)
 // NewTransport returns a Transport on nc, which the caller keeps owning.
 func NewTransport(nc *nats.Conn, cfg TransportConfig) (*Transport, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil *nats.Conn", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -131,7 +132,7 @@ func NewTransport(nc *nats.Conn, cfg TransportConfig) (*Transport, error) {
 	}
 	js, err := natsjs.NewWithAPIPrefix(nc, cfg.APIPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("%w: jetstream: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: jetstream: %w", envelope.ErrInvalidConfig, err)
 	}
 	t := &Transport{nc: nc, js: js, cfg: cfg}
 	t.releases.t = t
@@ -143,7 +144,7 @@ func (t *Transport) MaxPayload() int { return int(t.nc.MaxPayload()) }
 
 // PublishDeadLetter publishes msg with Nats-Msg-Id msg.ID and waits for the
 // stream's ack (a duplicate is a success). Errors match
-// transport.ErrDeadLetter, and ErrNoStream when no stream listens on the
+// transport.ErrDeadLetter, and transport.ErrNoStream when no stream listens on the
 // dead-letter subject.
 func (t *Transport) PublishDeadLetter(ctx context.Context, msg *transport.Message) error {
 	opts := []natsjs.PublishOpt{natsjs.WithMsgID(msg.ID)}
@@ -154,33 +155,34 @@ func (t *Transport) PublishDeadLetter(ctx context.Context, msg *transport.Messag
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("%w: %w: %s: create the dead-letter stream (scripts/streams.yaml, stream DLQ on dlq.>): %w",
-			transport.ErrDeadLetter, ErrNoStream, msg.Subject, err)
+	e := &transport.Error{Op: "dead-letter", Subject: msg.Subject, Kinds: []error{transport.ErrDeadLetter}, Err: err}
+	switch {
+	case errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+		e.Kinds = append(e.Kinds, transport.ErrNoStream)
+		e.Hint = "create the dead-letter stream (scripts/streams.yaml, stream DLQ on dlq.>)"
+	case isPermission(err):
+		e.Kinds = append(e.Kinds, transport.ErrPermission)
 	}
-	if isPermission(err) {
-		return fmt.Errorf("%w: %w: %s: %w", transport.ErrDeadLetter, ErrPermission, msg.Subject, err)
-	}
-	return fmt.Errorf("%w: %s: %w", transport.ErrDeadLetter, msg.Subject, err)
+	return e
 }
 
 // Consume binds the durable of spec and starts pulling for sink: see
 // transport.Transport. A filter subject the stream does not store is refused
-// first (ErrInvalidConfig, naming the filter and the stream's subjects),
+// first (envelope.ErrInvalidConfig, naming the filter and the stream's subjects),
 // before any durable is touched. The durable is created when missing; when it exists
 // with settings that differ from spec, it is updated to spec and every
 // difference is logged at warn (the group's config owns its durable). Setup
-// errors match ErrSubscribe (and ErrNoStream for a missing stream,
-// ErrPermission for a denied API call).
+// errors match transport.ErrSubscribe (and transport.ErrNoStream for a missing stream,
+// transport.ErrPermission for a denied API call).
 func (t *Transport) Consume(ctx context.Context, spec transport.ConsumerSpec, sink func(*transport.Delivery)) (transport.Consumer, error) {
 	if err := ValidateName(spec.Stream); err != nil {
-		return nil, fmt.Errorf("consume: %w: stream: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("consume: %w: stream: %w", envelope.ErrInvalidConfig, err)
 	}
 	if err := ValidateName(spec.Durable); err != nil {
-		return nil, fmt.Errorf("consume: %w: durable: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("consume: %w: durable: %w", envelope.ErrInvalidConfig, err)
 	}
 	if len(spec.FilterSubjects) == 0 {
-		return nil, fmt.Errorf("consume %s: %w: no filter subject", spec.Durable, ErrInvalidConfig)
+		return nil, fmt.Errorf("consume %s: %w: no filter subject", spec.Durable, envelope.ErrInvalidConfig)
 	}
 	if err := t.checkFilters(ctx, spec); err != nil {
 		return nil, err

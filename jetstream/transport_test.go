@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/transport"
@@ -132,9 +133,9 @@ func TestTransport_setup_errors_are_typed(t *testing.T) {
 		spec transport.ConsumerSpec
 		want error
 	}{
-		{"missing stream", transport.ConsumerSpec{Stream: "NOPE", Durable: "d", FilterSubjects: []string{"x"}, AckWait: time.Second}, jetstream.ErrNoStream},
-		{"invalid durable", transport.ConsumerSpec{Stream: "T", Durable: "a.b", FilterSubjects: []string{"x"}, AckWait: time.Second}, jetstream.ErrInvalidName},
-		{"no filter", transport.ConsumerSpec{Stream: "T", Durable: "d", AckWait: time.Second}, jetstream.ErrInvalidConfig},
+		{"missing stream", transport.ConsumerSpec{Stream: "NOPE", Durable: "d", FilterSubjects: []string{"x"}, AckWait: time.Second}, transport.ErrNoStream},
+		{"invalid durable", transport.ConsumerSpec{Stream: "T", Durable: "a.b", FilterSubjects: []string{"x"}, AckWait: time.Second}, transport.ErrInvalidName},
+		{"no filter", transport.ConsumerSpec{Stream: "T", Durable: "d", AckWait: time.Second}, envelope.ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,7 @@ func (m *Marshaler) toEvent(mode string, a attributes, data []byte) (*envelope.E
 	}
 	t, err := envelope.ParseTime(a.time)
 	if err != nil {
-		return nil, fmt.Errorf("%w: CloudEvents %s mode: time %q: %w", ErrMalformed, mode, a.time, err)
+		return nil, fmt.Errorf("%w: CloudEvents %s mode: time %q: %w", envelope.ErrMalformed, mode, a.time, err)
 	}
 	if a.schema == "" {
 		a.schema = envelope.DefaultSchemaVersion
@@ -87,11 +87,11 @@ var structuredKeys = map[string]bool{
 // ignored, as the structured mode prescribes.
 func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Event, error) {
 	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode", ErrMalformed, envelope.ErrInvalidUTF8)
+		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode", envelope.ErrMalformed, envelope.ErrInvalidUTF8)
 	}
 	fields, err := readObject(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: CloudEvents structured mode: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: %w", envelope.ErrMalformed, err)
 	}
 	str := func(name string) (string, error) {
 		raw, ok := fields[name]
@@ -99,11 +99,11 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 			return "", nil
 		}
 		if raw[0] != '"' {
-			return "", fmt.Errorf("%w: CloudEvents structured mode: %q is not a string", ErrMalformed, name)
+			return "", fmt.Errorf("%w: CloudEvents structured mode: %q is not a string", envelope.ErrMalformed, name)
 		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", fmt.Errorf("%w: CloudEvents structured mode: %q: %w", ErrMalformed, name, err)
+			return "", fmt.Errorf("%w: CloudEvents structured mode: %q: %w", envelope.ErrMalformed, name, err)
 		}
 		return s, nil
 	}
@@ -127,7 +127,7 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 	eventData := fields["data"]
 	if raw, ok := fields["data_base64"]; ok && string(raw) != "null" {
 		if eventData != nil && string(eventData) != "null" {
-			return nil, fmt.Errorf("%w: CloudEvents structured mode: both data and data_base64", ErrMalformed)
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: both data and data_base64", envelope.ErrMalformed)
 		}
 		if eventData, err = base64JSON(raw); err != nil {
 			return nil, err
@@ -138,11 +138,11 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 			continue
 		}
 		if !validExtensionName(name) {
-			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute name %q is not lowercase alphanumeric", ErrMalformed, name)
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute name %q is not lowercase alphanumeric", envelope.ErrMalformed, name)
 		}
 		v, err := extensionValue(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute %q: %w", ErrMalformed, name, err)
+			return nil, fmt.Errorf("%w: CloudEvents structured mode: attribute %q: %w", envelope.ErrMalformed, name, err)
 		}
 		if hd.extra == nil {
 			hd.extra = make(map[string]string, 4)
@@ -168,20 +168,20 @@ func (m *Marshaler) decodeStructured(hd *headerData, data []byte) (*envelope.Eve
 func base64JSON(raw json.RawMessage) (json.RawMessage, error) {
 	var enc string
 	if err := json.Unmarshal(raw, &enc); err != nil {
-		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 is not a string", ErrMalformed)
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 is not a string", envelope.ErrMalformed)
 	}
 	b, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64: %w", envelope.ErrMalformed, err)
 	}
 	if len(trimJSONSpace(b)) == 0 {
 		return nil, nil // an event without data
 	}
 	if !utf8.Valid(b) {
-		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode: data_base64", ErrMalformed, envelope.ErrInvalidUTF8)
+		return nil, fmt.Errorf("%w: %w: CloudEvents structured mode: data_base64", envelope.ErrMalformed, envelope.ErrInvalidUTF8)
 	}
 	if !json.Valid(b) {
-		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 does not hold JSON although datacontenttype says it does", ErrMalformed)
+		return nil, fmt.Errorf("%w: CloudEvents structured mode: data_base64 does not hold JSON although datacontenttype says it does", envelope.ErrMalformed)
 	}
 	return b, nil
 }

@@ -73,7 +73,7 @@ type Marshaler struct {
 func New(cfg Config) (*Marshaler, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("marshaler: %w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("marshaler: %w: %w", envelope.ErrInvalidConfig, err)
 	}
 	// Own the slice: the caller may reuse theirs, and a Marshaler is shared
 	// by goroutines.

@@ -64,13 +64,13 @@ type EventTyper interface {
 }
 
 // Marshal builds the envelope of v (see CQRS) and returns it as ToMessage
-// does. Errors match ErrInvalidConfig (no Marshaler) or envelope.ErrInvalidEvent
+// does. Errors match envelope.ErrInvalidConfig (no Marshaler) or envelope.ErrInvalidEvent
 // with the rule's sentinel: ErrMissingType when v's type has no name (an
 // anonymous struct: implement EventTyper), ErrMissingSource when Config.Source
 // is empty, ErrDataNotJSON when v cannot be encoded.
 func (c CQRS) Marshal(v any) (*message.Message, error) {
 	if c.Marshaler == nil {
-		return nil, fmt.Errorf("%w: CQRS without a Marshaler (use CQRS{Marshaler: m} with m from New)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: CQRS without a Marshaler (use CQRS{Marshaler: m} with m from New)", envelope.ErrInvalidConfig)
 	}
 	cfg := c.cfg
 	e, err := envelope.NewWithData(c.Name(v), cfg.Source, cfg.OrganizationID, cfg.Clock.Now(), v)
@@ -89,7 +89,7 @@ func (c CQRS) Marshal(v any) (*message.Message, error) {
 // the cause (envelope.ErrDataDecode when the data does not fit v).
 func (c CQRS) Unmarshal(msg *message.Message, v any) error {
 	if c.Marshaler == nil {
-		return fmt.Errorf("%w: CQRS without a Marshaler (use CQRS{Marshaler: m} with m from New)", ErrInvalidConfig)
+		return fmt.Errorf("%w: CQRS without a Marshaler (use CQRS{Marshaler: m} with m from New)", envelope.ErrInvalidConfig)
 	}
 	e, err := c.FromMessage(msg)
 	if err != nil {
@@ -150,7 +150,7 @@ func (c CQRS) Stamp(msg *message.Message) error {
 		return nil
 	}
 	if c.Marshaler == nil {
-		return fmt.Errorf("%w: CQRS without a Marshaler", ErrInvalidConfig)
+		return fmt.Errorf("%w: CQRS without a Marshaler", envelope.ErrInvalidConfig)
 	}
 	e, err := envelope.Decode(msg.Payload, 0)
 	if err != nil {

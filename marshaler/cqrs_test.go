@@ -124,8 +124,8 @@ func TestCQRS_Marshal_failures_are_typed(t *testing.T) {
 	assert.ErrorIs(t, err, envelope.ErrDataNotJSON)
 
 	_, err = marshaler.CQRS{}.Marshal(&UserCreated{})
-	assert.ErrorIs(t, err, marshaler.ErrInvalidConfig)
-	assert.ErrorIs(t, marshaler.CQRS{}.Unmarshal(message.NewMessage("1", nil), &UserCreated{}), marshaler.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
+	assert.ErrorIs(t, marshaler.CQRS{}.Unmarshal(message.NewMessage("1", nil), &UserCreated{}), envelope.ErrInvalidConfig)
 }
 
 func TestCQRS_Unmarshal_failures_are_typed(t *testing.T) {
@@ -142,7 +142,7 @@ func TestCQRS_Unmarshal_failures_are_typed(t *testing.T) {
 
 	err = c.Unmarshal(message.NewMessage("1", []byte("not json")), &RoleAssigned{})
 	assert.ErrorIs(t, err, marshaler.ErrUnmarshal)
-	assert.ErrorIs(t, err, marshaler.ErrMalformed)
+	assert.ErrorIs(t, err, envelope.ErrMalformed)
 }
 
 func TestCQRS_NameFromMessage_reads_the_payload_without_metadata(t *testing.T) {

@@ -32,18 +32,18 @@ import (
 // js-* and dlq-reason/-subject/-error, which no producer may set: see
 // localMark).
 //
-// Errors match ErrUnmarshal and a specific sentinel: ErrTooLarge,
-// ErrRepeatedHeader, ErrInvalidHeaderValue, ErrMalformed (with
+// Errors match ErrUnmarshal and a specific sentinel: envelope.ErrTooLarge,
+// ErrRepeatedHeader, ErrInvalidHeaderValue, envelope.ErrMalformed (with
 // envelope.ErrInvalidUTF8 for bad UTF-8), ErrMissingAttribute,
 // ErrUnsupportedSpecVersion, ErrUnsupportedContentType, ErrHeaderMismatch,
-// ErrInvalidEvent (with the envelope rule's sentinel) or ErrUnknownSchemaMajor.
+// envelope.ErrInvalidEvent (with the envelope rule's sentinel) or ErrUnknownSchemaMajor.
 //
 // An event stored by a recurring message schedule (Nats-Scheduler and a
 // Nats-Schedule-Next time) decodes with the id OccurrenceID gives it, its
 // payload re-encoded with that id.
 func (m *Marshaler) DecodeNATS(h nats.Header, data []byte) (*message.Message, *envelope.Event, error) {
 	if len(data) > m.cfg.MaxSize {
-		return nil, nil, fmt.Errorf("%w: %w: payload of %d bytes, max %d", ErrUnmarshal, ErrTooLarge, len(data), m.cfg.MaxSize)
+		return nil, nil, fmt.Errorf("%w: %w: payload of %d bytes, max %d", ErrUnmarshal, envelope.ErrTooLarge, len(data), m.cfg.MaxSize)
 	}
 	hd, err := readHeaders(h, len(h)+transportMetadataRoom)
 	if err != nil {
@@ -155,7 +155,7 @@ func (m *Marshaler) decodeOurs(hd *headerData, data []byte) (*envelope.Event, er
 // not an object holding the envelope's id, type, source and timestamp keys.
 // A payload that is not JSON at all stays an envelope error (binary mode would
 // refuse it too, its data being JSON), so that a truncated envelope reads as
-// ErrMalformed whatever its headers. Only failed decodes get here.
+// envelope.ErrMalformed whatever its headers. Only failed decodes get here.
 func isBinaryData(data []byte) bool {
 	if len(trimJSONSpace(data)) == 0 {
 		return true

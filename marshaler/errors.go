@@ -2,8 +2,6 @@ package marshaler
 
 import (
 	"errors"
-
-	"github.com/jetevents/events/envelope"
 )
 
 // ErrUnmarshal is matched by every decode failure of this package, together
@@ -30,22 +28,6 @@ var (
 	// source, time, organizationid, schemaversion) disagrees with the payload.
 	ErrHeaderMismatch = errors.New("header disagrees with payload")
 )
-
-// Re-exported envelope sentinels that decode failures also match.
-var (
-	// ErrMalformed: the payload is not an envelope (bad JSON, wrong JSON types).
-	ErrMalformed = envelope.ErrMalformed
-	// ErrTooLarge: the payload (or, when encoding, the whole NATS message) is
-	// larger than Config.MaxSize.
-	ErrTooLarge = envelope.ErrTooLarge
-	// ErrInvalidEvent: the decoded event breaks an envelope rule.
-	ErrInvalidEvent = envelope.ErrInvalidEvent
-)
-
-// ErrInvalidConfig: New was given a Config that cannot work, or a CQRS was
-// used without a Marshaler.
-// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
-var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // Encode failures.
 var (

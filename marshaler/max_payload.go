@@ -3,6 +3,7 @@ package marshaler
 import (
 	"fmt"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/nats-io/nats.go"
 )
 
@@ -26,7 +27,7 @@ func WireSize(h nats.Header, data []byte) int {
 // CheckMaxPayload refuses msg when it is larger (WireSize) than maxPayload,
 // the most a broker accepts in one message (nats.Conn.MaxPayload, the
 // memory bus's MaxPayload); maxPayload <= 0 means no limit. The error
-// matches ErrInvalidEvent and ErrTooLarge: it is the one rule every
+// matches envelope.ErrInvalidEvent and envelope.ErrTooLarge: it is the one rule every
 // publisher of the module applies to each message before it sends any, so
 // that a batch is refused whole rather than half sent.
 func CheckMaxPayload(msg *nats.Msg, maxPayload int64) error {
@@ -35,7 +36,7 @@ func CheckMaxPayload(msg *nats.Msg, maxPayload int64) error {
 	}
 	if n := WireSize(msg.Header, msg.Data); int64(n) > maxPayload {
 		return fmt.Errorf("%w: %w: %d bytes with headers (payload %d), over the max payload of %d the server accepts (max_payload)",
-			ErrInvalidEvent, ErrTooLarge, n, len(msg.Data), maxPayload)
+			envelope.ErrInvalidEvent, envelope.ErrTooLarge, n, len(msg.Data), maxPayload)
 	}
 	return nil
 }

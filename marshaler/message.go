@@ -52,7 +52,7 @@ func setEventMetadata(md message.Metadata, e *envelope.Event, ts string) {
 // made by ToMessage, DecodeNATS or the NATS/JetStream unmarshalers); the
 // metadata is not read. The event is validated (Config.MaxSize) and its schema
 // major checked against Config.SchemaMajors. Errors match ErrUnmarshal and a
-// specific sentinel (ErrMalformed, ErrTooLarge, ErrInvalidEvent,
+// specific sentinel (envelope.ErrMalformed, envelope.ErrTooLarge, envelope.ErrInvalidEvent,
 // ErrUnknownSchemaMajor). The event's Data aliases msg.Payload.
 func (m *Marshaler) FromMessage(msg *message.Message) (*envelope.Event, error) {
 	e, err := envelope.Decode(msg.Payload, m.cfg.MaxSize)

@@ -157,7 +157,7 @@ func eventHeader(e *envelope.Event, rel Relations) nats.Header {
 // tracestate from rel), Nats-Msg-Id = event id. It is the publisher's fast path
 // (no Watermill message in between). The event is validated with
 // Config.MaxSize first, and the whole message (payload and headers) must fit
-// it too: errors match envelope.ErrInvalidEvent (ErrTooLarge for the size);
+// it too: errors match envelope.ErrInvalidEvent (envelope.ErrTooLarge for the size);
 // relations that are not valid UTF-8 fail with ErrInvalidMetadata. The
 // subject is not checked here (see envelope.ValidateSubject).
 func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations) (*nats.Msg, error) {
@@ -180,7 +180,7 @@ func (m *Marshaler) EventToNATS(subject string, e *envelope.Event, rel Relations
 // typed error here beats the server's refusal at publish time.
 func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
 	if n := WireSize(h, payload); n > m.cfg.MaxSize {
-		return fmt.Errorf("%w: %w: %d bytes with headers (payload %d), max %d", ErrInvalidEvent, ErrTooLarge, n, len(payload), m.cfg.MaxSize)
+		return fmt.Errorf("%w: %w: %d bytes with headers (payload %d), max %d", envelope.ErrInvalidEvent, envelope.ErrTooLarge, n, len(payload), m.cfg.MaxSize)
 	}
 	return nil
 }
@@ -204,7 +204,7 @@ func (m *Marshaler) checkMessageSize(h nats.Header, payload []byte) error {
 //
 // Errors: a payload that is not a valid envelope fails with ErrNotAnEvent
 // (wrapping the decode error); a message (payload and headers) larger than
-// Config.MaxSize with ErrTooLarge; a metadata key that cannot be a NATS header
+// Config.MaxSize with envelope.ErrTooLarge; a metadata key that cannot be a NATS header
 // name, a ce-* value that is not valid UTF-8, or a plain value that a NATS
 // header would alter (CR, LF, NUL, leading or trailing blanks), fails with
 // ErrInvalidMetadata.
@@ -324,7 +324,7 @@ func (m *Marshaler) Unmarshal(msg *nats.Msg) (*message.Message, error) {
 }
 
 // PublishMsg validates subject (a concrete subject: ErrInvalidSubject) and
-// e (nil or invalid: ErrInvalidEvent) and builds the NATS message a
+// e (nil or invalid: envelope.ErrInvalidEvent) and builds the NATS message a
 // publisher sends, with the relations of ctx: what every publisher of the
 // module (jetstream, memory) stores, by construction the same bytes. The
 // message must also fit maxPayload, the broker's limit (a connection's

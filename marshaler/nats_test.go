@@ -72,11 +72,11 @@ func TestMaxSize_counts_the_headers_as_NATS_does(t *testing.T) {
 	tight := mustNew(t, marshaler.Config{MaxSize: msgSize - 1})
 	_, err = tight.EventToNATS("s", seedEvent(), marshaler.Relations{})
 	assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
-	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+	assert.ErrorIs(t, err, envelope.ErrTooLarge)
 	wm, err := tight.ToMessage(seedEvent())
 	require.NoError(t, err, "a Watermill message has no headers to count")
 	_, err = tight.Marshal("s", wm)
-	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+	assert.ErrorIs(t, err, envelope.ErrTooLarge)
 }
 
 func TestEventToNATS_msg_id_of_an_unusual_id_is_header_safe(t *testing.T) {
@@ -182,7 +182,7 @@ func TestMarshal_of_a_non_event_message_is_ErrNotAnEvent(t *testing.T) {
 	}
 	_, err := mustNew(t, marshaler.Config{MaxSize: 100}).Marshal("s", message.NewMessage("1", []byte(seedPayload)))
 	assert.ErrorIs(t, err, marshaler.ErrNotAnEvent)
-	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+	assert.ErrorIs(t, err, envelope.ErrTooLarge)
 }
 
 func TestMarshal_metadata_that_cannot_be_a_header_is_ErrInvalidMetadata(t *testing.T) {
@@ -311,10 +311,10 @@ func TestFromMessage_failures_are_typed(t *testing.T) {
 		payload string
 		want    error
 	}{
-		"not JSON":       {`hello`, marshaler.ErrMalformed},
-		"truncated":      {seedPayload[:40], marshaler.ErrMalformed},
+		"not JSON":       {`hello`, envelope.ErrMalformed},
+		"truncated":      {seedPayload[:40], envelope.ErrMalformed},
 		"invalid UTF-8":  {strings.Replace(seedPayload, "admin", "adm\xffn", 1), envelope.ErrInvalidUTF8},
-		"id is a number": {strings.Replace(seedPayload, `"`+testID+`"`, `5`, 1), marshaler.ErrMalformed},
+		"id is a number": {strings.Replace(seedPayload, `"`+testID+`"`, `5`, 1), envelope.ErrMalformed},
 		"invalid event":  {strings.Replace(seedPayload, `"user.created"`, `""`, 1), envelope.ErrMissingType},
 		"schema 2.0":     {strings.Replace(seedPayload, `"1.0"`, `"2.0"`, 1), marshaler.ErrUnknownSchemaMajor},
 	}
@@ -326,7 +326,7 @@ func TestFromMessage_failures_are_typed(t *testing.T) {
 		})
 	}
 	_, err := mustNew(t, marshaler.Config{MaxSize: 100}).FromMessage(message.NewMessage("1", []byte(seedPayload)))
-	assert.ErrorIs(t, err, marshaler.ErrTooLarge)
+	assert.ErrorIs(t, err, envelope.ErrTooLarge)
 }
 
 func TestNew_validates_config(t *testing.T) {
@@ -337,7 +337,7 @@ func TestNew_validates_config(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := marshaler.New(cfg)
-			assert.ErrorIs(t, err, marshaler.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 	cfg := marshaler.Default().Config()

@@ -62,10 +62,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c Config) Validate() error {
 	if c.MaxPayload < 0 {
-		return fmt.Errorf("%w: MaxPayload %d is negative", ErrInvalidConfig, c.MaxPayload)
+		return fmt.Errorf("%w: MaxPayload %d is negative", envelope.ErrInvalidConfig, c.MaxPayload)
 	}
 	if c.DeadLetterStream != "" {
 		if err := validName("DeadLetterStream", c.DeadLetterStream); err != nil {
@@ -97,29 +97,29 @@ type StreamConfig struct {
 	// (At, After, Cron, Every; AddStream then adds
 	// transport.ScheduleSubjects(Subjects) to Subjects, as Apply does on
 	// JetStream) and atomic batches (Publisher.PublishAtomic). Off, a
-	// publish that needs one is refused with ErrTTLDisabled,
-	// ErrSchedulesDisabled or ErrAtomicDisabled, as on JetStream. Default
+	// publish that needs one is refused with transport.ErrTTLDisabled,
+	// transport.ErrSchedulesDisabled or transport.ErrAtomicDisabled, as on JetStream. Default
 	// false.
 	AllowMsgTTL        bool
 	AllowMsgSchedules  bool
 	AllowAtomicPublish bool
 }
 
-// Validate reports an unusable stream; errors match ErrInvalidConfig.
+// Validate reports an unusable stream; errors match envelope.ErrInvalidConfig.
 func (s StreamConfig) Validate() error {
 	if err := validName("stream", s.Name); err != nil {
 		return err
 	}
 	if len(s.Subjects) == 0 {
-		return fmt.Errorf("%w: stream %s has no subject", ErrInvalidConfig, s.Name)
+		return fmt.Errorf("%w: stream %s has no subject", envelope.ErrInvalidConfig, s.Name)
 	}
 	for _, subj := range s.Subjects {
 		if err := validSubject(subj, true); err != nil {
-			return fmt.Errorf("%w: stream %s: %w", ErrInvalidConfig, s.Name, err)
+			return fmt.Errorf("%w: stream %s: %w", envelope.ErrInvalidConfig, s.Name, err)
 		}
 	}
 	if s.Duplicates < 0 {
-		return fmt.Errorf("%w: stream %s: negative Duplicates %s", ErrInvalidConfig, s.Name, s.Duplicates)
+		return fmt.Errorf("%w: stream %s: negative Duplicates %s", envelope.ErrInvalidConfig, s.Name, s.Duplicates)
 	}
 	return nil
 }
@@ -181,8 +181,8 @@ type Bus struct {
 var _ transport.Transport = (*Bus)(nil)
 
 // NewBus returns a Bus with cfg's streams. With the system clock it starts
-// the bus's timer goroutine; Close stops it. Errors match ErrInvalidConfig
-// (and ErrStreamOverlap).
+// the bus's timer goroutine; Close stops it. Errors match envelope.ErrInvalidConfig
+// (and transport.ErrSubjectsOverlap).
 func NewBus(cfg Config) (*Bus, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -218,7 +218,7 @@ func (b *Bus) now() time.Time { return b.cfg.Clock.Now() }
 
 // AddStream creates the stream, or updates the subjects and window of the
 // stream of that name (its messages and durables stay). Errors match
-// ErrInvalidConfig, ErrStreamOverlap or ErrClosed.
+// envelope.ErrInvalidConfig, transport.ErrSubjectsOverlap or transport.ErrClosed.
 func (b *Bus) AddStream(sc StreamConfig) error {
 	if err := sc.Validate(); err != nil {
 		return err
@@ -233,7 +233,7 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return fmt.Errorf("add stream %s: %w", sc.Name, ErrClosed)
+		return fmt.Errorf("add stream %s: %w", sc.Name, transport.ErrClosed)
 	}
 	for _, other := range b.order {
 		if other.cfg.Name == sc.Name {
@@ -242,7 +242,7 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 		for _, a := range sc.Subjects {
 			for _, o := range other.cfg.Subjects {
 				if overlap(a, o) {
-					return fmt.Errorf("%w: stream %s subject %q overlaps stream %s subject %q", ErrStreamOverlap, sc.Name, a, other.cfg.Name, o)
+					return fmt.Errorf("%w: stream %s subject %q overlaps stream %s subject %q", transport.ErrSubjectsOverlap, sc.Name, a, other.cfg.Name, o)
 				}
 			}
 		}
@@ -259,14 +259,14 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 
 // DeleteStream deletes a stream with its messages and durables. Every
 // consumer bound to one of them ends with an error matching
-// transport.ErrConsumerEnded and ErrNoStream, as a JetStream consumer whose
-// stream is gone. Errors match ErrNoStream.
+// transport.ErrConsumerEnded and transport.ErrNoStream, as a JetStream consumer whose
+// stream is gone. Errors match transport.ErrNoStream.
 func (b *Bus) DeleteStream(name string) error {
 	b.mu.Lock()
 	s := b.streams[name]
 	if s == nil {
 		b.mu.Unlock()
-		return fmt.Errorf("delete stream %s: %w", name, ErrNoStream)
+		return fmt.Errorf("delete stream %s: %w", name, transport.ErrNoStream)
 	}
 	delete(b.streams, name)
 	b.order = slices.DeleteFunc(b.order, func(o *stream) bool { return o == s })
@@ -279,7 +279,7 @@ func (b *Bus) DeleteStream(name string) error {
 		d.deleted = true
 		for _, c := range slices.Clone(d.pullers) {
 			c.endLocked(fmt.Errorf("%w: %w: %w: stream %s no longer exists (durable %s)",
-				transport.ErrConsumerEnded, ErrSubscribe, ErrNoStream, name, d.name))
+				transport.ErrConsumerEnded, transport.ErrSubscribe, transport.ErrNoStream, name, d.name))
 			ended = append(ended, c)
 		}
 	}
@@ -288,13 +288,13 @@ func (b *Bus) DeleteStream(name string) error {
 	return nil
 }
 
-// Stream describes the stream. Errors match ErrNoStream.
+// Stream describes the stream. Errors match transport.ErrNoStream.
 func (b *Bus) Stream(name string) (StreamInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.streams[name]
 	if s == nil {
-		return StreamInfo{}, fmt.Errorf("stream %s: %w", name, ErrNoStream)
+		return StreamInfo{}, fmt.Errorf("stream %s: %w", name, transport.ErrNoStream)
 	}
 	info := StreamInfo{Config: s.cfg, Msgs: uint64(len(s.msgs) - s.removed), LastSeq: uint64(len(s.msgs))}
 	info.Config.Subjects = slices.Clone(s.cfg.Subjects)
@@ -328,15 +328,15 @@ func (b *Bus) Messages(filter string) []Message {
 // Publish stores a message on subject (no wildcards) in the stream that
 // listens on it, de-duplicated by its Nats-Msg-Id header within the
 // stream's window, and hands it to the durables whose filter takes it.
-// header and data are copied. Errors match ErrPublish and ErrNoStream,
-// ErrTooLarge or ErrClosed; ErrInvalidSubject for a bad subject (nothing
+// header and data are copied. Errors match transport.ErrPublish and transport.ErrNoStream,
+// envelope.ErrTooLarge or transport.ErrClosed; envelope.ErrInvalidSubject for a bad subject (nothing
 // stored).
 func (b *Bus) Publish(ctx context.Context, subject string, header nats.Header, data []byte) (PubAck, error) {
 	if err := validSubject(subject, false); err != nil {
 		return PubAck{}, fmt.Errorf("publish: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, err)
+		return PubAck{}, publishErr(subject, "", err)
 	}
 	var id string
 	if len(header[nats.MsgIdHdr]) > 0 {
@@ -347,7 +347,7 @@ func (b *Bus) Publish(ctx context.Context, subject string, header nats.Header, d
 
 // PublishDeadLetter stores msg (Nats-Msg-Id msg.ID) in the stream that
 // listens on its subject: see transport.Transport. Errors match
-// transport.ErrDeadLetter, and ErrNoStream when no stream listens.
+// transport.ErrDeadLetter, and transport.ErrNoStream when no stream listens.
 func (b *Bus) PublishDeadLetter(ctx context.Context, msg *transport.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %w", transport.ErrDeadLetter, msg.Subject, err)
@@ -368,27 +368,34 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, msg *transport.Message) err
 	return nil
 }
 
+// publishErr is a failed publish on subject: a transport.Error of kind
+// transport.ErrPublish and kinds, with hint and cause.
+func publishErr(subject, hint string, cause error, kinds ...error) error {
+	return &transport.Error{Op: "publish", Subject: subject, Kinds: append([]error{transport.ErrPublish}, kinds...), Hint: hint, Err: cause}
+}
+
 // publish stores a validated message; expect, when set, is the stream it
 // must land in.
 func (b *Bus) publish(subject string, header nats.Header, data []byte, id, expect string) (PubAck, error) {
 	if n := marshaler.WireSize(header, data); b.cfg.MaxPayload > 0 && n > b.cfg.MaxPayload {
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w: %d bytes with headers, max payload %d", subject, ErrPublish, ErrTooLarge, n, b.cfg.MaxPayload)
+		e := publishErr(subject, fmt.Sprintf("%d bytes with headers, max payload %d", n, b.cfg.MaxPayload), nil, envelope.ErrTooLarge)
+		return PubAck{}, e
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, ErrClosed)
+		return PubAck{}, publishErr(subject, "", nil, transport.ErrClosed)
 	}
 	s := b.streamForLocked(subject)
 	if s == nil {
 		if ts := b.streamForLocked(header.Get(transport.HeaderScheduleTarget)); ts != nil {
 			// A schedule whose target's stream does not store schedules.
-			return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, ts.settingErr(ErrSchedulesDisabled, "AllowMsgSchedules", "allow_msg_schedules"))
+			return PubAck{}, publishErr(subject, "", ts.settingErr(transport.ErrSchedulesDisabled, "AllowMsgSchedules", "allow_msg_schedules"))
 		}
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w %q: add a stream whose subjects match it (Config.Streams or AddStream)", subject, ErrPublish, ErrNoStream, subject)
+		return PubAck{}, publishErr(subject, fmt.Sprintf("%q: add a stream whose subjects match it (Config.Streams or AddStream)", subject), nil, transport.ErrNoStream)
 	}
 	if expect != "" && s.cfg.Name != expect {
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w: stored by stream %s, expected %s", subject, ErrPublish, ErrWrongStream, s.cfg.Name, expect)
+		return PubAck{}, publishErr(subject, fmt.Sprintf("stored by stream %s, expected %s", s.cfg.Name, expect), nil, ErrWrongStream)
 	}
 	now := b.now()
 	if id != "" {
@@ -398,7 +405,7 @@ func (b *Bus) publish(subject string, header nats.Header, data []byte, id, expec
 	}
 	hc, err := s.checkHeadersLocked(subject, header, now)
 	if err != nil {
-		return PubAck{}, fmt.Errorf("publish %s: %w: %w", subject, ErrPublish, err)
+		return PubAck{}, publishErr(subject, "", err)
 	}
 	m := s.storeLocked(subject, header, data, id, hc, now)
 	s.dispatchLocked(now)
@@ -551,8 +558,8 @@ func (b *Bus) timers() {
 }
 
 // Close ends every consumer (their Err matches transport.ErrConsumerEnded
-// and ErrClosed), stops the timer goroutine and waits for every goroutine of
-// the bus. Later publishes and consumes fail with ErrClosed. Idempotent.
+// and transport.ErrClosed), stops the timer goroutine and waits for every goroutine of
+// the bus. Later publishes and consumes fail with transport.ErrClosed. Idempotent.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -565,7 +572,7 @@ func (b *Bus) Close() error {
 	for _, s := range b.order {
 		for _, d := range s.sortedConsumers() {
 			for _, c := range slices.Clone(d.pullers) {
-				c.endLocked(fmt.Errorf("%w: %w: bus closed", transport.ErrConsumerEnded, ErrClosed))
+				c.endLocked(fmt.Errorf("%w: %w: bus closed", transport.ErrConsumerEnded, transport.ErrClosed))
 				ended = append(ended, c)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/subscriber"
 	"github.com/jetevents/events/transport"
@@ -28,12 +29,12 @@ func TestBus_publish_lands_in_the_stream_whose_subjects_match(t *testing.T) {
 		err     error
 	}{
 		{"auth.user.created", "AUTH", nil},
-		{"auth.user.role.updated", "", memory.ErrNoStream}, // '*' is one token
+		{"auth.user.role.updated", "", transport.ErrNoStream}, // '*' is one token
 		{"orders.eu.placed", "ORDERS", nil},
-		{"orders", "", memory.ErrNoStream}, // '>' is one token or more
-		{"billing.paid", "", memory.ErrNoStream},
-		{"auth.user.*", "", memory.ErrInvalidSubject},
-		{"auth..x", "", memory.ErrInvalidSubject},
+		{"orders", "", transport.ErrNoStream}, // '>' is one token or more
+		{"billing.paid", "", transport.ErrNoStream},
+		{"auth.user.*", "", envelope.ErrInvalidSubject},
+		{"auth..x", "", envelope.ErrInvalidSubject},
 	}
 	for _, tt := range tests {
 		t.Run(tt.subject, func(t *testing.T) {
@@ -53,8 +54,8 @@ func TestBus_publish_lands_in_the_stream_whose_subjects_match(t *testing.T) {
 func TestBus_streams_with_overlapping_subjects_are_refused(t *testing.T) {
 	b, _ := manualBus(t, memory.StreamConfig{Name: "AUTH", Subjects: []string{"auth.>"}})
 	err := b.AddStream(memory.StreamConfig{Name: "USERS", Subjects: []string{"auth.user.*"}})
-	assert.ErrorIs(t, err, memory.ErrStreamOverlap)
-	assert.ErrorIs(t, b.AddStream(memory.StreamConfig{Name: "bad.name", Subjects: []string{"x"}}), memory.ErrInvalidConfig)
+	assert.ErrorIs(t, err, transport.ErrSubjectsOverlap)
+	assert.ErrorIs(t, b.AddStream(memory.StreamConfig{Name: "bad.name", Subjects: []string{"x"}}), envelope.ErrInvalidConfig)
 	assert.NoError(t, b.AddStream(memory.StreamConfig{Name: "AUTH", Subjects: []string{"auth.>", "login.*"}}), "updating a stream's own subjects")
 }
 
@@ -76,8 +77,8 @@ func TestBus_message_larger_than_max_payload_counting_headers_is_refused(t *test
 	_, err = b.Publish(context.Background(), "s", nil, make([]byte, 100))
 	require.NoError(t, err, "exactly max payload")
 	_, err = b.Publish(context.Background(), "s", nats.Header{"K": {"v"}}, make([]byte, 90))
-	assert.ErrorIs(t, err, memory.ErrTooLarge)
-	assert.ErrorIs(t, err, memory.ErrPublish)
+	assert.ErrorIs(t, err, envelope.ErrTooLarge)
+	assert.ErrorIs(t, err, transport.ErrPublish)
 	assert.Equal(t, 100, b.MaxPayload())
 }
 
@@ -351,7 +352,7 @@ func TestBus_dead_letter_is_stored_with_its_headers_and_de_duplicated(t *testing
 
 	err := b.PublishDeadLetter(context.Background(), &transport.Message{Subject: "nowhere.x", ID: "1"})
 	assert.ErrorIs(t, err, transport.ErrDeadLetter)
-	assert.ErrorIs(t, err, memory.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 
 	strict, err := memory.NewBus(memory.Config{DeadLetterStream: "DLQ", Streams: []memory.StreamConfig{{Name: "OTHER", Subjects: []string{"dlq.>"}}}})
 	require.NoError(t, err)
@@ -376,12 +377,12 @@ func TestBus_deleting_the_stream_ends_its_consumers_as_on_JetStream(t *testing.T
 		t.Fatal("consumer did not end")
 	}
 	assert.ErrorIs(t, c.Err(), transport.ErrConsumerEnded)
-	assert.ErrorIs(t, c.Err(), memory.ErrNoStream)
+	assert.ErrorIs(t, c.Err(), transport.ErrNoStream)
 	<-mu
 	assert.Equal(t, []transport.State{transport.StateEnded}, states)
 	mu <- struct{}{}
 	_, err := b.Publish(context.Background(), "auth.user.created", nil, nil)
-	assert.ErrorIs(t, err, memory.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 }
 
 func TestBus_end_consumer_ends_only_that_durable(t *testing.T) {
@@ -458,12 +459,12 @@ func TestBus_close_ends_consumers_and_refuses_what_follows(t *testing.T) {
 	require.NoError(t, b.Close())
 	<-c.Done()
 	assert.ErrorIs(t, c.Err(), transport.ErrConsumerEnded)
-	assert.ErrorIs(t, c.Err(), memory.ErrClosed)
+	assert.ErrorIs(t, c.Err(), transport.ErrClosed)
 	c.Stop()
 	_, err = b.Publish(context.Background(), "s.x", nil, nil)
-	assert.ErrorIs(t, err, memory.ErrClosed)
+	assert.ErrorIs(t, err, transport.ErrClosed)
 	_, err = b.Consume(context.Background(), transport.ConsumerSpec{Stream: "S", Durable: "d", FilterSubjects: []string{"s.>"}}, func(*transport.Delivery) {})
-	assert.ErrorIs(t, err, memory.ErrClosed)
+	assert.ErrorIs(t, err, transport.ErrClosed)
 	assert.NoError(t, b.Close(), "idempotent")
 }
 
@@ -475,17 +476,17 @@ func TestBus_consume_refuses_bad_specs_with_typed_errors(t *testing.T) {
 		spec transport.ConsumerSpec
 		err  error
 	}{
-		{"missing stream", transport.ConsumerSpec{Stream: "NOPE", Durable: "d", FilterSubjects: []string{"x"}}, memory.ErrNoStream},
-		{"bad durable", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "a.b", FilterSubjects: []string{"auth.>"}}, memory.ErrInvalidConfig},
-		{"no filter", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d"}, memory.ErrInvalidConfig},
-		{"filter outside the stream", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d", FilterSubjects: []string{"orders.>"}}, memory.ErrInvalidConfig},
-		{"bad filter", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d", FilterSubjects: []string{"auth.>.x"}}, memory.ErrInvalidConfig},
+		{"missing stream", transport.ConsumerSpec{Stream: "NOPE", Durable: "d", FilterSubjects: []string{"x"}}, transport.ErrNoStream},
+		{"bad durable", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "a.b", FilterSubjects: []string{"auth.>"}}, envelope.ErrInvalidConfig},
+		{"no filter", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d"}, envelope.ErrInvalidConfig},
+		{"filter outside the stream", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d", FilterSubjects: []string{"orders.>"}}, envelope.ErrInvalidConfig},
+		{"bad filter", transport.ConsumerSpec{Stream: "AUTH_EVENTS", Durable: "d", FilterSubjects: []string{"auth.>.x"}}, envelope.ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := b.Consume(context.Background(), tt.spec, sinkFn)
 			assert.ErrorIs(t, err, tt.err)
-			assert.ErrorIs(t, err, memory.ErrSubscribe)
+			assert.ErrorIs(t, err, transport.ErrSubscribe)
 		})
 	}
 }
@@ -528,7 +529,7 @@ func TestBus_messages_returns_copies(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), info.Msgs)
 	_, err = b.Stream("NOPE")
-	assert.ErrorIs(t, err, memory.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 }
 
 // TestBus_close_leaves_no_goroutine_behind: the timer goroutine, every

@@ -14,6 +14,7 @@ import (
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/subscriber"
+	"github.com/jetevents/events/transport"
 )
 
 // Watermill's universal Pub/Sub suite against the bus's own MessagePublisher
@@ -111,7 +112,7 @@ func (suiteUnmarshaler) Unmarshal(_ string, header map[string][]string, data []b
 type suiteSubscriber struct{ *subscriber.Subscriber }
 
 func (s suiteSubscriber) Close() error {
-	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, subscriber.ErrCloseTimeout) {
+	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, transport.ErrCloseTimeout) {
 		return err
 	}
 	return nil

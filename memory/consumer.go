@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -300,23 +301,23 @@ func (d *durable) stateLocked() transport.ConsumerState {
 // messages, taking turns. sink is called from the consumer's own goroutine,
 // one delivery at a time; it must not call the consumer's Stop. A zero
 // AckWait is DefaultAckWait; a zero MaxAckPending DefaultMaxAckPending.
-// Errors match ErrSubscribe, with ErrNoStream for a missing stream,
-// ErrInvalidConfig for a bad spec, ErrClosed for a closed bus.
+// Errors match transport.ErrSubscribe, with transport.ErrNoStream for a missing stream,
+// envelope.ErrInvalidConfig for a bad spec, transport.ErrClosed for a closed bus.
 func (b *Bus) Consume(ctx context.Context, spec transport.ConsumerSpec, sink func(*transport.Delivery)) (transport.Consumer, error) {
 	if err := b.checkSpec(&spec); err != nil {
-		return nil, fmt.Errorf("%w: consume: %w", ErrSubscribe, err)
+		return nil, fmt.Errorf("%w: consume: %w", transport.ErrSubscribe, err)
 	}
 	if sink == nil {
-		return nil, fmt.Errorf("%w: consume %s: %w: nil sink", ErrSubscribe, spec.Durable, ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: consume %s: %w: nil sink", transport.ErrSubscribe, spec.Durable, envelope.ErrInvalidConfig)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: consume %s: %w", ErrSubscribe, spec.Durable, err)
+		return nil, fmt.Errorf("%w: consume %s: %w", transport.ErrSubscribe, spec.Durable, err)
 	}
 	spec.FilterSubjects = slices.Clone(spec.FilterSubjects)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, fmt.Errorf("%w: consume %s: %w", ErrSubscribe, spec.Durable, ErrClosed)
+		return nil, fmt.Errorf("%w: consume %s: %w", transport.ErrSubscribe, spec.Durable, transport.ErrClosed)
 	}
 	d, err := b.bindLocked(spec)
 	if err != nil {
@@ -339,11 +340,11 @@ func (b *Bus) checkSpec(spec *transport.ConsumerSpec) error {
 		return err
 	}
 	if len(spec.FilterSubjects) == 0 {
-		return fmt.Errorf("%w: durable %s: no filter subject", ErrInvalidConfig, spec.Durable)
+		return fmt.Errorf("%w: durable %s: no filter subject", envelope.ErrInvalidConfig, spec.Durable)
 	}
 	for _, f := range spec.FilterSubjects {
 		if err := validSubject(f, true); err != nil {
-			return fmt.Errorf("%w: durable %s: %w", ErrInvalidConfig, spec.Durable, err)
+			return fmt.Errorf("%w: durable %s: %w", envelope.ErrInvalidConfig, spec.Durable, err)
 		}
 	}
 	if spec.AckWait == 0 {
@@ -354,17 +355,17 @@ func (b *Bus) checkSpec(spec *transport.ConsumerSpec) error {
 	}
 	switch {
 	case spec.AckWait < 0:
-		return fmt.Errorf("%w: durable %s: negative AckWait %s", ErrInvalidConfig, spec.Durable, spec.AckWait)
+		return fmt.Errorf("%w: durable %s: negative AckWait %s", envelope.ErrInvalidConfig, spec.Durable, spec.AckWait)
 	case spec.MaxAckPending < -1:
-		return fmt.Errorf("%w: durable %s: MaxAckPending %d (>= 1, or -1 for no cap)", ErrInvalidConfig, spec.Durable, spec.MaxAckPending)
+		return fmt.Errorf("%w: durable %s: MaxAckPending %d (>= 1, or -1 for no cap)", envelope.ErrInvalidConfig, spec.Durable, spec.MaxAckPending)
 	case spec.Start < transport.StartAll || spec.Start > transport.StartAtTime:
-		return fmt.Errorf("%w: durable %s: start position %d", ErrInvalidConfig, spec.Durable, spec.Start)
+		return fmt.Errorf("%w: durable %s: start position %d", envelope.ErrInvalidConfig, spec.Durable, spec.Start)
 	}
 	return nil
 }
 
 // ConsumerState reads a durable's state, as Consumer.State does. Errors
-// match ErrNoStream or ErrNoConsumer.
+// match transport.ErrNoStream or ErrNoConsumer.
 func (b *Bus) ConsumerState(streamName, durableName string) (transport.ConsumerState, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -378,7 +379,7 @@ func (b *Bus) ConsumerState(streamName, durableName string) (transport.ConsumerS
 func (b *Bus) durableLocked(streamName, durableName string) (*durable, error) {
 	s := b.streams[streamName]
 	if s == nil {
-		return nil, fmt.Errorf("consumer %s: %w: stream %s", durableName, ErrNoStream, streamName)
+		return nil, fmt.Errorf("consumer %s: %w: stream %s", durableName, transport.ErrNoStream, streamName)
 	}
 	d := s.consumers[durableName]
 	if d == nil {
@@ -392,7 +393,7 @@ func (b *Bus) durableLocked(streamName, durableName string) (*durable, error) {
 // deleted under it: they report StateStalled then StateActive (OnStatus),
 // and the durable is recreated at once from their spec (at its start
 // position: StartAll redelivers the stream). Settling a message delivered by
-// the deleted durable changes nothing. Errors match ErrNoStream or
+// the deleted durable changes nothing. Errors match transport.ErrNoStream or
 // ErrNoConsumer.
 func (b *Bus) DeleteConsumer(streamName, durableName string) error {
 	b.mu.Lock()
@@ -438,7 +439,7 @@ func (b *Bus) DeleteConsumer(streamName, durableName string) error {
 // permissions withdrawn): their Done closes and Err matches
 // transport.ErrConsumerEnded (wrapping cause). The durable itself stays;
 // the messages they hold stay settleable. For failure tests (a router group
-// whose subscription ends). Errors match ErrNoStream or ErrNoConsumer.
+// whose subscription ends). Errors match transport.ErrNoStream or ErrNoConsumer.
 func (b *Bus) EndConsumer(streamName, durableName string, cause error) error {
 	if cause == nil {
 		cause = fmt.Errorf("ended by EndConsumer")
@@ -451,7 +452,7 @@ func (b *Bus) EndConsumer(streamName, durableName string, cause error) error {
 	}
 	var ended []*consumer
 	for _, c := range slices.Clone(d.pullers) {
-		c.endLocked(fmt.Errorf("%w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, ErrSubscribe, durableName, streamName, cause))
+		c.endLocked(fmt.Errorf("%w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, transport.ErrSubscribe, durableName, streamName, cause))
 		ended = append(ended, c)
 	}
 	b.mu.Unlock()
@@ -595,7 +596,7 @@ func (c *consumer) Stop() {
 	})
 }
 
-// State reads the durable's state. Errors match ErrNoStream or
+// State reads the durable's state. Errors match transport.ErrNoStream or
 // ErrNoConsumer once it is gone.
 func (c *consumer) State(ctx context.Context) (transport.ConsumerState, error) {
 	if err := ctx.Err(); err != nil {
@@ -623,7 +624,7 @@ func (dv *delivery) settle(name string, op func(now time.Time)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return fmt.Errorf("%s %s seq %d: %w", name, dv.Stream, dv.StreamSeq, ErrClosed)
+		return fmt.Errorf("%s %s seq %d: %w", name, dv.Stream, dv.StreamSeq, transport.ErrClosed)
 	}
 	now := b.now()
 	op(now)
@@ -680,13 +681,13 @@ func (dv *delivery) ExactAttempt(context.Context) (uint64, error) { return dv.At
 // for it from now on. Errors as Consume's.
 func (b *Bus) AddConsumer(spec transport.ConsumerSpec) error {
 	if err := b.checkSpec(&spec); err != nil {
-		return fmt.Errorf("%w: add consumer: %w", ErrSubscribe, err)
+		return fmt.Errorf("%w: add consumer: %w", transport.ErrSubscribe, err)
 	}
 	spec.FilterSubjects = slices.Clone(spec.FilterSubjects)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return fmt.Errorf("%w: add consumer %s: %w", ErrSubscribe, spec.Durable, ErrClosed)
+		return fmt.Errorf("%w: add consumer %s: %w", transport.ErrSubscribe, spec.Durable, transport.ErrClosed)
 	}
 	_, err := b.bindLocked(spec)
 	return err
@@ -697,11 +698,11 @@ func (b *Bus) AddConsumer(spec transport.ConsumerSpec) error {
 func (b *Bus) bindLocked(spec transport.ConsumerSpec) (*durable, error) {
 	s := b.streams[spec.Stream]
 	if s == nil {
-		return nil, fmt.Errorf("%w: %w: stream %s does not exist (create it first: Config.Streams or AddStream)", ErrSubscribe, ErrNoStream, spec.Stream)
+		return nil, fmt.Errorf("%w: %w: stream %s does not exist (create it first: Config.Streams or AddStream)", transport.ErrSubscribe, transport.ErrNoStream, spec.Stream)
 	}
 	for _, f := range spec.FilterSubjects {
 		if !matchAny(s.cfg.Subjects, f) {
-			return nil, fmt.Errorf("%w: %w: durable %s: filter %q is outside stream %s's subjects %v", ErrSubscribe, ErrInvalidConfig, spec.Durable, f, s.cfg.Name, s.cfg.Subjects)
+			return nil, fmt.Errorf("%w: %w: durable %s: filter %q is outside stream %s's subjects %v", transport.ErrSubscribe, envelope.ErrInvalidConfig, spec.Durable, f, s.cfg.Name, s.cfg.Subjects)
 		}
 	}
 	now := b.now()

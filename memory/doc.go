@@ -49,7 +49,7 @@
 // their time, so a test of "reminder sent after 24 h" advances the clock 24
 // hours, ticks, and runs in milliseconds. A recurring schedule whose times
 // the clock jumped over fires once, as JetStream does after a restart. What
-// the bus does not implement is refused with ErrUnsupported rather than
+// the bus does not implement is refused with transport.ErrUnsupported rather than
 // ignored: the Nats-Schedule-Source (sampling) and Nats-Schedule-Rollup
 // schedule headers, Nats-Rollup, Nats-Expected-Last-Msg-Id, counters
 // (Nats-Incr), Nats-Required-Api-Level, and batch headers on a plain

@@ -11,7 +11,7 @@ import (
 )
 
 // unsupportedHeaders are JetStream publish headers the bus does not
-// implement: a publish carrying one is refused with ErrUnsupported rather
+// implement: a publish carrying one is refused with transport.ErrUnsupported rather
 // than stored as if the header were not there.
 var unsupportedHeaders = []string{
 	"Nats-Schedule-Source",      // schedules sampling another subject
@@ -32,9 +32,9 @@ type headerChecks struct {
 
 // checkHeadersLocked checks the JetStream headers of a publish on subject
 // as the server does (ADR-43 TTL, ADR-51 schedules, expected sequences)
-// against the stream's settings and state. Errors match ErrTTLDisabled,
-// ErrSchedulesDisabled, ErrInvalidOption, ErrConflict (a
-// *transport.ConflictError), ErrWrongStream or ErrUnsupported.
+// against the stream's settings and state. Errors match transport.ErrTTLDisabled,
+// transport.ErrSchedulesDisabled, transport.ErrInvalidOption, transport.ErrConflict (a
+// *transport.ConflictError), ErrWrongStream or transport.ErrUnsupported.
 func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time) (headerChecks, error) {
 	var hc headerChecks
 	if len(h) == 0 {
@@ -45,7 +45,7 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 			if k == transport.HeaderRollup && h.Get(k) == "sub" && h.Get(transport.HeaderSchedule) != "" {
 				continue // a schedule's own roll-up, which the bus applies anyway
 			}
-			return hc, fmt.Errorf("%w: the memory bus does not implement the %s header", ErrUnsupported, k)
+			return hc, fmt.Errorf("%w: the memory bus does not implement the %s header", transport.ErrUnsupported, k)
 		}
 	}
 	if want := h.Get("Nats-Expected-Stream"); want != "" && want != s.cfg.Name {
@@ -54,7 +54,7 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 	if v := h.Get("Nats-Expected-Last-Sequence"); v != "" {
 		want, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return hc, fmt.Errorf("%w: Nats-Expected-Last-Sequence %q", ErrInvalidOption, v)
+			return hc, fmt.Errorf("%w: Nats-Expected-Last-Sequence %q", transport.ErrInvalidOption, v)
 		}
 		if last := uint64(len(s.msgs)); last != want {
 			return hc, &transport.ConflictError{Subject: ">", Expected: want, Current: last, CurrentKnown: true}
@@ -63,7 +63,7 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 	if v, ok := h[transport.HeaderExpectedLastSubjectSeq]; ok && len(v) > 0 {
 		want, err := strconv.ParseUint(v[0], 10, 64)
 		if err != nil {
-			return hc, fmt.Errorf("%w: %s %q", ErrInvalidOption, transport.HeaderExpectedLastSubjectSeq, v[0])
+			return hc, fmt.Errorf("%w: %s %q", transport.ErrInvalidOption, transport.HeaderExpectedLastSubjectSeq, v[0])
 		}
 		filter := subject
 		if f := h.Get(transport.HeaderExpectedLastSubjectSeqSubject); f != "" {
@@ -73,7 +73,7 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 			return hc, &transport.ConflictError{Subject: filter, Expected: want, Current: last, CurrentKnown: true}
 		}
 	} else if h.Get(transport.HeaderExpectedLastSubjectSeqSubject) != "" {
-		return hc, fmt.Errorf("%w: %s without %s", ErrInvalidOption, transport.HeaderExpectedLastSubjectSeqSubject, transport.HeaderExpectedLastSubjectSeq)
+		return hc, fmt.Errorf("%w: %s without %s", transport.ErrInvalidOption, transport.HeaderExpectedLastSubjectSeqSubject, transport.HeaderExpectedLastSubjectSeq)
 	}
 	if v := h.Get(transport.HeaderTTL); v != "" {
 		if !s.cfg.AllowMsgTTL {
@@ -95,14 +95,14 @@ func (s *stream) checkHeadersLocked(subject string, h nats.Header, now time.Time
 	if next := h.Get(transport.HeaderScheduleNext); next != "" {
 		scheduler := h.Get(transport.HeaderScheduler)
 		if next != transport.ScheduleNextPurge || scheduler == "" || scheduler == subject || validSubject(scheduler, false) != nil {
-			return hc, fmt.Errorf("%w: %s %q with %s %q: a publish may only end another subject's schedule (purge)", ErrInvalidOption, transport.HeaderScheduleNext, next, transport.HeaderScheduler, scheduler)
+			return hc, fmt.Errorf("%w: %s %q with %s %q: a publish may only end another subject's schedule (purge)", transport.ErrInvalidOption, transport.HeaderScheduleNext, next, transport.HeaderScheduler, scheduler)
 		}
 		if !s.cfg.AllowMsgSchedules {
 			return hc, s.settingErr(transport.ErrSchedulesDisabled, "AllowMsgSchedules", "allow_msg_schedules")
 		}
 		hc.purgeScheduler = scheduler
 	} else if h.Get(transport.HeaderScheduler) != "" {
-		return hc, fmt.Errorf("%w: %s without %s", ErrInvalidOption, transport.HeaderScheduler, transport.HeaderScheduleNext)
+		return hc, fmt.Errorf("%w: %s without %s", transport.ErrInvalidOption, transport.HeaderScheduler, transport.HeaderScheduleNext)
 	}
 	return hc, nil
 }
@@ -116,7 +116,7 @@ func (s *stream) checkScheduleLocked(subject, pattern string, h nats.Header) (tr
 	zone := ""
 	if hasTZ {
 		if len(tz) == 0 || tz[0] == "" {
-			return transport.Schedule{}, fmt.Errorf("%w: empty %s", ErrInvalidOption, transport.HeaderScheduleTimeZone)
+			return transport.Schedule{}, fmt.Errorf("%w: empty %s", transport.ErrInvalidOption, transport.HeaderScheduleTimeZone)
 		}
 		zone = tz[0]
 	}
@@ -134,10 +134,10 @@ func (s *stream) checkScheduleLocked(subject, pattern string, h nats.Header) (tr
 	}
 	target := h.Get(transport.HeaderScheduleTarget)
 	if target == "" || target == subject || validSubject(target, false) != nil {
-		return transport.Schedule{}, fmt.Errorf("%w: schedule on %s: target %q must be another concrete subject", ErrInvalidOption, subject, target)
+		return transport.Schedule{}, fmt.Errorf("%w: schedule on %s: target %q must be another concrete subject", transport.ErrInvalidOption, subject, target)
 	}
 	if !matchAny(s.cfg.Subjects, target) {
-		return transport.Schedule{}, fmt.Errorf("%w: stream %s stores the schedule %s but not its target %s (a schedule fires into its own stream)", ErrInvalidOption, s.cfg.Name, subject, target)
+		return transport.Schedule{}, fmt.Errorf("%w: stream %s stores the schedule %s but not its target %s (a schedule fires into its own stream)", transport.ErrInvalidOption, s.cfg.Name, subject, target)
 	}
 	return sched, nil
 }

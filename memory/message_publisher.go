@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/transport"
 )
 
 // MessagePublisher is a Watermill message.Publisher on a Bus, the
@@ -31,7 +32,7 @@ var _ message.Publisher = (*MessagePublisher)(nil)
 // (marshaler.Default() when nil). Its Close never closes b.
 func NewMessagePublisher(b *Bus, m *marshaler.Marshaler) (*MessagePublisher, error) {
 	if b == nil {
-		return nil, fmt.Errorf("memory message publisher: %w: nil Bus", ErrInvalidConfig)
+		return nil, fmt.Errorf("memory message publisher: %w: nil Bus", envelope.ErrInvalidConfig)
 	}
 	if m == nil {
 		m = marshaler.Default()
@@ -50,7 +51,7 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	closed := mp.closed
 	mp.mu.Unlock()
 	if closed {
-		return fmt.Errorf("publish %s: %w", topic, ErrClosed)
+		return fmt.Errorf("publish %s: %w", topic, transport.ErrClosed)
 	}
 	if err := envelope.ValidateSubject(topic); err != nil {
 		return fmt.Errorf("publish: %w", err)
@@ -60,9 +61,9 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	invalid := false
 	for i, wm := range messages {
 		if wm == nil {
-			errs[i] = fmt.Errorf("publish %s: %w: nil message", topic, ErrInvalidEvent)
+			errs[i] = fmt.Errorf("publish %s: %w: nil message", topic, envelope.ErrInvalidEvent)
 		} else if msgs[i], errs[i] = mp.m.Marshal(topic, wm); errs[i] != nil {
-			errs[i] = fmt.Errorf("publish %s: %w: %w", topic, ErrInvalidEvent, errs[i])
+			errs[i] = fmt.Errorf("publish %s: %w: %w", topic, envelope.ErrInvalidEvent, errs[i])
 		} else if errs[i] = marshaler.CheckMaxPayload(msgs[i], int64(mp.b.MaxPayload())); errs[i] != nil {
 			errs[i] = fmt.Errorf("publish %s message %s: %w", topic, wm.UUID, errs[i])
 		}
@@ -71,7 +72,7 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	if invalid {
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = fmt.Errorf("publish %s message %s: %w: another message of the call cannot be encoded", topic, messages[i].UUID, ErrNotSent)
+				errs[i] = fmt.Errorf("publish %s message %s: %w: another message of the call cannot be encoded", topic, messages[i].UUID, transport.ErrNotSent)
 			}
 		}
 		return &BatchError{Errs: errs}
@@ -87,7 +88,7 @@ func (mp *MessagePublisher) Publish(topic string, messages ...*message.Message) 
 	return nil
 }
 
-// Close makes later publishes fail with ErrClosed; it never closes the Bus.
+// Close makes later publishes fail with transport.ErrClosed; it never closes the Bus.
 func (mp *MessagePublisher) Close() error {
 	mp.mu.Lock()
 	mp.closed = true

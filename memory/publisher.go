@@ -35,7 +35,7 @@ type AsyncError struct {
 	EventType string
 	// Msg is the message as it was to be stored.
 	Msg *nats.Msg
-	// Err matches ErrPublish and ErrNoStream, ErrTooLarge or ErrClosed.
+	// Err matches transport.ErrPublish and transport.ErrNoStream, envelope.ErrTooLarge or transport.ErrClosed.
 	Err error
 }
 
@@ -66,7 +66,7 @@ type Publisher struct {
 // NewPublisher returns a Publisher on b (which it never closes).
 func NewPublisher(b *Bus, cfg PublisherConfig) (*Publisher, error) {
 	if b == nil {
-		return nil, fmt.Errorf("memory publisher: %w: nil Bus", ErrInvalidConfig)
+		return nil, fmt.Errorf("memory publisher: %w: nil Bus", envelope.ErrInvalidConfig)
 	}
 	if cfg.Marshaler == nil {
 		cfg.Marshaler = marshaler.Default()
@@ -80,10 +80,10 @@ func NewPublisher(b *Bus, cfg PublisherConfig) (*Publisher, error) {
 // Publish stores e on subject. Correlation and causation ids in ctx travel
 // as headers. Options are jetstream.Publisher's (At, After, Cron, Every,
 // InTimeZone, TTL, ExpectLastSequence), run by the bus on its clock: see
-// the package doc. Errors: ErrInvalidSubject, ErrInvalidEvent or
-// ErrInvalidOption (nothing stored); ErrPublish with ErrNoStream,
-// ErrTooLarge, ErrClosed, ErrSchedulesDisabled, ErrTTLDisabled or a
-// *transport.ConflictError (ErrConflict). A duplicate (same event id inside
+// the package doc. Errors: envelope.ErrInvalidSubject, envelope.ErrInvalidEvent or
+// transport.ErrInvalidOption (nothing stored); transport.ErrPublish with transport.ErrNoStream,
+// envelope.ErrTooLarge, transport.ErrClosed, transport.ErrSchedulesDisabled, transport.ErrTTLDisabled or a
+// *transport.ConflictError (transport.ErrConflict). A duplicate (same event id inside
 // the stream's window) is a success.
 func (p *Publisher) Publish(ctx context.Context, subject string, e *envelope.Event, opts ...transport.PublishOption) error {
 	_, err := p.PublishAck(ctx, subject, e, opts...)
@@ -101,7 +101,7 @@ func (p *Publisher) PublishAck(ctx context.Context, subject string, e *envelope.
 		return PubAck{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return PubAck{}, fmt.Errorf("publish %s event %s: %w: %w", subject, e.ID, ErrPublish, err)
+		return PubAck{}, fmt.Errorf("publish %s event %s: %w: %w", subject, e.ID, transport.ErrPublish, err)
 	}
 	return p.b.publish(msg.Subject, msg.Header, msg.Data, msg.Header.Get(nats.MsgIdHdr), "")
 }
@@ -150,7 +150,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 	if invalid {
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, ErrNotSent)
+				errs[i] = fmt.Errorf("publish %s event %s: %w: another event of the batch is invalid", subject, events[i].ID, transport.ErrNotSent)
 			}
 		}
 		return &BatchError{Errs: errs}
@@ -170,7 +170,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, subject string, events ...
 // returns, so nothing is ever pending.
 func (p *Publisher) Flush(context.Context) error { return nil }
 
-// Close makes later publishes fail with ErrClosed. It never closes the
+// Close makes later publishes fail with transport.ErrClosed. It never closes the
 // Bus. Idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
@@ -212,7 +212,7 @@ func closedErr(subject string, e *envelope.Event) error {
 	if e != nil {
 		id = e.ID
 	}
-	return fmt.Errorf("publish %s event %s: %w", subject, id, ErrClosed)
+	return fmt.Errorf("publish %s event %s: %w", subject, id, transport.ErrClosed)
 }
 
 // BatchError reports the events of a batch that were not stored

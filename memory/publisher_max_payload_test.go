@@ -11,6 +11,7 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
+	"github.com/jetevents/events/transport"
 )
 
 // TestPublisher_event_above_the_bus_max_payload_is_refused_before_anything_is_stored:
@@ -29,17 +30,17 @@ func TestPublisher_event_above_the_bus_max_payload_is_refused_before_anything_is
 
 	tooLarge := func(t *testing.T, err error) {
 		t.Helper()
-		require.ErrorIs(t, err, memory.ErrTooLarge)
-		assert.ErrorIs(t, err, memory.ErrInvalidEvent)
-		assert.NotErrorIs(t, err, memory.ErrPublish, "nothing was stored")
+		require.ErrorIs(t, err, envelope.ErrTooLarge)
+		assert.ErrorIs(t, err, envelope.ErrInvalidEvent)
+		assert.NotErrorIs(t, err, transport.ErrPublish, "nothing was stored")
 		assert.Contains(t, err.Error(), "65536")
 	}
 	err = p.PublishBatch(ctx, "auth.user.created", userCreated(), big, userCreated())
 	var be *memory.BatchError
 	require.ErrorAs(t, err, &be)
-	assert.ErrorIs(t, be.Errs[0], memory.ErrNotSent)
+	assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 	tooLarge(t, be.Errs[1])
-	assert.ErrorIs(t, be.Errs[2], memory.ErrNotSent)
+	assert.ErrorIs(t, be.Errs[2], transport.ErrNotSent)
 
 	tooLarge(t, p.Publish(ctx, "auth.user.created", big))
 	tooLarge(t, p.PublishAsync(ctx, "auth.user.created", big))
@@ -53,7 +54,7 @@ func TestPublisher_event_above_the_bus_max_payload_is_refused_before_anything_is
 	require.NoError(t, err)
 	err = mp.Publish("auth.user.created", small, large)
 	require.ErrorAs(t, err, &be)
-	assert.ErrorIs(t, be.Errs[0], memory.ErrNotSent)
+	assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
 	tooLarge(t, be.Errs[1])
 
 	assert.Empty(t, b.Messages(">"), "nothing stored")

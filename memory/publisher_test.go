@@ -72,19 +72,19 @@ func TestPublisher_errors_are_typed(t *testing.T) {
 	ctx := context.Background()
 	bad := userCreated()
 	bad.Source = ""
-	assert.ErrorIs(t, p.Publish(ctx, "auth.user.*", userCreated()), memory.ErrInvalidSubject)
-	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", nil), memory.ErrInvalidEvent)
-	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", bad), memory.ErrInvalidEvent)
+	assert.ErrorIs(t, p.Publish(ctx, "auth.user.*", userCreated()), envelope.ErrInvalidSubject)
+	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", nil), envelope.ErrInvalidEvent)
+	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", bad), envelope.ErrInvalidEvent)
 	err = p.Publish(ctx, "billing.paid", userCreated())
-	assert.ErrorIs(t, err, memory.ErrNoStream)
-	assert.ErrorIs(t, err, memory.ErrPublish)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrPublish)
 	// The shared sentinels (events.ErrNoStream, ...): service code matching
 	// them behaves the same on the bus as on JetStream.
 	assert.ErrorIs(t, err, transport.ErrNoStream)
 	assert.ErrorIs(t, err, transport.ErrPublish)
-	assert.ErrorIs(t, err, jetstream.ErrNoStream)
+	assert.ErrorIs(t, err, transport.ErrNoStream)
 	require.NoError(t, p.Close())
-	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", userCreated()), memory.ErrClosed)
+	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", userCreated()), transport.ErrClosed)
 	assert.ErrorIs(t, p.Publish(ctx, "auth.user.created", userCreated()), transport.ErrClosed)
 	assert.Empty(t, b.Messages(">"))
 }
@@ -98,7 +98,7 @@ func TestPublisher_async_failure_reaches_the_handler_once_before_PublishAsync_re
 	require.NoError(t, p.PublishAsync(context.Background(), "billing.paid", e), "queued: the failure is reported, not returned")
 	require.Len(t, got, 1)
 	assert.Equal(t, e.ID, got[0].EventID)
-	assert.ErrorIs(t, got[0], memory.ErrNoStream)
+	assert.ErrorIs(t, got[0], transport.ErrNoStream)
 	require.NoError(t, p.PublishAsync(context.Background(), "auth.user.created", e))
 	assert.Len(t, got, 1)
 	assert.NoError(t, p.Flush(context.Background()))
@@ -115,8 +115,8 @@ func TestPublisher_batch_with_an_invalid_event_stores_nothing(t *testing.T) {
 	var be *memory.BatchError
 	require.ErrorAs(t, err, &be)
 	assert.Equal(t, 3, be.Failed())
-	assert.ErrorIs(t, be.Errs[0], memory.ErrNotSent)
-	assert.ErrorIs(t, be.Errs[1], memory.ErrInvalidEvent)
+	assert.ErrorIs(t, be.Errs[0], transport.ErrNotSent)
+	assert.ErrorIs(t, be.Errs[1], envelope.ErrInvalidEvent)
 	assert.Empty(t, b.Messages(">"))
 	require.NoError(t, p.PublishBatch(context.Background(), "auth.user.created", userCreated(), userCreated()))
 	assert.Len(t, b.Messages(">"), 2)
@@ -127,7 +127,7 @@ func TestMessagePublisher_carries_events_only_with_the_context_relations(t *test
 	mp, err := memory.NewMessagePublisher(b, nil)
 	require.NoError(t, err)
 	raw := message.NewMessage("1", []byte("not an event"))
-	assert.ErrorIs(t, mp.Publish("auth.user.created", raw), memory.ErrInvalidEvent)
+	assert.ErrorIs(t, mp.Publish("auth.user.created", raw), envelope.ErrInvalidEvent)
 	assert.Empty(t, b.Messages(">"))
 
 	wm, err := marshaler.Default().ToMessage(userCreated())
@@ -139,7 +139,7 @@ func TestMessagePublisher_carries_events_only_with_the_context_relations(t *test
 	assert.Equal(t, "corr-9", got[0].Header.Get(marshaler.HeaderCorrelationID))
 	assert.Equal(t, wm.UUID, got[0].Header.Get(nats.MsgIdHdr))
 	require.NoError(t, mp.Close())
-	assert.ErrorIs(t, mp.Publish("auth.user.created", wm), memory.ErrClosed)
+	assert.ErrorIs(t, mp.Publish("auth.user.created", wm), transport.ErrClosed)
 }
 
 // recv receives from ch within 10s.

@@ -154,15 +154,15 @@ func (b *Bus) cancelSchedule(subject string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	s := b.streamForLocked(subject)
 	if s == nil {
-		return fmt.Errorf("%w: no stream stores %s (the stream of the subject does not allow schedules)", ErrScheduleNotFound, subject)
+		return fmt.Errorf("%w: no stream stores %s (the stream of the subject does not allow schedules)", transport.ErrScheduleNotFound, subject)
 	}
 	e := s.schedules[subject]
 	if e == nil {
-		return fmt.Errorf("%w in stream %s: it fired, was cancelled, or was never made", ErrScheduleNotFound, s.cfg.Name)
+		return fmt.Errorf("%w in stream %s: it fired, was cancelled, or was never made", transport.ErrScheduleNotFound, s.cfg.Name)
 	}
 	s.removeLocked(e.msg)
 	return nil
@@ -171,17 +171,17 @@ func (b *Bus) cancelSchedule(subject string) error {
 // CancelSchedule removes the pending schedule of the event eventID
 // published on subject with At, After, Cron or Every, as
 // jetstream.Publisher.CancelSchedule does. Errors match
-// ErrScheduleNotFound (it fired, was cancelled or never made),
-// ErrInvalidSubject or ErrClosed.
+// transport.ErrScheduleNotFound (it fired, was cancelled or never made),
+// envelope.ErrInvalidSubject or transport.ErrClosed.
 func (p *Publisher) CancelSchedule(ctx context.Context, subject, eventID string) error {
 	if err := envelope.ValidateSubject(subject); err != nil {
 		return fmt.Errorf("cancel schedule of %s event %s: %w", subject, eventID, err)
 	}
 	if eventID == "" {
-		return fmt.Errorf("cancel schedule of %s: %w: empty event id", subject, ErrInvalidEvent)
+		return fmt.Errorf("cancel schedule of %s: %w: empty event id", subject, envelope.ErrInvalidEvent)
 	}
 	if p.isClosed() {
-		return fmt.Errorf("cancel schedule of %s event %s: %w", subject, eventID, ErrClosed)
+		return fmt.Errorf("cancel schedule of %s event %s: %w", subject, eventID, transport.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cancel schedule of %s event %s: %w", subject, eventID, err)

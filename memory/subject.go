@@ -3,6 +3,8 @@ package memory
 import (
 	"fmt"
 	"strings"
+
+	"github.com/jetevents/events/envelope"
 )
 
 // validSubject checks a NATS subject: non-empty dot-separated tokens without
@@ -10,22 +12,22 @@ import (
 // token.
 func validSubject(s string, wildcards bool) error {
 	if s == "" {
-		return fmt.Errorf("%w: empty subject", ErrInvalidSubject)
+		return fmt.Errorf("%w: empty subject", envelope.ErrInvalidSubject)
 	}
 	if strings.ContainsAny(s, " \t\r\n\x00") {
-		return fmt.Errorf("%w: %q holds whitespace", ErrInvalidSubject, s)
+		return fmt.Errorf("%w: %q holds whitespace", envelope.ErrInvalidSubject, s)
 	}
 	toks := strings.Split(s, ".")
 	for i, t := range toks {
 		switch {
 		case t == "":
-			return fmt.Errorf("%w: %q has an empty token", ErrInvalidSubject, s)
+			return fmt.Errorf("%w: %q has an empty token", envelope.ErrInvalidSubject, s)
 		case !wildcards && (t == "*" || t == ">"):
-			return fmt.Errorf("%w: %q: wildcards are not allowed here", ErrInvalidSubject, s)
+			return fmt.Errorf("%w: %q: wildcards are not allowed here", envelope.ErrInvalidSubject, s)
 		case t == ">" && i != len(toks)-1:
-			return fmt.Errorf("%w: %q: '>' must be the last token", ErrInvalidSubject, s)
+			return fmt.Errorf("%w: %q: '>' must be the last token", envelope.ErrInvalidSubject, s)
 		case len(t) > 1 && strings.ContainsAny(t, "*>"):
-			return fmt.Errorf("%w: %q: a wildcard must be a whole token", ErrInvalidSubject, s)
+			return fmt.Errorf("%w: %q: a wildcard must be a whole token", envelope.ErrInvalidSubject, s)
 		}
 	}
 	return nil
@@ -68,7 +70,7 @@ func matchAny(patterns []string, subject string) bool {
 // validName checks a stream or durable name as JetStream does.
 func validName(kind, s string) error {
 	if s == "" || strings.ContainsAny(s, ".*>/\\ \t\r\n\x00") {
-		return fmt.Errorf("%w: %s name %q: empty, or holds '.', '*', '>', a path separator or whitespace", ErrInvalidConfig, kind, s)
+		return fmt.Errorf("%w: %s name %q: empty, or holds '.', '*', '>', a path separator or whitespace", envelope.ErrInvalidConfig, kind, s)
 	}
 	return nil
 }

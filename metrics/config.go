@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -99,20 +100,20 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports a configuration that cannot work; errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func (c Config) Validate() error {
 	switch {
 	case c.MaxLabelValues < 1:
-		return fmt.Errorf("%w: MaxLabelValues %d must be >= 1", ErrInvalidConfig, c.MaxLabelValues)
+		return fmt.Errorf("%w: MaxLabelValues %d must be >= 1", envelope.ErrInvalidConfig, c.MaxLabelValues)
 	case c.ScrapeTimeout < 0:
-		return fmt.Errorf("%w: ScrapeTimeout %s is negative", ErrInvalidConfig, c.ScrapeTimeout)
+		return fmt.Errorf("%w: ScrapeTimeout %s is negative", envelope.ErrInvalidConfig, c.ScrapeTimeout)
 	case len(c.HandlerBuckets) == 0 || len(c.PublishBuckets) == 0 || (c.OutboxLagBuckets != nil && len(c.OutboxLagBuckets) == 0):
-		return fmt.Errorf("%w: empty histogram buckets", ErrInvalidConfig)
+		return fmt.Errorf("%w: empty histogram buckets", envelope.ErrInvalidConfig)
 	}
 	for _, b := range [][]float64{c.HandlerBuckets, c.PublishBuckets, c.OutboxLagBuckets} {
 		for i := 1; i < len(b); i++ {
 			if b[i] <= b[i-1] {
-				return fmt.Errorf("%w: histogram buckets %v not increasing", ErrInvalidConfig, b)
+				return fmt.Errorf("%w: histogram buckets %v not increasing", envelope.ErrInvalidConfig, b)
 			}
 		}
 	}

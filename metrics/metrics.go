@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/router"
 	"github.com/jetevents/events/transport"
 )
@@ -33,10 +34,10 @@ type Metrics struct {
 // New registers every jetevents collector on reg and returns the Metrics
 // that feeds them. Hook it in with PublishObserver, Instrument (or Observe
 // and Middleware), WatchRouter and WatchDeadLetters. Errors match
-// ErrInvalidConfig or ErrRegister (nothing is left registered then).
+// envelope.ErrInvalidConfig or ErrRegister (nothing is left registered then).
 func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	if reg == nil {
-		return nil, fmt.Errorf("%w: nil Registerer", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil Registerer", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/jetevents/events/metrics"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // handler behaves as the event's data says: ok, flaky (fails its first
@@ -76,7 +77,7 @@ func TestMetrics_count_known_traffic_exactly(t *testing.T) {
 	}
 	storeTwice(t, srv, "auth.user.created", oks[0])
 	require.NoError(t, pub.Publish(ctx, "auth.user.deleted", userEvent("user.deleted", "ok")))
-	require.ErrorIs(t, pub.Publish(ctx, "orders.placed", userEvent("order.placed", "ok")), jetstream.ErrNoStream)
+	require.ErrorIs(t, pub.Publish(ctx, "orders.placed", userEvent("order.placed", "ok")), transport.ErrNoStream)
 
 	const deliveries = 4 + 3 + 2 + 1 + 1 // handled, retried, dead-lettered, duplicate, unknown
 	require.Eventually(t, func() bool {
@@ -212,14 +213,14 @@ func TestMetrics_publish_results_are_named_by_their_sentinel(t *testing.T) {
 	}{
 		{nil, false, metrics.ResultOK},
 		{nil, true, metrics.ResultDuplicate},
-		{jetstream.ErrNoStream, false, metrics.ResultNoStream},
-		{errors.Join(jetstream.ErrPublish, jetstream.ErrTimeout), false, metrics.ResultTimeout},
-		{errors.Join(jetstream.ErrInvalidEvent, jetstream.ErrTooLarge), false, metrics.ResultTooLarge},
-		{jetstream.ErrInvalidEvent, false, metrics.ResultInvalid},
-		{jetstream.ErrInvalidSubject, false, metrics.ResultInvalid},
-		{errors.Join(jetstream.ErrNotSent, jetstream.ErrInvalidEvent), false, metrics.ResultNotSent},
-		{jetstream.ErrClosed, false, metrics.ResultClosed},
-		{errors.Join(jetstream.ErrTooManyPending, jetstream.ErrTimeout), false, metrics.ResultTooManyPending},
+		{transport.ErrNoStream, false, metrics.ResultNoStream},
+		{errors.Join(transport.ErrPublish, transport.ErrTimeout), false, metrics.ResultTimeout},
+		{errors.Join(envelope.ErrInvalidEvent, envelope.ErrTooLarge), false, metrics.ResultTooLarge},
+		{envelope.ErrInvalidEvent, false, metrics.ResultInvalid},
+		{envelope.ErrInvalidSubject, false, metrics.ResultInvalid},
+		{errors.Join(transport.ErrNotSent, envelope.ErrInvalidEvent), false, metrics.ResultNotSent},
+		{transport.ErrClosed, false, metrics.ResultClosed},
+		{errors.Join(transport.ErrTooManyPending, transport.ErrTimeout), false, metrics.ResultTooManyPending},
 		{errors.New("other"), false, metrics.ResultError},
 	}
 	for _, tt := range tests {
@@ -253,11 +254,11 @@ func TestMetrics_unreadable_dead_letter_stream_is_a_scrape_error_not_a_hang(t *t
 
 func TestNew_refuses_bad_config_and_double_registration(t *testing.T) {
 	_, err := metrics.New(nil, metrics.Config{})
-	assert.ErrorIs(t, err, metrics.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	_, err = metrics.New(prometheus.NewRegistry(), metrics.Config{MaxLabelValues: -1})
-	assert.ErrorIs(t, err, metrics.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	_, err = metrics.New(prometheus.NewRegistry(), metrics.Config{HandlerBuckets: []float64{1, 0.5}})
-	assert.ErrorIs(t, err, metrics.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 
 	reg := prometheus.NewRegistry()
 	_, err = metrics.New(reg, metrics.Config{})

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 // Result label values of jetevents_events_published_total.
@@ -65,19 +67,19 @@ func resultOf(res jetstream.PublishResult) string {
 		return ResultDuplicate
 	case err == nil:
 		return ResultOK
-	case errors.Is(err, jetstream.ErrNotSent):
+	case errors.Is(err, transport.ErrNotSent):
 		return ResultNotSent
-	case errors.Is(err, jetstream.ErrTooLarge):
+	case errors.Is(err, envelope.ErrTooLarge):
 		return ResultTooLarge
-	case errors.Is(err, jetstream.ErrInvalidEvent), errors.Is(err, jetstream.ErrInvalidSubject):
+	case errors.Is(err, envelope.ErrInvalidEvent), errors.Is(err, envelope.ErrInvalidSubject):
 		return ResultInvalid
-	case errors.Is(err, jetstream.ErrClosed):
+	case errors.Is(err, transport.ErrClosed):
 		return ResultClosed
-	case errors.Is(err, jetstream.ErrTooManyPending):
+	case errors.Is(err, transport.ErrTooManyPending):
 		return ResultTooManyPending
-	case errors.Is(err, jetstream.ErrNoStream):
+	case errors.Is(err, transport.ErrNoStream):
 		return ResultNoStream
-	case errors.Is(err, jetstream.ErrTimeout):
+	case errors.Is(err, transport.ErrTimeout):
 		return ResultTimeout
 	}
 	return ResultError

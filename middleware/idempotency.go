@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/idempotency"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -52,13 +53,13 @@ func (c *IdempotencyConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c IdempotencyConfig) Validate() error {
 	if c.Store == nil {
-		return fmt.Errorf("%w: Store is required", ErrInvalidConfig)
+		return fmt.Errorf("%w: Store is required", envelope.ErrInvalidConfig)
 	}
 	if c.StoreTimeout < 0 {
-		return fmt.Errorf("%w: StoreTimeout %s is negative", ErrInvalidConfig, c.StoreTimeout)
+		return fmt.Errorf("%w: StoreTimeout %s is negative", envelope.ErrInvalidConfig, c.StoreTimeout)
 	}
 	return nil
 }
@@ -100,7 +101,7 @@ type prefetch struct {
 }
 
 // NewIdempotency returns the idempotency middleware configured by cfg.
-// Errors match ErrInvalidConfig.
+// Errors match envelope.ErrInvalidConfig.
 func NewIdempotency(cfg IdempotencyConfig) (*Idempotency, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -178,7 +179,7 @@ func (i *Idempotency) namespace(msg *message.Message, dv *transport.Delivery) st
 
 // Middleware claims the event before the handler and records it after:
 // see Idempotency for the guarantees. A claim that cannot be made (store
-// unreachable) or an idempotency.ClaimBusy returns an error (ErrStore / ErrClaimed), so
+// unreachable) or an idempotency.ClaimBusy returns an error (idempotency.ErrStore / ErrClaimed), so
 // the message is retried, never acked unhandled.
 func (i *Idempotency) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {

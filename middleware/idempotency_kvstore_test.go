@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/jetstream"
@@ -162,10 +163,10 @@ func TestKVStore_config_validation(t *testing.T) {
 		{Replicas: 7},
 	} {
 		_, err := jetstream.NewKVStore(context.Background(), srv.Conn, cfg)
-		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
 	_, err := jetstream.NewKVStore(context.Background(), nil, jetstream.KVStoreConfig{})
-	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }
 
 func TestKVStore_async_claims_and_marks_answer_as_the_synchronous_ones(t *testing.T) {

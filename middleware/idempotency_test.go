@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
@@ -150,7 +151,7 @@ func TestIdempotency_claim_failure_is_retried_not_acked(t *testing.T) {
 
 func TestIdempotency_requires_a_store(t *testing.T) {
 	_, err := middleware.NewIdempotency(middleware.IdempotencyConfig{})
-	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }
 
 func TestMemoryStore_is_a_watermill_expiring_key_repository(t *testing.T) {

@@ -93,7 +93,7 @@ func (l *Logging) Middleware(h message.HandlerFunc) message.HandlerFunc {
 					l.cfg.Logger.Debug("Event handled", l.fields(msg))
 				}
 			}
-		case errors.Is(err, ErrDeadLetter):
+		case errors.Is(err, transport.ErrDeadLetter):
 			fields := l.fields(msg)
 			if v.Kind == transport.Retried {
 				fields["retry_in"] = v.Delay.String()

@@ -60,7 +60,7 @@ func TestLogging_logs_each_outcome_at_its_level_with_event_fields(t *testing.T) 
 			return nil, nil
 		}, "ERROR", "Event dead-lettered", map[string]any{"reason": "permanent", "dead_letter_subject": "dlq.auth.user.created", "error": "bad input"}},
 		{"dead-letter failed", func(m *message.Message) ([]*message.Message, error) {
-			err := errors.Join(boom, middleware.ErrDeadLetter)
+			err := errors.Join(boom, transport.ErrDeadLetter)
 			transport.FromContext(m.Context()).Verdict = transport.Retry(time.Second, err)
 			return nil, err
 		}, "ERROR", "Event not dead-lettered, will be redelivered", map[string]any{"retry_in": "1s"}},

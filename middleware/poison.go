@@ -103,20 +103,20 @@ func (c *DeadLetterConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c DeadLetterConfig) Validate() error {
 	if err := envelope.ValidateSubject(c.SubjectPrefix); err != nil {
-		return fmt.Errorf("%w: SubjectPrefix: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: SubjectPrefix: %w", envelope.ErrInvalidConfig, err)
 	}
 	if c.PublishTimeout < 0 {
-		return fmt.Errorf("%w: PublishTimeout %s is negative", ErrInvalidConfig, c.PublishTimeout)
+		return fmt.Errorf("%w: PublishTimeout %s is negative", envelope.ErrInvalidConfig, c.PublishTimeout)
 	}
 	if c.MaxErrorLen < 0 {
-		return fmt.Errorf("%w: MaxErrorLen %d is negative", ErrInvalidConfig, c.MaxErrorLen)
+		return fmt.Errorf("%w: MaxErrorLen %d is negative", envelope.ErrInvalidConfig, c.MaxErrorLen)
 	}
 	if c.Stream != "" {
 		if err := transport.ValidateName(c.Stream); err != nil {
-			return fmt.Errorf("%w: Stream: %w", ErrInvalidConfig, err)
+			return fmt.Errorf("%w: Stream: %w", envelope.ErrInvalidConfig, err)
 		}
 	}
 	if err := c.RetryBackoff.Validate(); err != nil {
@@ -171,10 +171,10 @@ type verdict struct {
 const maxVerdicts = 10000
 
 // NewDeadLetterer returns a DeadLetterer publishing through pub. Errors
-// match ErrInvalidConfig.
+// match envelope.ErrInvalidConfig.
 func NewDeadLetterer(pub Publisher, cfg DeadLetterConfig) (*DeadLetterer, error) {
 	if pub == nil {
-		return nil, fmt.Errorf("%w: nil dead-letter Publisher", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil dead-letter Publisher", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -229,11 +229,11 @@ func MsgID(rec Record) string {
 
 // Send publishes rec to the dead-letter stream and waits for the stream's
 // ack. A duplicate (already stored under the same MsgID) is a success.
-// Errors match ErrDeadLetter (and the transport's cause, e.g.
-// jetstream.ErrNoStream when no stream listens on the dead-letter subject).
+// Errors match transport.ErrDeadLetter (and the transport's cause, e.g.
+// transport.ErrNoStream when no stream listens on the dead-letter subject).
 func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 	if rec.Subject == "" {
-		return fmt.Errorf("%w: %w: record without subject", ErrDeadLetter, ErrNoRawMessage)
+		return fmt.Errorf("%w: %w: record without subject", transport.ErrDeadLetter, ErrNoRawMessage)
 	}
 	if rec.Reason == "" {
 		rec.Reason = ReasonHandlerError
@@ -279,7 +279,7 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 	}
 	msg := &transport.Message{Subject: subject, Header: h, Data: data, ID: MsgID(rec)}
 	if err := d.pub.PublishDeadLetter(ctx, msg); err != nil {
-		return fmt.Errorf("%w: %s (%s, stream %s seq %d): %w", ErrDeadLetter, subject, rec.Reason, rec.Stream, rec.StreamSeq, err)
+		return fmt.Errorf("%w: %s (%s, stream %s seq %d): %w", transport.ErrDeadLetter, subject, rec.Reason, rec.Stream, rec.StreamSeq, err)
 	}
 	return nil
 }
@@ -300,7 +300,7 @@ func headerSize(h header) int {
 // nil for them, so that the router acks them; ordinary errors pass through
 // untouched (Retry decides about those). The messages the failed handler
 // produced are dropped. If the dead-letter publish fails, the returned error
-// joins the handler's error and one matching ErrDeadLetter, the message is
+// joins the handler's error and one matching transport.ErrDeadLetter, the message is
 // marked for redelivery after RetryBackoff, and the verdict is remembered:
 // its redeliveries retry the publish without calling the handler again. An
 // event is never acked while it is nowhere.
@@ -432,7 +432,7 @@ func recordOf(msg *message.Message, dv *transport.Delivery) Record {
 // naks it otherwise.
 func (d *DeadLetterer) Undecodable(ctx context.Context, dv *transport.Delivery, err error) error {
 	if dv == nil {
-		return fmt.Errorf("%w: %w: nil delivery", ErrDeadLetter, ErrNoRawMessage)
+		return fmt.Errorf("%w: %w: nil delivery", transport.ErrDeadLetter, ErrNoRawMessage)
 	}
 	reason, ok := Classify(err)
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
@@ -155,7 +156,7 @@ func TestDeadLetterer_undecodable_message_lands_unchanged_with_every_header(t *t
 		err        error
 		wantReason string
 	}{
-		{"malformed payload", errors.Join(marshaler.ErrUnmarshal, marshaler.ErrMalformed), middleware.ReasonUnmarshal},
+		{"malformed payload", errors.Join(marshaler.ErrUnmarshal, envelope.ErrMalformed), middleware.ReasonUnmarshal},
 		{"unknown schema major", errors.Join(marshaler.ErrUnmarshal, marshaler.ErrUnknownSchemaMajor), middleware.ReasonSchemaVersion},
 		{"any other decode error", errors.New("weird"), middleware.ReasonUnmarshal},
 	}
@@ -392,7 +393,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 		trCfg jetstream.TransportConfig
 		cause error
 	}{
-		{"no dead-letter stream", middleware.DeadLetterConfig{}, jetstream.TransportConfig{}, jetstream.ErrNoStream},
+		{"no dead-letter stream", middleware.DeadLetterConfig{}, jetstream.TransportConfig{}, transport.ErrNoStream},
 		{"dead letter captured by an unexpected stream",
 			middleware.DeadLetterConfig{SubjectPrefix: "auth.dlq", Stream: "DLQ"},
 			jetstream.TransportConfig{DeadLetterStream: "DLQ"}, nil},
@@ -409,7 +410,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 			_, err = dl.Middleware(handlerReturning(new(int), middleware.Permanent(boom)))(msg)
 
 			require.Error(t, err, "the router must Nack")
-			assert.ErrorIs(t, err, middleware.ErrDeadLetter)
+			assert.ErrorIs(t, err, transport.ErrDeadLetter)
 			assert.ErrorIs(t, err, transport.ErrDeadLetter)
 			assert.ErrorIs(t, err, boom)
 			if tt.cause != nil {
@@ -424,7 +425,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 			assert.Zero(t, info.State.Msgs, "nothing landed in another stream")
 
 			raw := env.publishAndFetch(t, []byte("x"), nil)
-			assert.ErrorIs(t, dl.Undecodable(testCtx(t), transport.FromContext(deliveredStored(t, raw).Context()), marshaler.ErrUnmarshal), middleware.ErrDeadLetter, "the subscriber naks instead of acking")
+			assert.ErrorIs(t, dl.Undecodable(testCtx(t), transport.FromContext(deliveredStored(t, raw).Context()), marshaler.ErrUnmarshal), transport.ErrDeadLetter, "the subscriber naks instead of acking")
 		})
 	}
 }
@@ -448,7 +449,7 @@ func TestDeadLetterer_failed_publish_remembers_the_verdict_retries_without_the_h
 	// Attempt 1: the verdict, the publish fails.
 	msg := delivered("ev-1", testSubject, 7, 1)
 	_, err := h(msg)
-	require.ErrorIs(t, err, middleware.ErrDeadLetter)
+	require.ErrorIs(t, err, transport.ErrDeadLetter)
 	assert.Equal(t, 1, calls[7])
 	assert.Equal(t, "1s", nakDelay(msg))
 
@@ -456,7 +457,7 @@ func TestDeadLetterer_failed_publish_remembers_the_verdict_retries_without_the_h
 	// retried (and fails again), the verdict and its cause are kept.
 	msg = delivered("ev-1", testSubject, 7, 2)
 	_, err = h(msg)
-	require.ErrorIs(t, err, middleware.ErrDeadLetter)
+	require.ErrorIs(t, err, transport.ErrDeadLetter)
 	assert.ErrorIs(t, err, boom, "the remembered cause")
 	reason, _ := middleware.Classify(err)
 	assert.Equal(t, middleware.ReasonPermanent, reason)
@@ -465,7 +466,7 @@ func TestDeadLetterer_failed_publish_remembers_the_verdict_retries_without_the_h
 
 	// The memory is per stream message: another one runs its handler.
 	_, err = h(delivered("ev-2", testSubject, 8, 1))
-	require.ErrorIs(t, err, middleware.ErrDeadLetter)
+	require.ErrorIs(t, err, transport.ErrDeadLetter)
 	assert.Equal(t, 1, calls[8])
 
 	// Attempt 3, the DLQ stream exists: stored without a handler call.
@@ -515,10 +516,10 @@ func TestDeadLetterer_config_validation(t *testing.T) {
 		{RetryBackoff: middleware.Backoff{Multiplier: 0.5}},
 	} {
 		_, err := middleware.NewDeadLetterer(tr, cfg)
-		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
 	_, err := middleware.NewDeadLetterer(nil, middleware.DeadLetterConfig{})
-	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	err = (&middleware.DeadLetterer{}).Send(context.Background(), middleware.Record{})
 	assert.ErrorIs(t, err, middleware.ErrNoRawMessage)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -35,10 +36,10 @@ func (c *RetryConfig) setDefaults() {
 	}
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c RetryConfig) Validate() error {
 	if c.MaxDeliver < -1 || c.MaxDeliver == 0 {
-		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 or -1 (unlimited)", ErrInvalidConfig, c.MaxDeliver)
+		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 or -1 (unlimited)", envelope.ErrInvalidConfig, c.MaxDeliver)
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("Backoff: %w", err)
@@ -54,7 +55,7 @@ type Retry struct {
 }
 
 // NewRetry returns the retry decision configured by cfg. Errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func NewRetry(cfg RetryConfig) (*Retry, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

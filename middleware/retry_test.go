@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 )
@@ -139,7 +140,7 @@ func TestRetry_config_validation(t *testing.T) {
 		{Backoff: middleware.Backoff{Multiplier: 0.1}},
 	} {
 		_, err := middleware.NewRetry(cfg)
-		assert.ErrorIs(t, err, middleware.ErrInvalidConfig, "%+v", cfg)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
 	_, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: -1, Backoff: middleware.Backoff{Initial: time.Millisecond}})
 	assert.NoError(t, err, "-1 is unlimited")

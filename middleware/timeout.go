@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jetevents/events/envelope"
 )
 
 // Timeout cancels the handler's context after d, like Watermill's
@@ -17,10 +18,10 @@ import (
 // idempotency key, publishing a dead letter, the subscriber's settle) would
 // see "context canceled". The values already in the context (handler name,
 // raw message, correlation ids) survive either way because the timeout
-// context derives from it. d must be > 0; errors match ErrInvalidConfig.
+// context derives from it. d must be > 0; errors match envelope.ErrInvalidConfig.
 func Timeout(d time.Duration) (message.HandlerMiddleware, error) {
 	if d <= 0 {
-		return nil, fmt.Errorf("%w: timeout %s must be > 0", ErrInvalidConfig, d)
+		return nil, fmt.Errorf("%w: timeout %s must be > 0", envelope.ErrInvalidConfig, d)
 	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {

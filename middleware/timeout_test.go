@@ -36,5 +36,5 @@ func TestTimeout_cancels_the_handler_and_restores_the_context(t *testing.T) {
 
 func TestTimeout_rejects_non_positive_durations(t *testing.T) {
 	_, err := middleware.Timeout(0)
-	assert.ErrorIs(t, err, middleware.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }

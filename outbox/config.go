@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/internal/sqldb"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
@@ -76,16 +77,16 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports a configuration that cannot work; errors match
-// ErrInvalidConfig. Zero fields are valid: they mean the defaults.
+// envelope.ErrInvalidConfig. Zero fields are valid: they mean the defaults.
 func (c Config) Validate() error {
 	switch c.Dialect {
 	case Detect, PostgreSQL, SQLite:
 	default:
-		return fmt.Errorf("%w: dialect %q (PostgreSQL or SQLite)", ErrInvalidConfig, string(c.Dialect))
+		return fmt.Errorf("%w: dialect %q (PostgreSQL or SQLite)", envelope.ErrInvalidConfig, string(c.Dialect))
 	}
 	if c.Table != "" {
 		if err := sqldb.ValidTable(c.Table); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+			return fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 		}
 	}
 	return nil
@@ -182,28 +183,28 @@ func (c *RelayConfig) setDefaults() {
 }
 
 // Validate reports a configuration that cannot work; errors match
-// ErrInvalidConfig. Zero fields are valid: they mean the defaults.
+// envelope.ErrInvalidConfig. Zero fields are valid: they mean the defaults.
 func (c RelayConfig) Validate() error {
 	d := c
 	d.setDefaults()
 	switch {
 	case d.BatchSize < 1 || d.BatchSize > 10000:
-		return fmt.Errorf("%w: BatchSize %d (1 to 10000)", ErrInvalidConfig, c.BatchSize)
+		return fmt.Errorf("%w: BatchSize %d (1 to 10000)", envelope.ErrInvalidConfig, c.BatchSize)
 	case d.Concurrency < 1:
-		return fmt.Errorf("%w: Concurrency %d must be >= 1", ErrInvalidConfig, c.Concurrency)
+		return fmt.Errorf("%w: Concurrency %d must be >= 1", envelope.ErrInvalidConfig, c.Concurrency)
 	case d.PublishTimeout < 0 || d.PollMin < 0 || d.LeaseTTL < 0 || d.DuplicateWindow < 0:
-		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+		return fmt.Errorf("%w: negative duration", envelope.ErrInvalidConfig)
 	case d.PollMax < d.PollMin:
-		return fmt.Errorf("%w: PollMax %s below PollMin %s", ErrInvalidConfig, d.PollMax, d.PollMin)
+		return fmt.Errorf("%w: PollMax %s below PollMin %s", envelope.ErrInvalidConfig, d.PollMax, d.PollMin)
 	case d.LeaseTTL < 2*d.PublishTimeout:
 		return fmt.Errorf("%w: LeaseTTL %s must be at least twice PublishTimeout %s (a relay publishes only while its lease outlasts a publish)",
-			ErrInvalidConfig, d.LeaseTTL, d.PublishTimeout)
+			envelope.ErrInvalidConfig, d.LeaseTTL, d.PublishTimeout)
 	case d.LeaseTTL+d.PublishTimeout > d.DuplicateWindow/2:
 		return fmt.Errorf("%w: LeaseTTL %s + PublishTimeout %s must fit in half the streams' duplicates window %s, so that a row published again after a relay crash is still de-duplicated",
-			ErrInvalidConfig, d.LeaseTTL, d.PublishTimeout, d.DuplicateWindow)
+			envelope.ErrInvalidConfig, d.LeaseTTL, d.PublishTimeout, d.DuplicateWindow)
 	}
 	if err := d.Backoff.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -6,9 +6,6 @@ import "errors"
 // (envelope.ErrInvalidSubject, ErrInvalidEvent, ErrTooLarge: nothing was
 // written) and the database's own error, wrapped.
 var (
-	// ErrInvalidConfig: a Config or RelayConfig that cannot work, refused
-	// before anything runs.
-	ErrInvalidConfig = errors.New("outbox: invalid configuration")
 
 	// ErrNoTransaction: Publish without a transaction. An outbox row is
 	// only worth writing inside the transaction of the change it announces.

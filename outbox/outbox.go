@@ -38,10 +38,10 @@ type Outbox struct {
 
 // New returns the Outbox of table cfg.Table in db. It does not create the
 // table: call CreateSchema (or run Schema in your migrations). Errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func New(db *sql.DB, cfg Config) (*Outbox, error) {
 	if db == nil {
-		return nil, fmt.Errorf("%w: nil *sql.DB", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil *sql.DB", envelope.ErrInvalidConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -49,7 +49,7 @@ func New(db *sql.DB, cfg Config) (*Outbox, error) {
 	cfg.setDefaults()
 	d, err := sqldb.Resolve(cfg.Dialect, db)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", envelope.ErrInvalidConfig, err)
 	}
 	o := &Outbox{db: db, dialect: d, table: cfg.Table, m: cfg.Marshaler, notify: !cfg.DisableNotify && d == PostgreSQL}
 	cols := "subject, event_id, event_type, payload, correlation_id, causation_id, traceparent, tracestate"

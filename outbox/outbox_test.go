@@ -168,10 +168,10 @@ func TestNew_refuses_bad_config(t *testing.T) {
 		{Dialect: "mysql"},
 	} {
 		_, err := outbox.New(d.db, cfg)
-		assert.ErrorIs(t, err, outbox.ErrInvalidConfig, "%+v", cfg)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
 	_, err := outbox.New(nil, outbox.Config{})
-	assert.ErrorIs(t, err, outbox.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	o, err := outbox.New(d.db, outbox.Config{Table: "events.outbox_v2"})
 	require.NoError(t, err, "schema-qualified names are fine")
 	assert.Equal(t, "events.outbox_v2", o.Table())
@@ -193,7 +193,7 @@ func TestRelay_refuses_bad_config_and_a_missing_schema(t *testing.T) {
 		{LeaseTTL: time.Minute, DuplicateWindow: 2 * time.Minute},
 	} {
 		_, err := outbox.NewRelay(o, pub, cfg)
-		assert.ErrorIs(t, err, outbox.ErrInvalidConfig, "%+v", cfg)
+		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
 	r := newRelay(t, o, pub, outbox.RelayConfig{})
 	err = r.Run(ctxT(t))
@@ -207,7 +207,7 @@ func TestRelay_refuses_bad_config_and_a_missing_schema(t *testing.T) {
 	o2, err := outbox.New(db, outbox.Config{})
 	require.NoError(t, err)
 	_, err = outbox.NewRelay(o2, pub, outbox.RelayConfig{})
-	assert.ErrorIs(t, err, outbox.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "busy_timeout")
 }
 

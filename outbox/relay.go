@@ -128,13 +128,13 @@ type BlockedSubject struct {
 }
 
 // NewRelay returns a Relay publishing o's rows with pub. Errors match
-// ErrInvalidConfig. On SQLite it refuses a database whose connections have
+// envelope.ErrInvalidConfig. On SQLite it refuses a database whose connections have
 // no busy timeout (the relay and the service's writers would fail with
 // SQLITE_BUSY instead of waiting for each other): set it in the DSN,
 // `_pragma=busy_timeout(5000)`.
 func NewRelay(o *Outbox, pub Publisher, cfg RelayConfig) (*Relay, error) {
 	if o == nil || pub == nil {
-		return nil, fmt.Errorf("%w: nil Outbox or Publisher", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil Outbox or Publisher", envelope.ErrInvalidConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jetevents/events/envelope"
 )
 
 // sqliteRelay claims a batch on SQLite. Write transactions commit one at a
@@ -182,10 +183,10 @@ func checkBusyTimeout(o *Outbox) error {
 	defer cancel()
 	var ms int64
 	if err := o.db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&ms); err != nil {
-		return fmt.Errorf("%w: read PRAGMA busy_timeout: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: read PRAGMA busy_timeout: %w", envelope.ErrInvalidConfig, err)
 	}
 	if ms <= 0 {
-		return fmt.Errorf("%w: SQLite connections without a busy timeout fail with SQLITE_BUSY while the relay and the service write: add _pragma=busy_timeout(5000) to the DSN", ErrInvalidConfig)
+		return fmt.Errorf("%w: SQLite connections without a busy timeout fail with SQLITE_BUSY while the relay and the service write: add _pragma=busy_timeout(5000) to the DSN", envelope.ErrInvalidConfig)
 	}
 	return nil
 }

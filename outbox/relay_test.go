@@ -14,7 +14,6 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
-	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/outbox"
 	"github.com/jetevents/events/transport"
 )
@@ -70,7 +69,7 @@ func TestRelay_holds_a_failing_subject_in_order_and_keeps_the_others_flowing(t *
 			b := h.Blocked[0]
 			assert.Equal(t, held, b.Subject)
 			assert.Equal(t, d.name+"-0001", b.EventID, "its oldest row is the one retried")
-			assert.ErrorIs(t, b.Err, jetstream.ErrNoStream)
+			assert.ErrorIs(t, b.Err, transport.ErrNoStream)
 			assert.False(t, h.Ready)
 			assert.EqualValues(t, 5, h.Pending)
 			assert.Positive(t, h.OldestAge)
@@ -219,7 +218,7 @@ func TestRelay_stops_on_context_end_and_leaves_unpublished_rows(t *testing.T) {
 	o := newOutbox(t, d.db, outbox.Config{})
 	publishTx(t, o, d.db, "res.created", event("kept"))
 	failing := publisherFunc(func(ctx context.Context, subject string, e *envelope.Event) error {
-		return fmt.Errorf("publish %s: %w", subject, jetstream.ErrTimeout)
+		return fmt.Errorf("publish %s: %w", subject, transport.ErrTimeout)
 	})
 	r := newRelay(t, o, failing, fast("relay"))
 	stop := runRelay(t, r)
@@ -230,7 +229,7 @@ func TestRelay_stops_on_context_end_and_leaves_unpublished_rows(t *testing.T) {
 	assert.False(t, h.Running)
 	assert.Empty(t, h.Role)
 	require.Len(t, h.Blocked, 1)
-	assert.True(t, errors.Is(h.Blocked[0].Err, jetstream.ErrTimeout))
+	assert.True(t, errors.Is(h.Blocked[0].Err, transport.ErrTimeout))
 }
 
 type publisherFunc func(ctx context.Context, subject string, e *envelope.Event) error

@@ -208,16 +208,16 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports a configuration that cannot work; errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", envelope.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	if c.Stream == "" {
 		return bad("Stream is required")
 	}
 	if err := transport.ValidateName(c.Stream); err != nil {
-		return fmt.Errorf("%w: Stream: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: Stream: %w", envelope.ErrInvalidConfig, err)
 	}
 	switch {
 	case c.MaxDeliver < 1:
@@ -323,13 +323,13 @@ func (g *GroupConfig) fill(c Config) error {
 		}
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: group %s: %s", ErrInvalidConfig, g.Durable, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: group %s: %s", envelope.ErrInvalidConfig, g.Durable, fmt.Sprintf(format, args...))
 	}
 	if g.Durable == "" {
-		return fmt.Errorf("%w: group without a Durable name", ErrInvalidConfig)
+		return fmt.Errorf("%w: group without a Durable name", envelope.ErrInvalidConfig)
 	}
 	if err := transport.ValidateName(g.Durable); err != nil {
-		return fmt.Errorf("%w: group Durable: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: group Durable: %w", envelope.ErrInvalidConfig, err)
 	}
 	if len(g.FilterSubjects) == 0 {
 		return bad("no FilterSubjects")

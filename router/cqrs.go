@@ -55,17 +55,17 @@ type EventBusConfig struct {
 	Logger watermill.LoggerAdapter
 }
 
-// Validate reports an unusable configuration; errors match ErrInvalidConfig.
+// Validate reports an unusable configuration; errors match envelope.ErrInvalidConfig.
 func (c EventBusConfig) Validate() error {
 	if c.Marshaler.Marshaler == nil {
-		return fmt.Errorf("%w: EventBusConfig.Marshaler: marshaler.CQRS without a Marshaler", ErrInvalidConfig)
+		return fmt.Errorf("%w: EventBusConfig.Marshaler: marshaler.CQRS without a Marshaler", envelope.ErrInvalidConfig)
 	}
 	if c.Marshaler.Config().Source == "" {
-		return fmt.Errorf("%w: EventBusConfig.Marshaler: Config.Source is required to build events", ErrInvalidConfig)
+		return fmt.Errorf("%w: EventBusConfig.Marshaler: Config.Source is required to build events", envelope.ErrInvalidConfig)
 	}
 	if c.SubjectPrefix != "" {
 		if err := envelope.ValidateSubject(c.SubjectPrefix); err != nil {
-			return fmt.Errorf("%w: EventBusConfig.SubjectPrefix: %w", ErrInvalidConfig, err)
+			return fmt.Errorf("%w: EventBusConfig.SubjectPrefix: %w", envelope.ErrInvalidConfig, err)
 		}
 	}
 	return nil
@@ -75,10 +75,10 @@ func (c EventBusConfig) Validate() error {
 // cfg: Publish(ctx, &UserCreated{...}) stores a full envelope on
 // EventSubject(SubjectPrefix, event), with the correlation and causation ids
 // of ctx (and, when ctx is a handler's, of the event handled). Errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func NewEventBus(pub message.Publisher, cfg EventBusConfig) (*cqrs.EventBus, error) {
 	if pub == nil {
-		return nil, fmt.Errorf("%w: nil publisher for the event bus", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil publisher for the event bus", envelope.ErrInvalidConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func NewEventBus(pub message.Publisher, cfg EventBusConfig) (*cqrs.EventBus, err
 		Logger:    cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: event bus: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: event bus: %w", envelope.ErrInvalidConfig, err)
 	}
 	return bus, nil
 }
@@ -162,11 +162,11 @@ func HandleEvent[T any](g *Group, fn func(ctx context.Context, event *T) error, 
 // Run).
 func AddEventHandler(g *Group, h cqrs.EventHandler, opts ...HandlerOption) *Group {
 	if h == nil {
-		return g.fail(fmt.Errorf("%w: nil cqrs.EventHandler in group %s", ErrInvalidConfig, g.cfg.Durable))
+		return g.fail(fmt.Errorf("%w: nil cqrs.EventHandler in group %s", envelope.ErrInvalidConfig, g.cfg.Durable))
 	}
 	sample := h.NewEvent()
 	if v := reflect.ValueOf(sample); !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() {
-		return g.fail(fmt.Errorf("%w: handler %q: NewEvent must return a non-nil pointer, got %T", ErrInvalidConfig, h.HandlerName(), sample))
+		return g.fail(fmt.Errorf("%w: handler %q: NewEvent must return a non-nil pointer, got %T", envelope.ErrInvalidConfig, h.HandlerName(), sample))
 	}
 	eventType := marshaler.EventTypeOf(sample)
 	return g.On(eventType, func(ctx context.Context, e *envelope.Event) error {

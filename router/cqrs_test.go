@@ -165,12 +165,12 @@ func TestRouter_CQRS_data_that_does_not_fit_the_struct_is_dead_lettered_as_unmar
 func TestRouter_CQRS_helpers_refuse_what_cannot_work(t *testing.T) {
 	f := newMemFixture(t)
 	_, err := router.NewEventBus(f.messagePublisher(t), router.EventBusConfig{Marshaler: marshaler.CQRS{Marshaler: marshaler.Default()}})
-	assert.ErrorIs(t, err, router.ErrInvalidConfig, "no Source")
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "no Source")
 	_, err = router.NewEventBus(nil, router.EventBusConfig{})
-	assert.ErrorIs(t, err, router.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 	r := f.newRouter(t, suiteConfig())
 	g := router.AddEventHandler(r.Group("g", "auth.>"), badHandler{})
-	assert.ErrorIs(t, g.Err(), router.ErrInvalidConfig)
+	assert.ErrorIs(t, g.Err(), envelope.ErrInvalidConfig)
 	assert.Equal(t, "auth.user.created", router.EventSubject("auth", &UserCreated{}))
 	assert.Equal(t, "user.role.assigned", router.EventSubject("", RoleAssigned{}))
 }

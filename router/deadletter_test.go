@@ -16,6 +16,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 func TestRouter_dead_letter_that_fails_on_the_last_delivery_is_retried_on_extra_deliveries(t *testing.T) {
@@ -33,7 +34,7 @@ func TestRouter_dead_letter_that_fails_on_the_last_delivery_is_retried_on_extra_
 	dlqFailed := make(chan struct{})
 	var once sync.Once
 	cfg.Observe = func(o router.Outcome) {
-		if errors.Is(o.Err, middleware.ErrDeadLetter) {
+		if errors.Is(o.Err, transport.ErrDeadLetter) {
 			once.Do(func() { close(dlqFailed) })
 		}
 	}
@@ -100,8 +101,8 @@ func TestRouter_typed_nil_handler_is_a_config_error(t *testing.T) {
 	require.NoError(t, err)
 	g := r.Group("users", "auth.user.*")
 	router.Handle[roleUpdated](g, "user.role.updated", nil)
-	assert.ErrorIs(t, g.Err(), router.ErrInvalidConfig)
-	assert.ErrorIs(t, r.Run(ctxT(t)), router.ErrInvalidConfig)
+	assert.ErrorIs(t, g.Err(), envelope.ErrInvalidConfig)
+	assert.ErrorIs(t, r.Run(ctxT(t)), envelope.ErrInvalidConfig)
 }
 
 // flusher records Flush calls and fails when told to.

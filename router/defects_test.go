@@ -24,16 +24,16 @@ import (
 func TestRouter_invalid_stream_or_durable_names_are_refused_at_once_as_config_errors(t *testing.T) {
 	nc := newEnv(t).srv.Conn
 	_, err := router.New(nc, router.Config{Stream: "AUTH.EVENTS"})
-	require.ErrorIs(t, err, router.ErrInvalidConfig, "New refuses a stream name with a dot")
+	require.ErrorIs(t, err, envelope.ErrInvalidConfig, "New refuses a stream name with a dot")
 
 	r, err := router.New(nc, router.Config{Stream: stream})
 	require.NoError(t, err)
 	for _, durable := range []string{"a.b", "a b", "a*", "a>"} {
 		g := r.Group(durable, "auth.user.>").On("user.created", func(context.Context, *envelope.Event) error { return nil })
-		assert.ErrorIs(t, g.Err(), router.ErrInvalidConfig, "durable %q refused before Run", durable)
+		assert.ErrorIs(t, g.Err(), envelope.ErrInvalidConfig, "durable %q refused before Run", durable)
 	}
 	g := r.Group("ok", "auth..user").On("user.created", func(context.Context, *envelope.Event) error { return nil })
-	assert.ErrorIs(t, g.Err(), router.ErrInvalidConfig, "an invalid filter is refused before Run")
+	assert.ErrorIs(t, g.Err(), envelope.ErrInvalidConfig, "an invalid filter is refused before Run")
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.

@@ -2,14 +2,7 @@ package router
 
 import (
 	"errors"
-
-	"github.com/jetevents/events/envelope"
 )
-
-// ErrInvalidConfig is matched by every configuration error of New, Group and
-// On, wrapped with the field at fault.
-// It is envelope.ErrInvalidConfig, the module's one configuration sentinel.
-var ErrInvalidConfig = envelope.ErrInvalidConfig
 
 // ErrRunning is returned by Run on a router that is running or has run:
 // a Router runs once.

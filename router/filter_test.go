@@ -11,7 +11,6 @@ import (
 
 	events "github.com/jetevents/events"
 	"github.com/jetevents/events/envelope"
-	"github.com/jetevents/events/router"
 )
 
 // TestRouter_group_whose_filter_the_stream_does_not_store_is_refused_before_Run_consumes:
@@ -30,7 +29,7 @@ func TestRouter_group_whose_filter_the_stream_does_not_store_is_refused_before_R
 
 			err := r.Run(ctxT(t))
 			require.Error(t, err, "Run must not run a group that can never receive an event")
-			assert.ErrorIs(t, err, router.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			assert.ErrorIs(t, err, events.ErrInvalidConfig, "the root facade's sentinel matches")
 			assert.Contains(t, err.Error(), `"orders.nothing-here"`, "names the filter")
 			assert.Contains(t, err.Error(), "auth.>", "names the stream's subjects")
@@ -54,7 +53,7 @@ func TestRouter_group_with_one_filter_outside_the_stream_is_refused(t *testing.T
 			g := r.Group("mixed", "auth.user.>", "billing.invoice.*")
 			g.On("user.created", func(ctx context.Context, e *envelope.Event) error { return nil })
 			err := r.Run(ctxT(t))
-			require.ErrorIs(t, err, router.ErrInvalidConfig)
+			require.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			assert.Contains(t, err.Error(), `"billing.invoice.*"`)
 			assert.NotContains(t, err.Error(), `"auth.user.>" is outside`)
 		})

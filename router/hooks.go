@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jetevents/events/envelope"
 )
 
 // The router's observability hooks. The router imports neither Prometheus
@@ -47,7 +48,7 @@ func (r *Router) instrument(h message.HandlerFunc) message.HandlerFunc {
 func (c Config) validateHooks() error {
 	for i, m := range c.Instrument {
 		if m == nil {
-			return fmt.Errorf("%w: Instrument[%d] is nil", ErrInvalidConfig, i)
+			return fmt.Errorf("%w: Instrument[%d] is nil", envelope.ErrInvalidConfig, i)
 		}
 	}
 	return nil

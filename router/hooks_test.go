@@ -188,5 +188,5 @@ func TestInstrument_nil_middleware_is_refused(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Instrument = []message.HandlerMiddleware{nil}
 	_, err := router.New(e.srv.Conn, cfg)
-	assert.ErrorIs(t, err, router.ErrInvalidConfig)
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }

@@ -166,7 +166,7 @@ func TestRouter_run_ends_at_once_naming_the_group_when_its_stream_is_gone_for_go
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, router.ErrSubscriptionEnded)
-		require.ErrorIs(t, err, jetstream.ErrNoStream)
+		require.ErrorIs(t, err, transport.ErrNoStream)
 		assert.Contains(t, err.Error(), "group users")
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not end")
@@ -185,7 +185,7 @@ func TestRouter_start_without_its_stream_fails_at_once_with_the_setup_hint(t *te
 	go func() { done <- r.Run(context.Background()) }()
 	select {
 	case err := <-done:
-		require.ErrorIs(t, err, jetstream.ErrNoStream)
+		require.ErrorIs(t, err, transport.ErrNoStream)
 		assert.Contains(t, err.Error(), "setup-nats-streams.sh")
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not report the missing stream")

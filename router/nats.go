@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
 )
 
@@ -15,10 +16,10 @@ import (
 
 // New returns a Router consuming cfg.Stream on nc through JetStream durable
 // pull consumers (jetstream.Transport). It never closes nc. Configuration
-// errors match ErrInvalidConfig.
+// errors match envelope.ErrInvalidConfig.
 func New(nc *nats.Conn, cfg Config) (*Router, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("%w: nil *nats.Conn", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil *nats.Conn", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // permServer runs a JetStream server with an admin user and a user that may
@@ -61,7 +62,7 @@ func TestRouter_without_permission_to_pull_fails_at_start_with_ErrPermission(t *
 	go func() { done <- r.Run(context.Background()) }()
 	select {
 	case err := <-done:
-		require.ErrorIs(t, err, jetstream.ErrPermission)
+		require.ErrorIs(t, err, transport.ErrPermission)
 		assert.Contains(t, err.Error(), "group users")
 		assert.Contains(t, err.Error(), "$JS.API.CONSUMER.MSG.NEXT.AUTH_EVENTS.users", "names the refused subject")
 		assert.NotContains(t, err.Error(), "nopull", "no credential in the error")

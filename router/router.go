@@ -74,7 +74,7 @@ type stats struct {
 // Config.Heartbeat and DeadLetter.Stream are the transport's business there.
 func NewWithTransport(tr transport.Transport, cfg Config) (*Router, error) {
 	if tr == nil {
-		return nil, fmt.Errorf("%w: nil transport", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil transport", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -94,7 +94,7 @@ func (r *Router) Group(durable string, filterSubjects ...string) *Group {
 }
 
 // AddGroup adds a handler group. A configuration error (matching
-// ErrInvalidConfig) is kept on the group: Err returns it at once and Run
+// envelope.ErrInvalidConfig) is kept on the group: Err returns it at once and Run
 // refuses to start with it, so that registration reads as a chain.
 func (r *Router) AddGroup(cfg GroupConfig) *Group {
 	g := &Group{r: r, handlers: map[string]*handlerSpec{}}
@@ -107,7 +107,7 @@ func (r *Router) AddGroup(cfg GroupConfig) *Group {
 	}
 	for _, other := range r.groups {
 		if other.cfg.Durable == cfg.Durable && g.err == nil {
-			g.err = fmt.Errorf("%w: two groups named %s", ErrInvalidConfig, cfg.Durable)
+			g.err = fmt.Errorf("%w: two groups named %s", envelope.ErrInvalidConfig, cfg.Durable)
 		}
 	}
 	r.groups = append(r.groups, g)
@@ -130,13 +130,13 @@ func (g *Group) On(eventType string, fn HandlerFunc, opts ...HandlerOption) *Gro
 		g.err = fmt.Errorf("%w: handler for %q registered after Run", ErrRunning, eventType)
 	case g.err != nil:
 	case fn == nil:
-		g.err = fmt.Errorf("%w: nil handler for %q in group %s", ErrInvalidConfig, eventType, g.cfg.Durable)
+		g.err = fmt.Errorf("%w: nil handler for %q in group %s", envelope.ErrInvalidConfig, eventType, g.cfg.Durable)
 	case envelope.ValidateSubject(eventType) != nil:
-		g.err = fmt.Errorf("%w: event type %q is not dot-separated [A-Za-z0-9_-] tokens", ErrInvalidConfig, eventType)
+		g.err = fmt.Errorf("%w: event type %q is not dot-separated [A-Za-z0-9_-] tokens", envelope.ErrInvalidConfig, eventType)
 	case len(h.majors) == 0:
-		g.err = fmt.Errorf("%w: handler for %q accepts no schema major", ErrInvalidConfig, eventType)
+		g.err = fmt.Errorf("%w: handler for %q accepts no schema major", envelope.ErrInvalidConfig, eventType)
 	case g.handlers[eventType] != nil:
-		g.err = fmt.Errorf("%w: two handlers for %q in group %s", ErrInvalidConfig, eventType, g.cfg.Durable)
+		g.err = fmt.Errorf("%w: two handlers for %q in group %s", envelope.ErrInvalidConfig, eventType, g.cfg.Durable)
 	default:
 		g.handlers[eventType] = h
 	}
@@ -317,7 +317,7 @@ func (r *Router) Run(ctx context.Context) error {
 			cfgErr = g.err
 		}
 		if cfgErr == nil && len(g.handlers) == 0 {
-			cfgErr = fmt.Errorf("%w: group %s has no handler", ErrInvalidConfig, g.cfg.Durable)
+			cfgErr = fmt.Errorf("%w: group %s has no handler", envelope.ErrInvalidConfig, g.cfg.Durable)
 		}
 	}
 	r.mu.Unlock()
@@ -325,7 +325,7 @@ func (r *Router) Run(ctx context.Context) error {
 		return cfgErr
 	}
 	if len(groups) == 0 {
-		return fmt.Errorf("%w: no handler group", ErrInvalidConfig)
+		return fmt.Errorf("%w: no handler group", envelope.ErrInvalidConfig)
 	}
 
 	var runs []*groupRun

@@ -266,9 +266,9 @@ func TestRouter_correlation_flows_across_two_hops(t *testing.T) {
 func TestRouter_config_errors_are_typed(t *testing.T) {
 	e := newEnv(t)
 	_, err := router.New(e.srv.Conn, router.Config{})
-	assert.ErrorIs(t, err, router.ErrInvalidConfig, "no stream")
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "no stream")
 	_, err = router.New(nil, fastConfig())
-	assert.ErrorIs(t, err, router.ErrInvalidConfig, "no connection")
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "no connection")
 
 	tests := []struct {
 		name  string
@@ -300,7 +300,7 @@ func TestRouter_config_errors_are_typed(t *testing.T) {
 			r, err := router.New(e.srv.Conn, fastConfig())
 			require.NoError(t, err)
 			tt.build(r)
-			assert.ErrorIs(t, r.Run(ctxT(t)), router.ErrInvalidConfig)
+			assert.ErrorIs(t, r.Run(ctxT(t)), envelope.ErrInvalidConfig)
 		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/internal/consume"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/transport"
@@ -83,7 +84,7 @@ type Config struct {
 	// CloseTimeout bounds how long a stop waits for sent messages to be
 	// settled; the rest are nacked for redelivery (their contexts cancelled
 	// with a cause matching transport.ErrCloseTimeout) and Close returns
-	// an error matching ErrCloseTimeout. Default 30s.
+	// an error matching transport.ErrCloseTimeout. Default 30s.
 	CloseTimeout time.Duration
 	// NakDelay is the redelivery delay of a Nack'd message from its attempt
 	// (a Retried verdict a middleware decided on the delivery, such as
@@ -93,7 +94,7 @@ type Config struct {
 	// (marshaler.Default().DecodeNATS).
 	Unmarshal Unmarshal
 	// OnUndecodable receives a message the Unmarshaler refused (err matches
-	// ErrUndecodable). Returning nil means it is stored elsewhere
+	// marshaler.ErrUnmarshal). Returning nil means it is stored elsewhere
 	// (middleware.DeadLetterer.Undecodable dead-letters it) and it is
 	// acked; an error makes it nacked with NakDelay, so it comes back.
 	// Default nil: nacked with NakDelay (and logged).
@@ -132,10 +133,10 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports an unusable configuration (after defaults); errors match
-// ErrInvalidConfig.
+// envelope.ErrInvalidConfig.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: subscriber: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: subscriber: %s", envelope.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case c.Stream == "" && c.StreamForTopic == nil:
@@ -187,10 +188,10 @@ var (
 	_ message.SubscribeInitializer = (*Subscriber)(nil)
 )
 
-// New returns a Subscriber on tr. Errors match ErrInvalidConfig.
+// New returns a Subscriber on tr. Errors match envelope.ErrInvalidConfig.
 func New(tr transport.Transport, cfg Config) (*Subscriber, error) {
 	if tr == nil {
-		return nil, fmt.Errorf("%w: subscriber: nil transport", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: subscriber: nil transport", envelope.ErrInvalidConfig)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -206,7 +207,7 @@ func (s *Subscriber) spec(topic string) (transport.ConsumerSpec, error) {
 		stream = s.cfg.StreamForTopic(topic)
 	}
 	if err := transport.ValidateName(stream); err != nil {
-		return transport.ConsumerSpec{}, fmt.Errorf("%w: topic %s: stream: %w", ErrInvalidConfig, topic, err)
+		return transport.ConsumerSpec{}, fmt.Errorf("%w: topic %s: stream: %w", envelope.ErrInvalidConfig, topic, err)
 	}
 	spec := transport.ConsumerSpec{
 		Stream: stream, Durable: s.cfg.Durable, FilterSubjects: s.cfg.FilterSubjects,
@@ -227,7 +228,7 @@ func (s *Subscriber) spec(topic string) (transport.ConsumerSpec, error) {
 // messages published from now on are kept for it even before Subscribe.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if s.isClosed() {
-		return fmt.Errorf("subscribe initialize %s: %w", topic, ErrClosed)
+		return fmt.Errorf("subscribe initialize %s: %w", topic, transport.ErrClosed)
 	}
 	spec, err := s.spec(topic)
 	if err != nil {
@@ -262,7 +263,7 @@ const initTimeout = 30 * time.Second
 // channel is closed.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.isClosed() {
-		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrClosed)
+		return nil, fmt.Errorf("subscribe %s: %w", topic, transport.ErrClosed)
 	}
 	spec, err := s.spec(topic)
 	if err != nil {
@@ -295,7 +296,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.mu.Unlock()
 		run.Stop(context.Background())
 		cancel()
-		return nil, fmt.Errorf("subscribe %s: %w", topic, ErrClosed)
+		return nil, fmt.Errorf("subscribe %s: %w", topic, transport.ErrClosed)
 	}
 	s.subs[sub] = struct{}{}
 	s.wg.Add(1)
@@ -305,7 +306,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // Close stops every subscription (see Subscribe) and waits for them. It
-// returns an error matching ErrCloseTimeout when sent messages had to be
+// returns an error matching transport.ErrCloseTimeout when sent messages had to be
 // nacked at the close deadline. Idempotent: a later call waits for the
 // first and returns nil.
 func (s *Subscriber) Close() error {
@@ -402,7 +403,7 @@ func (sub *subscription) handle(ctx context.Context, d *transport.Delivery) tran
 		err = errors.New("unmarshaler returned no message")
 	}
 	if err != nil {
-		return sub.undecodable(ctx, d, fmt.Errorf("%w: subject %s, stream %s seq %d: %w", ErrUndecodable, d.Subject, d.Stream, d.StreamSeq, err))
+		return sub.undecodable(ctx, d, fmt.Errorf("%w: subject %s, stream %s seq %d: %w", marshaler.ErrUnmarshal, d.Subject, d.Stream, d.StreamSeq, err))
 	}
 	mctx, cancel := context.WithCancel(transport.NewContext(ctx, d))
 	defer cancel()

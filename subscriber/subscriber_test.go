@@ -15,6 +15,7 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/subscriber"
@@ -186,11 +187,11 @@ func TestConfig_Validate_rejects_configs_that_cannot_work(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := subscriber.New(bus, tt.cfg)
-			assert.ErrorIs(t, err, subscriber.ErrInvalidConfig)
+			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 		})
 	}
 	_, err = subscriber.New(nil, subscriber.Config{Stream: "S"})
-	assert.ErrorIs(t, err, subscriber.ErrInvalidConfig, "nil transport")
+	assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "nil transport")
 	_, err = subscriber.New(bus, subscriber.Config{StreamForTopic: func(topic string) string { return topic }})
 	assert.NoError(t, err)
 }
@@ -259,7 +260,7 @@ func TestSubscriber_undecodable_message_goes_to_the_hook_then_is_acked_or_nacked
 			Durable:  "undecodable",
 			NakDelay: func(uint64) time.Duration { return 0 },
 			OnUndecodable: func(_ context.Context, d *transport.Delivery, err error) error {
-				assert.ErrorIs(t, err, subscriber.ErrUndecodable)
+				assert.ErrorIs(t, err, marshaler.ErrUnmarshal)
 				assert.Equal(t, []byte("{not json"), d.Data, "the message as stored")
 				mu.Lock()
 				defer mu.Unlock()
@@ -386,7 +387,7 @@ func TestSubscriber_close_deadline_cuts_unsettled_messages_and_loses_nothing(t *
 		acked[held[0].UUID] = true
 
 		err = first.Close()
-		require.ErrorIs(t, err, subscriber.ErrCloseTimeout)
+		require.ErrorIs(t, err, transport.ErrCloseTimeout)
 		for _, m := range held[1:] {
 			select {
 			case <-m.Context().Done():
@@ -464,8 +465,8 @@ func TestSubscriber_after_close_subscribe_fails_and_close_is_idempotent(t *testi
 		require.NoError(t, s.Close())
 		require.NoError(t, s.Close(), "Close is idempotent")
 		_, err = s.Subscribe(context.Background(), testSubject)
-		require.ErrorIs(t, err, subscriber.ErrClosed)
-		require.ErrorIs(t, s.SubscribeInitialize(testSubject), subscriber.ErrClosed)
+		require.ErrorIs(t, err, transport.ErrClosed)
+		require.ErrorIs(t, s.SubscribeInitialize(testSubject), transport.ErrClosed)
 	})
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 	"github.com/jetevents/events/tracing"
+	"github.com/jetevents/events/transport"
 )
 
 const stream = "AUTH_EVENTS"
@@ -281,7 +282,7 @@ func TestTracing_default_provider_is_a_no_op_that_adds_no_header(t *testing.T) {
 // A failed publish ends its span with an error status.
 func TestTracing_failed_publish_span_has_an_error_status(t *testing.T) {
 	x := newTraced(t)
-	require.ErrorIs(t, x.pub.Publish(ctxT(t), "orders.placed", event("order.placed")), jetstream.ErrNoStream)
+	require.ErrorIs(t, x.pub.Publish(ctxT(t), "orders.placed", event("order.placed")), transport.ErrNoStream)
 	s := x.waitSpan(t, "publish orders.placed", 1)[0]
 	assert.Equal(t, codes.Error, s.Status().Code)
 	assert.Contains(t, s.Status().Description, "no stream")

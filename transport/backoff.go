@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/jetevents/events/envelope"
 )
 
 // Default Backoff values: 1s, 2s, 4s, ... capped at 1m, each ±20%.
@@ -58,18 +60,18 @@ func (b *Backoff) setDefaults() {
 }
 
 // Validate reports a schedule that cannot work, after defaults are applied
-// (zero fields are valid: they take the defaults). Errors match ErrInvalidConfig.
+// (zero fields are valid: they take the defaults). Errors match envelope.ErrInvalidConfig.
 func (b Backoff) Validate() error {
 	b.setDefaults()
 	switch {
 	case b.Initial < 0:
-		return fmt.Errorf("%w: backoff Initial %s is negative", ErrInvalidConfig, b.Initial)
+		return fmt.Errorf("%w: backoff Initial %s is negative", envelope.ErrInvalidConfig, b.Initial)
 	case b.Max < b.Initial:
-		return fmt.Errorf("%w: backoff Max %s is below Initial %s", ErrInvalidConfig, b.Max, b.Initial)
+		return fmt.Errorf("%w: backoff Max %s is below Initial %s", envelope.ErrInvalidConfig, b.Max, b.Initial)
 	case b.Multiplier < 1 || math.IsNaN(b.Multiplier) || math.IsInf(b.Multiplier, 0):
-		return fmt.Errorf("%w: backoff Multiplier %v must be a finite number >= 1", ErrInvalidConfig, b.Multiplier)
+		return fmt.Errorf("%w: backoff Multiplier %v must be a finite number >= 1", envelope.ErrInvalidConfig, b.Multiplier)
 	case b.Jitter > 1 || math.IsNaN(b.Jitter):
-		return fmt.Errorf("%w: backoff Jitter %v must be <= 1", ErrInvalidConfig, b.Jitter)
+		return fmt.Errorf("%w: backoff Jitter %v must be <= 1", envelope.ErrInvalidConfig, b.Jitter)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/transport"
 )
 
@@ -63,7 +64,7 @@ func TestBackoff_validate_rejects_unusable_schedules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, tt.b.Validate(), transport.ErrInvalidConfig)
+			assert.ErrorIs(t, tt.b.Validate(), envelope.ErrInvalidConfig)
 		})
 	}
 }

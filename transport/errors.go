@@ -1,8 +1,78 @@
 package transport
 
+// This file is the module's vocabulary of errors about brokers: the kinds
+// that callers match with errors.Is, each defined once, here, and matched
+// the same on every transport (jetstream, memory). The root package events
+// re-exports them. Validation kinds (envelope.ErrInvalidConfig, ErrInvalidEvent,
+// ErrInvalidSubject, ErrTooLarge) are envelope's, decode kinds
+// (ErrUnmarshal) marshaler's; a transport's own kinds (jetstream's
+// ErrNoJetStream, ErrPermission, ErrTimeout) are in its errors.go.
+
 import (
 	"errors"
 	"fmt"
+	"strings"
+)
+
+// Errors of transports.
+var (
+	// ErrConsumerEnded is matched by Consumer.Err when the consumer could not
+	// be recovered (its stream is gone, permission denied, ...).
+	ErrConsumerEnded = errors.New("consumer ended")
+	// ErrCloseTimeout is matched by the cause (context.Cause) of a
+	// handler's context cut at the close deadline of a stop: its message
+	// was nacked for redelivery, so nothing it does now may count (the
+	// dead-letter step stores no dead letter for it); and by the stop's
+	// error that reports it.
+	ErrCloseTimeout = errors.New("close deadline passed with handlers running")
+	// ErrDeadLetter is matched by every failed PublishDeadLetter.
+	ErrDeadLetter = errors.New("dead-letter publish failed")
+)
+
+// Publish failures shared by every transport (jetstream, memory): each
+// transport's own sentinel of the same name matches these, so that service
+// code matching events.ErrNoStream, ErrPublish or ErrClosed behaves the same
+// on the memory bus in tests as on JetStream.
+var (
+	// ErrNoStream: no stream stores the subject published to.
+	ErrNoStream = errors.New("no stream listens on subject")
+	// ErrPublish: a publish that passed validation but was not confirmed
+	// as stored.
+	ErrPublish = errors.New("publish failed")
+	// ErrClosed: the publisher, subscriber or bus was closed.
+	ErrClosed = errors.New("closed")
+	// ErrNotSent: a batch event that was valid but not sent, because
+	// another event of the same batch failed validation (a batch is
+	// validated as a whole before anything is sent).
+	ErrNotSent = errors.New("event not sent")
+	// ErrSubscribe is matched by every consume or subscribe setup error
+	// (durable not created or bound; ErrNoStream too when the stream is
+	// missing).
+	ErrSubscribe = errors.New("cannot subscribe")
+	// ErrNoJetStream: the server has no JetStream (started without -js),
+	// or the account has none, or no JetStream answers in the domain asked
+	// for. Every entry point that needs JetStream reports it (publishes,
+	// stream setup, Consume and so the router's Run), never as
+	// ErrNoStream; the message ends with what to do: start nats-server with
+	// JetStream (-js).
+	ErrNoJetStream = errors.New("no JetStream on the server")
+	// ErrPermission: the server refused an operation for lack of
+	// permission (publish, consume, JetStream API): the credentials in use
+	// are not allowed the subject; grant it in the account or user's
+	// permissions. The message names the subject.
+	ErrPermission = errors.New("permission denied")
+	// ErrTimeout: the broker did not answer in time: a publish's ack
+	// before the context's deadline or the publisher's timeout, or a wait
+	// for a free pending slot.
+	ErrTimeout = errors.New("timed out")
+	// ErrTooManyPending: PublishAsync (or a batch) could not queue an event
+	// because MaxPending acks were outstanding until the context ended (with
+	// ErrTimeout when its deadline passed).
+	ErrTooManyPending = errors.New("too many pending acks")
+	// ErrSubjectsOverlap: a stream's subjects overlap another stream's (a
+	// message is stored by one stream only); the message names the other
+	// stream.
+	ErrSubjectsOverlap = errors.New("subjects overlap with another stream")
 )
 
 // Errors of scheduled, expiring and atomic publishes, shared by every
@@ -62,6 +132,62 @@ var (
 	// where it applies).
 	ErrUnsupported = errors.New("not supported by this transport")
 )
+
+// Error is a transport operation that failed: what was being done (Op:
+// "publish", "consume", "dead-letter"), where (Stream, Subject, EventID;
+// empty when unknown), what kind of failure it was (Kinds: the sentinels of
+// this file, envelope's or marshaler's, matched with errors.Is), what to do
+// about it when something can be done (Hint), and the cause (Err, matched
+// with errors.Is and errors.As too). It is the one error type transports
+// wrap a broker's error in, once.
+type Error struct {
+	Op      string
+	Stream  string
+	Subject string
+	EventID string
+	Kinds   []error
+	Hint    string
+	Err     error
+}
+
+// Error reads "publish auth.user.created event <id> (stream S): <kinds>:
+// <hint>: <cause>".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.Subject != "" {
+		b.WriteString(" " + e.Subject)
+	}
+	if e.EventID != "" {
+		b.WriteString(" event " + e.EventID)
+	}
+	if e.Stream != "" {
+		b.WriteString(" (stream " + e.Stream + ")")
+	}
+	for _, k := range e.Kinds {
+		b.WriteString(": " + k.Error())
+	}
+	if e.Hint != "" {
+		b.WriteString(": " + e.Hint)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+// Is matches every kind of e.
+func (e *Error) Is(target error) bool {
+	for _, k := range e.Kinds {
+		if k == target {
+			return true
+		}
+	}
+	return false
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // ConflictError is an expected-sequence publish (ExpectLastSequence) that
 // found another last sequence: someone else wrote to Subject since the

@@ -2,10 +2,7 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/jetevents/events/envelope"
 )
 
 // Transport is what the router runs on: durable consumers that deliver
@@ -132,36 +129,3 @@ type Message struct {
 	// ID de-duplicates publishes of the same dead letter.
 	ID string
 }
-
-// Errors of transports.
-var (
-	// ErrConsumerEnded is matched by Consumer.Err when the consumer could not
-	// be recovered (its stream is gone, permission denied, ...).
-	ErrConsumerEnded = errors.New("consumer ended")
-	// ErrCloseTimeout is matched by the cause (context.Cause) of a
-	// handler's context cut at the close deadline of a stop: its message
-	// was nacked for redelivery, so nothing it does now may count (the
-	// dead-letter step stores no dead letter for it); and by the stop's
-	// error that reports it.
-	ErrCloseTimeout = errors.New("close deadline passed with handlers running")
-	// ErrDeadLetter is matched by every failed PublishDeadLetter.
-	ErrDeadLetter = errors.New("dead-letter publish failed")
-)
-
-// Publish failures shared by every transport (jetstream, memory): each
-// transport's own sentinel of the same name matches these, so that service
-// code matching events.ErrNoStream, ErrPublish or ErrClosed behaves the same
-// on the memory bus in tests as on JetStream.
-var (
-	// ErrNoStream: no stream stores the subject published to.
-	ErrNoStream = errors.New("no stream listens on subject")
-	// ErrPublish: a publish that passed validation but was not confirmed
-	// as stored.
-	ErrPublish = errors.New("publish failed")
-	// ErrClosed: the publisher, subscriber or bus was closed.
-	ErrClosed = errors.New("closed")
-)
-
-// ErrInvalidConfig is envelope.ErrInvalidConfig, the module's one
-// configuration sentinel (Backoff.Validate's errors match it).
-var ErrInvalidConfig = envelope.ErrInvalidConfig

@@ -19,6 +19,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
 )
 
@@ -281,7 +282,7 @@ func (f *connFlags) connect(ctx context.Context) (*conn, context.Context, error)
 
 	nc, err := jetstream.Connect(strings.Join(splitList(c.rawURL(f, nctx)), ","), opts...)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrInvalidConfig) {
+		if errors.Is(err, envelope.ErrInvalidConfig) {
 			return nil, nil, opErr(oneLine(strings.TrimPrefix(err.Error(), "jetstream connect: ")), "fix the connection flags (or the nats context)", errUsage, err)
 		}
 		return nil, nil, connectError(err, c.url, c.source, auth)

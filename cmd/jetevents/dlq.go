@@ -586,7 +586,7 @@ func (r *replayer) replayErr(ctx context.Context, raw *natsjs.RawStreamMsg, msg 
 					"create the stream again ('jetevents streams apply -f FILE')", errNotFound, err)
 			}
 			return opErr(fmt.Sprintf("%s: %s does not allow message schedules (the dead letter is kept)", what, stream),
-				"set allow_msg_schedules: true on it in the spec file and 'jetevents streams apply -f FILE' (nats-server 2.12 or later), or replay now without -at/-in", jetstream.ErrSchedulesDisabled, err)
+				"set allow_msg_schedules: true on it in the spec file and 'jetevents streams apply -f FILE' (nats-server 2.12 or later), or replay now without -at/-in", transport.ErrSchedulesDisabled, err)
 		}
 	}
 	switch {

@@ -75,7 +75,7 @@ func TestDLQReplay_at_on_a_stream_without_schedules_keeps_the_dead_letter(t *tes
 
 	_, _, err := runCmd(t, ctx, "dlq", "replay", "-server", srv.URL, "-seq", "1", "-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	require.Error(t, err)
-	assert.ErrorIs(t, err, jetstream.ErrSchedulesDisabled)
+	assert.ErrorIs(t, err, transport.ErrSchedulesDisabled)
 	assert.Contains(t, err.Error(), "stream AUTH_EVENTS does not allow message schedules")
 	assert.Contains(t, err.Error(), "allow_msg_schedules")
 	_, err = getMsg(t, srv, "DLQ", dseq)

@@ -9,10 +9,9 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/jetevents/events/transport"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/jetevents/events/jetstream"
 )
 
 // Errors of the command. Commands return them inside an opError (or wrapped
@@ -125,7 +124,7 @@ func (c *conn) explain(ctx context.Context, err error, doing string) error {
 	case errors.Is(err, natsjs.ErrJetStreamNotEnabledForAccount):
 		return opErr(fmt.Sprintf("JetStream is not enabled for this account on %s", server),
 			"ask the server's operator to give the account JetStream limits (check with: nats account info)", errNoJetStream, err)
-	case errors.Is(err, natsjs.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoJetStream):
+	case errors.Is(err, natsjs.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrNoResponders), errors.Is(err, transport.ErrNoJetStream):
 		return opErr(fmt.Sprintf("no JetStream answered on %s while %s", server, doing), noJetStreamNext, errNoJetStream, err)
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, natsjs.ErrConnectionClosed):
 		return opErr(fmt.Sprintf("the connection to %s closed while %s", server, doing),

@@ -24,6 +24,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // runAsMainEnv makes the test binary behave as the jetevents command, so that
@@ -233,9 +234,9 @@ func TestStreamsApply_failures_return_typed_errors(t *testing.T) {
 		want    error
 		wantOut string
 	}{
-		{"missing file", filepath.Join(dir, "nope.yaml"), jetstream.ErrInvalidConfig, ""},
+		{"missing file", filepath.Join(dir, "nope.yaml"), envelope.ErrInvalidConfig, ""},
 		{"unknown key", write("typo.yaml", "streams:\n  - name: X\n    subjectz: [x.>]\n"), jetstream.ErrInvalidSpec, ""},
-		{"invalid name", write("name.yaml", "streams:\n  - name: a.b\n    subjects: [x.>]\n"), jetstream.ErrInvalidName, ""},
+		{"invalid name", write("name.yaml", "streams:\n  - name: a.b\n    subjects: [x.>]\n"), transport.ErrInvalidName, ""},
 		{"server refuses a change", write("memory.yaml", memory), jetstream.ErrApply, ""},
 	}
 	for _, tt := range tests {

@@ -20,6 +20,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 func TestConsumers_show_pending_waiting_last_active_and_stalled(t *testing.T) {
@@ -426,7 +427,7 @@ func TestNoJetStream_every_subcommand_says_how_to_enable_it(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, _, err := runCmd(t, testCtx(t), append(args, "-server", srv.URL)...)
 			require.ErrorIs(t, err, errNoJetStream)
-			assert.NotErrorIs(t, err, jetstream.ErrNoStream, "no stream can exist without JetStream")
+			assert.NotErrorIs(t, err, transport.ErrNoStream, "no stream can exist without JetStream")
 			assert.Contains(t, err.Error(), "no JetStream answered on "+srv.URL)
 			assert.Contains(t, err.Error(), "start nats-server with JetStream (-js)")
 			var stderr bytes.Buffer

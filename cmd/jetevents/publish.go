@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 // cmdPublish publishes one event through the library's publisher, exactly
@@ -93,13 +94,13 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // publishErr explains a failed publish of the library's publisher.
 func (c *conn) publishErr(ctx context.Context, err error, subject string) error {
 	switch {
-	case errors.Is(err, jetstream.ErrInvalidSubject):
+	case errors.Is(err, envelope.ErrInvalidSubject):
 		return opErr(fmt.Sprintf("%q is not a subject one can publish on (no wildcards, spaces or empty tokens)", subject),
 			"publish on a concrete subject, e.g. auth.user.created", errUsage, err)
-	case errors.Is(err, jetstream.ErrNoStream):
+	case errors.Is(err, transport.ErrNoStream):
 		return opErr(fmt.Sprintf("no stream stores subject %s, so nothing would keep the event", subject),
 			"add a stream whose subjects match it to your spec file and run 'jetevents streams apply -f FILE' ('jetevents streams list' shows what is stored)", errNotFound, err)
-	case errors.Is(err, jetstream.ErrTooLarge):
+	case errors.Is(err, envelope.ErrTooLarge):
 		return opErr(fmt.Sprintf("the event is too large for %s", subject), "send less data, or raise the stream's max_msg_size", err)
 	}
 	return c.explain(ctx, err, "publishing on "+subject)

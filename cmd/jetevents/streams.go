@@ -15,6 +15,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/jetstream"
+	"github.com/jetevents/events/transport"
 )
 
 const streamsUsage = `usage:
@@ -53,7 +54,7 @@ func streamsApply(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, ch.String())
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, jetstream.ErrNoJetStream) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
+		if errors.Is(err, jetstream.ErrApply) && !errors.Is(err, transport.ErrNoJetStream) && !errors.Is(err, natsjs.ErrConnectionClosed) && !isTimeout(err) && context.Cause(ctx) == nil {
 			return opErr(oneLine(err.Error()), "", err)
 		}
 		return c.explain(ctx, err, "applying "+*file)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/internal/logs"
 	"github.com/jetevents/events/transport"
 )
@@ -72,13 +73,13 @@ type Config struct {
 func (c Config) Validate() error {
 	switch {
 	case c.Concurrency < 1:
-		return fmt.Errorf("%w: Concurrency %d must be >= 1", transport.ErrInvalidConfig, c.Concurrency)
+		return fmt.Errorf("%w: Concurrency %d must be >= 1", envelope.ErrInvalidConfig, c.Concurrency)
 	case c.FetchBatch < c.Concurrency:
-		return fmt.Errorf("%w: FetchBatch %d must be >= Concurrency %d", transport.ErrInvalidConfig, c.FetchBatch, c.Concurrency)
+		return fmt.Errorf("%w: FetchBatch %d must be >= Concurrency %d", envelope.ErrInvalidConfig, c.FetchBatch, c.Concurrency)
 	case c.Spec.AckWait <= 0:
-		return fmt.Errorf("%w: AckWait %s must be positive", transport.ErrInvalidConfig, c.Spec.AckWait)
+		return fmt.Errorf("%w: AckWait %s must be positive", envelope.ErrInvalidConfig, c.Spec.AckWait)
 	case c.AttemptLimit < 0:
-		return fmt.Errorf("%w: AttemptLimit %d is negative", transport.ErrInvalidConfig, c.AttemptLimit)
+		return fmt.Errorf("%w: AttemptLimit %d is negative", envelope.ErrInvalidConfig, c.AttemptLimit)
 	}
 	return nil
 }
