@@ -55,10 +55,11 @@ type AtomicAck = transport.AtomicAck
 
 // NewPublisher returns a JetStream publisher on nc, which it never closes.
 // The result also has PublishBatch, PublishAtomic, CancelSchedule,
-// PublishAck, Flush and Stats. Options:
-// jetstream.WithMaxPending, WithAsyncErrorHandler, WithPublishTimeout, ...
-func NewPublisher(nc *nats.Conn, opts ...jetstream.PublisherOption) (*jetstream.Publisher, error) {
-	return jetstream.NewPublisher(nc, opts...)
+// PublishAck, Flush and Stats. A jetstream.PublisherConfig, when given (at
+// most one), sets MaxPending, OnAsyncError, PublishTimeout, Logger, ...;
+// every zero field takes its documented default.
+func NewPublisher(nc *nats.Conn, config ...jetstream.PublisherConfig) (*jetstream.Publisher, error) {
+	return jetstream.NewPublisher(nc, config...)
 }
 
 // Connect dials NATS with production defaults (reconnect forever with

@@ -23,9 +23,7 @@ const ImplJeteventsMessage Impl = "jetevents-message"
 // failures are counted, not logged, and fail the run.
 func newPublisher(nc *nats.Conn, p Params, failed *atomic.Int64) (*jetstream.Publisher, error) {
 	return jetstream.NewPublisher(nc,
-		jetstream.WithMaxPending(p.Window),
-		jetstream.WithPublisherLogger(watermill.NopLogger{}),
-		jetstream.WithAsyncErrorHandler(func(jetstream.AsyncError) { failed.Add(1) }))
+		jetstream.PublisherConfig{MaxPending: p.Window, Logger: watermill.NopLogger{}, OnAsyncError: func(jetstream.AsyncError) { failed.Add(1) }})
 }
 
 func publisherSetup(body func(pub *jetstream.Publisher, s Stream, p Params, events []*envelope.Event, failed *atomic.Int64) func(context.Context) error) publishSetup {

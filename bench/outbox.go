@@ -265,7 +265,7 @@ func newBenchPublisher(env *Env, name string) (*jetstream.Publisher, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	pub, err := jetstream.NewPublisher(nc, jetstream.WithPublisherLogger(watermill.NopLogger{}))
+	pub, err := jetstream.NewPublisher(nc, jetstream.PublisherConfig{Logger: watermill.NopLogger{}})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

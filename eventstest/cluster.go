@@ -18,14 +18,14 @@ import (
 
 // Cluster defaults.
 const (
-	// DefaultClusterNodes is the size of a cluster when ClusterConfig.Nodes is 0.
-	DefaultClusterNodes = 3
-	// DefaultClusterName is the nats-server cluster name.
-	DefaultClusterName = "jetevents-test"
-	// DefaultClusterReadyTimeout bounds NewCluster's and Restart's waits. It
+	// defaultClusterNodes is the size of a cluster when ClusterConfig.Nodes is 0.
+	defaultClusterNodes = 3
+	// defaultClusterName is the nats-server cluster name.
+	defaultClusterName = "jetevents-test"
+	// defaultClusterReadyTimeout bounds NewCluster's and Restart's waits. It
 	// is generous because three race-instrumented servers on two cores take
 	// seconds to elect a meta leader.
-	DefaultClusterReadyTimeout = 60 * time.Second
+	defaultClusterReadyTimeout = 60 * time.Second
 )
 
 // ClusterConfig configures NewClusterWithConfig. The zero value is a 3-node
@@ -34,10 +34,10 @@ type ClusterConfig struct {
 	// Nodes is the number of servers: 3 or more for a cluster, or 1 for a
 	// single standalone server (no cluster, no RAFT) that can be SIGKILLed
 	// and restarted like a node; 2 is refused (it survives no loss).
-	// Default DefaultClusterNodes (3, the smallest cluster that survives
+	// Default defaultClusterNodes (3, the smallest cluster that survives
 	// the loss of one node).
 	Nodes int
-	// Name is the nats-server cluster name. Default DefaultClusterName.
+	// Name is the nats-server cluster name. Default defaultClusterName.
 	Name string
 	// InProcess runs the servers inside the test process instead of as
 	// child processes. Kill is then a Shutdown: graceful, the store is
@@ -54,19 +54,19 @@ type ClusterConfig struct {
 	// and printed on failure).
 	Logs bool
 	// ReadyTimeout bounds NewCluster's wait for a meta leader and Restart's
-	// wait for the node to rejoin. Default DefaultClusterReadyTimeout.
+	// wait for the node to rejoin. Default defaultClusterReadyTimeout.
 	ReadyTimeout time.Duration
 }
 
 func (c *ClusterConfig) setDefaults() {
 	if c.Nodes == 0 {
-		c.Nodes = DefaultClusterNodes
+		c.Nodes = defaultClusterNodes
 	}
 	if c.Name == "" {
-		c.Name = DefaultClusterName
+		c.Name = defaultClusterName
 	}
 	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = DefaultClusterReadyTimeout
+		c.ReadyTimeout = defaultClusterReadyTimeout
 	}
 }
 
@@ -136,7 +136,7 @@ type nodeRunner interface {
 // NewCluster starts a JetStream cluster of nodes server processes (see
 // ClusterConfig for the defaults) and waits until it has a meta leader. It
 // fails the test if the cluster is not ready within
-// DefaultClusterReadyTimeout. The test binary must call RunServerIfChild
+// defaultClusterReadyTimeout. The test binary must call RunServerIfChild
 // first thing in TestMain.
 func NewCluster(t testing.TB, nodes int) *Cluster {
 	t.Helper()

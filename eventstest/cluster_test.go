@@ -113,7 +113,7 @@ func TestCluster_forms_with_one_meta_leader_and_distinct_nodes(t *testing.T) {
 	for i := range c.Nodes() {
 		nc, err := nats.Connect(c.URL(i))
 		require.NoError(t, err)
-		assert.Equal(t, eventstest.DefaultClusterName, nc.ConnectedClusterName(), "node %d", i)
+		assert.Equal(t, "jetevents-test", nc.ConnectedClusterName(), "node %d", i)
 		assert.Equal(t, c.Name(i), nc.ConnectedServerName(), "node %d", i)
 		nc.Close()
 	}

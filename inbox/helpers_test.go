@@ -18,8 +18,8 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/inbox"
 	"github.com/jetevents/events/memory"
-	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 const wait = 30 * time.Second
@@ -119,7 +119,7 @@ func newBench(t *testing.T, maxDeliver int) *bench {
 	b.router, err = router.NewWithTransport(bus, router.Config{
 		Stream:     "RES",
 		MaxDeliver: maxDeliver,
-		Backoff:    middleware.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Multiplier: 2, Jitter: -1},
+		Backoff:    transport.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Multiplier: 2, Jitter: -1},
 		Logger:     watermill.NopLogger{},
 		Observe: func(o router.Outcome) {
 			b.mu.Lock()

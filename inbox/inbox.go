@@ -26,8 +26,8 @@ const (
 	SQLite     = sqldb.SQLite
 )
 
-// DefaultTable is the inbox table's default name.
-const DefaultTable = "jetevents_inbox"
+// defaultTable is the inbox table's default name.
+const defaultTable = "jetevents_inbox"
 
 // Config configures an Inbox. Zero fields take the documented defaults.
 type Config struct {
@@ -95,7 +95,7 @@ func New(db *sql.DB, cfg Config) (*Inbox, error) {
 		return nil, err
 	}
 	if cfg.Table == "" {
-		cfg.Table = DefaultTable
+		cfg.Table = defaultTable
 	}
 	d, err := sqldb.Resolve(cfg.Dialect, db)
 	if err != nil {

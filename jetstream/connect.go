@@ -18,20 +18,20 @@ import (
 
 // Connection defaults, chosen for long-running services (see each option).
 const (
-	// DefaultReconnectInitial is the first reconnect delay; it doubles after
-	// every round over the server list, up to DefaultReconnectMax.
-	DefaultReconnectInitial = 250 * time.Millisecond
-	// DefaultReconnectMax caps the reconnect delay.
-	DefaultReconnectMax = 10 * time.Second
-	// DefaultReconnectBufSize is the data buffered while reconnecting (8 MiB,
+	// defaultReconnectInitial is the first reconnect delay; it doubles after
+	// every round over the server list, up to defaultReconnectMax.
+	defaultReconnectInitial = 250 * time.Millisecond
+	// defaultReconnectMax caps the reconnect delay.
+	defaultReconnectMax = 10 * time.Second
+	// defaultReconnectBufSize is the data buffered while reconnecting (8 MiB,
 	// nats.go's own default, made explicit).
-	DefaultReconnectBufSize = 8 << 20
-	// DefaultConnectTimeout bounds the dial and handshake of one attempt.
-	DefaultConnectTimeout = 5 * time.Second
-	// DefaultPingInterval and DefaultMaxPingsOut detect a dead TCP connection
+	defaultReconnectBufSize = 8 << 20
+	// defaultConnectTimeout bounds the dial and handshake of one attempt.
+	defaultConnectTimeout = 5 * time.Second
+	// defaultPingInterval and defaultMaxPingsOut detect a dead TCP connection
 	// in about a minute instead of nats.go's four.
-	DefaultPingInterval = 20 * time.Second
-	DefaultMaxPingsOut  = 3
+	defaultPingInterval = 20 * time.Second
+	defaultMaxPingsOut  = 3
 )
 
 // ConnectOption configures Connect. Options validate themselves: a bad value
@@ -64,22 +64,22 @@ func (c *connectConfig) setDefaults() {
 		c.logger = logs.NewSlog(nil)
 	}
 	if c.reconnectInitial == 0 {
-		c.reconnectInitial = DefaultReconnectInitial
+		c.reconnectInitial = defaultReconnectInitial
 	}
 	if c.reconnectMax == 0 {
-		c.reconnectMax = DefaultReconnectMax
+		c.reconnectMax = defaultReconnectMax
 	}
 	if c.reconnectBufSize == 0 {
-		c.reconnectBufSize = DefaultReconnectBufSize
+		c.reconnectBufSize = defaultReconnectBufSize
 	}
 	if c.connectTimeout == 0 {
-		c.connectTimeout = DefaultConnectTimeout
+		c.connectTimeout = defaultConnectTimeout
 	}
 	if c.pingInterval == 0 {
-		c.pingInterval = DefaultPingInterval
+		c.pingInterval = defaultPingInterval
 	}
 	if c.maxPingsOut == 0 {
-		c.maxPingsOut = DefaultMaxPingsOut
+		c.maxPingsOut = defaultMaxPingsOut
 	}
 }
 
@@ -130,7 +130,7 @@ func WithLogger(l watermill.LoggerAdapter) ConnectOption {
 // forever; after each failed round over the server list it waits
 // initial*2^(round-1), capped at max, with "equal jitter" (a random half of
 // the delay) so that a fleet of clients does not reconnect in lockstep.
-// Defaults DefaultReconnectInitial and DefaultReconnectMax.
+// Defaults defaultReconnectInitial and defaultReconnectMax.
 func WithReconnectBackoff(initial, max time.Duration) ConnectOption {
 	return func(c *connectConfig) error {
 		if initial <= 0 || max < initial {
@@ -144,7 +144,7 @@ func WithReconnectBackoff(initial, max time.Duration) ConnectOption {
 // WithReconnectBufferSize sets how many bytes of outgoing data are buffered
 // while reconnecting; they are sent once reconnected. A negative size turns
 // buffering off: publishing while disconnected then fails at once. Default
-// DefaultReconnectBufSize.
+// defaultReconnectBufSize.
 func WithReconnectBufferSize(bytes int) ConnectOption {
 	return func(c *connectConfig) error {
 		if bytes == 0 {
@@ -155,7 +155,7 @@ func WithReconnectBufferSize(bytes int) ConnectOption {
 	}
 }
 
-// WithConnectTimeout bounds each dial and handshake. Default DefaultConnectTimeout.
+// WithConnectTimeout bounds each dial and handshake. Default defaultConnectTimeout.
 func WithConnectTimeout(d time.Duration) ConnectOption {
 	return func(c *connectConfig) error {
 		if d <= 0 {
@@ -167,8 +167,8 @@ func WithConnectTimeout(d time.Duration) ConnectOption {
 }
 
 // WithPingInterval sets the keep-alive: a connection that leaves maxOut pings
-// unanswered is considered dead and reconnects. Defaults DefaultPingInterval
-// and DefaultMaxPingsOut.
+// unanswered is considered dead and reconnects. Defaults defaultPingInterval
+// and defaultMaxPingsOut.
 func WithPingInterval(interval time.Duration, maxOut int) ConnectOption {
 	return func(c *connectConfig) error {
 		if interval <= 0 || maxOut <= 0 {

@@ -39,9 +39,9 @@ func TestConnect_production_defaults_on_the_embedded_server(t *testing.T) {
 	require.True(t, nc.IsConnected())
 	assert.Equal(t, "auth-service", nc.Opts.Name)
 	assert.Equal(t, -1, nc.Opts.MaxReconnect, "reconnect forever")
-	assert.Equal(t, jetstream.DefaultReconnectBufSize, nc.Opts.ReconnectBufSize)
-	assert.Equal(t, jetstream.DefaultPingInterval, nc.Opts.PingInterval)
-	assert.Equal(t, jetstream.DefaultMaxPingsOut, nc.Opts.MaxPingsOut)
+	assert.Equal(t, 8<<20, nc.Opts.ReconnectBufSize, "8 MiB reconnect buffer")
+	assert.Equal(t, 20*time.Second, nc.Opts.PingInterval)
+	assert.Equal(t, 3, nc.Opts.MaxPingsOut)
 	assert.NotNil(t, nc.Opts.CustomReconnectDelayCB)
 
 	// A publisher on it survives a server restart; the events are logged.

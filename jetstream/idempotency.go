@@ -19,8 +19,8 @@ import (
 	"github.com/jetevents/events/idempotency"
 )
 
-// DefaultIdempotencyBucket is the default KV bucket of processed event ids.
-const DefaultIdempotencyBucket = "JETEVENTS_PROCESSED"
+// defaultIdempotencyBucket is the default KV bucket of processed event ids.
+const defaultIdempotencyBucket = "JETEVENTS_PROCESSED"
 
 // KVStoreConfig configures a KVStore.
 type KVStoreConfig struct {
@@ -59,7 +59,7 @@ type KVStoreConfig struct {
 
 func (c *KVStoreConfig) setDefaults() {
 	if c.Bucket == "" {
-		c.Bucket = DefaultIdempotencyBucket
+		c.Bucket = defaultIdempotencyBucket
 	}
 	if c.TTL == 0 {
 		c.TTL = idempotency.DefaultIdempotencyTTL

@@ -32,7 +32,7 @@ func TestNoJetStream_every_request_is_ErrNoJetStream(t *testing.T) {
 		assert.Contains(t, err.Error(), noJetStreamAdvice)
 	}
 	reports := &pubReports{}
-	p := pubNew(t, srv.Conn, jetstream.WithAsyncErrorHandler(reports.handle))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{OnAsyncError: reports.handle})
 	const subject = "auth.user.created"
 
 	t.Run("Publish", func(t *testing.T) {

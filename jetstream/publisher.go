@@ -146,15 +146,13 @@ type PublisherStats struct {
 
 // NewPublisher returns a Publisher on nc. It does not take ownership of nc:
 // Close leaves it open. Errors match envelope.ErrInvalidConfig.
-func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
+func NewPublisher(nc *nats.Conn, config ...PublisherConfig) (*Publisher, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("jetstream publisher: %w: nil *nats.Conn", envelope.ErrInvalidConfig)
 	}
-	var cfg PublisherConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	cfg, err := onePublisherConfig(config)
+	if err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -182,7 +180,6 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 		natsjs.WithPublishAsyncTimeout(cfg.AckTimeout),
 		natsjs.WithDefaultTimeout(cfg.PublishTimeout),
 	}
-	var err error
 	if cfg.Domain != "" {
 		p.js, err = natsjs.NewWithDomain(nc, cfg.Domain, jsOpts...)
 	} else {

@@ -12,24 +12,23 @@ import (
 
 // Publisher defaults.
 const (
-	// DefaultMaxPending bounds async and batch publishes awaiting their ack.
-	DefaultMaxPending = 4096
-	// DefaultPublishTimeout bounds a synchronous Publish whose context has no
+	// defaultMaxPending bounds async and batch publishes awaiting their ack.
+	defaultMaxPending = 4096
+	// defaultPublishTimeout bounds a synchronous Publish whose context has no
 	// deadline (nats.go's own API default).
-	DefaultPublishTimeout = 5 * time.Second
-	// DefaultAckTimeout bounds the wait for the ack of an async or batch
+	defaultPublishTimeout = 5 * time.Second
+	// defaultAckTimeout bounds the wait for the ack of an async or batch
 	// publish, so that none stays pending forever (e.g. sent into the
 	// reconnect buffer of a server that never comes back).
-	DefaultAckTimeout = 10 * time.Second
-	// DefaultPublisherCloseTimeout bounds Close's wait for pending acks.
-	DefaultPublisherCloseTimeout = 30 * time.Second
+	defaultAckTimeout = 10 * time.Second
+	// defaultPublisherCloseTimeout bounds Close's wait for pending acks.
+	defaultPublisherCloseTimeout = 30 * time.Second
 
 	maxMaxPending = 1 << 20
 )
 
-// PublisherConfig configures a Publisher. The zero value is usable: every
-// field has a documented default. Set it whole with WithPublisherConfig or
-// field by field with the other PublisherOptions.
+// PublisherConfig configures a Publisher (NewPublisher(nc, cfg)). The zero
+// value is usable: every field has a documented default.
 type PublisherConfig struct {
 	// Marshaler encodes events (wire contract, max size). Default
 	// marshaler.Default() (1 MiB max).
@@ -37,20 +36,20 @@ type PublisherConfig struct {
 
 	// MaxPending bounds async and batch publishes awaiting their ack. When it
 	// is reached PublishAsync blocks until an ack frees a slot or its context
-	// ends (transport.ErrTooManyPending). Default DefaultMaxPending (4096).
+	// ends (transport.ErrTooManyPending). Default defaultMaxPending (4096).
 	MaxPending int
 
 	// PublishTimeout bounds Publish / PublishAck when the context has no
-	// deadline. A context deadline always wins. Default DefaultPublishTimeout (5s).
+	// deadline. A context deadline always wins. Default defaultPublishTimeout (5s).
 	PublishTimeout time.Duration
 
 	// AckTimeout bounds the wait for each async or batch ack; past it the
 	// publish fails with transport.ErrTimeout (reported to OnAsyncError for
-	// PublishAsync). Default DefaultAckTimeout (10s).
+	// PublishAsync). Default defaultAckTimeout (10s).
 	AckTimeout time.Duration
 
 	// CloseTimeout bounds Close's wait for pending acks. Default
-	// DefaultPublisherCloseTimeout (30s).
+	// defaultPublisherCloseTimeout (30s).
 	CloseTimeout time.Duration
 
 	// OnAsyncError receives every PublishAsync whose ack failed or timed out,
@@ -79,16 +78,16 @@ func (c *PublisherConfig) setDefaults() {
 		c.Marshaler = marshaler.Default()
 	}
 	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
+		c.MaxPending = defaultMaxPending
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
+		c.PublishTimeout = defaultPublishTimeout
 	}
 	if c.AckTimeout == 0 {
-		c.AckTimeout = DefaultAckTimeout
+		c.AckTimeout = defaultAckTimeout
 	}
 	if c.CloseTimeout == 0 {
-		c.CloseTimeout = DefaultPublisherCloseTimeout
+		c.CloseTimeout = defaultPublisherCloseTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NewSlogLogger(nil)
@@ -115,63 +114,14 @@ func (c PublisherConfig) Validate() error {
 	return nil
 }
 
-// PublisherOption configures NewPublisher.
-type PublisherOption func(*PublisherConfig)
-
-// WithPublisherConfig replaces the whole configuration (options after it
-// still apply).
-func WithPublisherConfig(cfg PublisherConfig) PublisherOption {
-	return func(c *PublisherConfig) { *c = cfg }
-}
-
-// WithMarshaler sets PublisherConfig.Marshaler.
-func WithMarshaler(m *marshaler.Marshaler) PublisherOption {
-	return func(c *PublisherConfig) { c.Marshaler = m }
-}
-
-// WithMaxPending sets PublisherConfig.MaxPending.
-func WithMaxPending(n int) PublisherOption {
-	return func(c *PublisherConfig) { c.MaxPending = n }
-}
-
-// WithPublishTimeout sets PublisherConfig.PublishTimeout.
-func WithPublishTimeout(d time.Duration) PublisherOption {
-	return func(c *PublisherConfig) { c.PublishTimeout = d }
-}
-
-// WithAckTimeout sets PublisherConfig.AckTimeout.
-func WithAckTimeout(d time.Duration) PublisherOption {
-	return func(c *PublisherConfig) { c.AckTimeout = d }
-}
-
-// WithCloseTimeout sets PublisherConfig.CloseTimeout.
-func WithCloseTimeout(d time.Duration) PublisherOption {
-	return func(c *PublisherConfig) { c.CloseTimeout = d }
-}
-
-// WithAsyncErrorHandler sets PublisherConfig.OnAsyncError.
-func WithAsyncErrorHandler(h func(AsyncError)) PublisherOption {
-	return func(c *PublisherConfig) { c.OnAsyncError = h }
-}
-
-// WithPublisherLogger sets PublisherConfig.Logger.
-func WithPublisherLogger(l watermill.LoggerAdapter) PublisherOption {
-	return func(c *PublisherConfig) { c.Logger = l }
-}
-
-// WithDomain sets PublisherConfig.Domain.
-func WithDomain(domain string) PublisherOption {
-	return func(c *PublisherConfig) { c.Domain = domain }
-}
-
-// WithPublishObserver appends observers to PublisherConfig.Observers (nil
-// ones are skipped).
-func WithPublishObserver(obs ...PublishObserver) PublisherOption {
-	return func(c *PublisherConfig) {
-		for _, o := range obs {
-			if o != nil {
-				c.Observers = append(c.Observers, o)
-			}
-		}
+// onePublisherConfig is the config given to NewPublisher: none (the zero
+// value: every default) or one.
+func onePublisherConfig(config []PublisherConfig) (PublisherConfig, error) {
+	switch len(config) {
+	case 0:
+		return PublisherConfig{}, nil
+	case 1:
+		return config[0], nil
 	}
+	return PublisherConfig{}, fmt.Errorf("jetstream publisher: %w: %d configs given, at most one", envelope.ErrInvalidConfig, len(config))
 }

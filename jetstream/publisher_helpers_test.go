@@ -75,9 +75,9 @@ func pubStored(t testing.TB, js natsjs.JetStream, stream string) []*natsjs.RawSt
 }
 
 // pubNew is NewPublisher, closed when the test ends.
-func pubNew(t testing.TB, nc *nats.Conn, opts ...jetstream.PublisherOption) *jetstream.Publisher {
+func pubNew(t testing.TB, nc *nats.Conn, cfg ...jetstream.PublisherConfig) *jetstream.Publisher {
 	t.Helper()
-	p, err := jetstream.NewPublisher(nc, opts...)
+	p, err := jetstream.NewPublisher(nc, cfg...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	return p

@@ -61,7 +61,7 @@ func TestPublisher_event_above_the_servers_max_payload_is_refused_before_anythin
 	require.EqualValues(t, smallMaxPayload, srv.Conn.MaxPayload())
 	pubStream(t, srv.JS, "AUTH", "auth.>")
 	reports := &pubReports{}
-	p := pubNew(t, srv.Conn, jetstream.WithAsyncErrorHandler(reports.handle))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{OnAsyncError: reports.handle})
 	const subject = "auth.user.created"
 	big := sizedEvent(t, subject, 100<<10)
 

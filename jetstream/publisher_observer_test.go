@@ -82,7 +82,7 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	rec := newRecorder()
 	var reports pubReports
-	p := pubNew(t, srv.Conn, jetstream.WithPublishObserver(rec.observe), jetstream.WithAsyncErrorHandler(reports.handle))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec.observe}, OnAsyncError: reports.handle})
 
 	t.Run("sync stored", func(t *testing.T) {
 		e := pubEvent(t, "user.created")
@@ -99,7 +99,7 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 		e := pubEvent(t, "user.created")
 		require.NoError(t, p.Publish(pubCtx(t), "auth.user.created", e))
 		rec2 := newRecorder()
-		p2 := pubNew(t, srv.Conn, jetstream.WithPublishObserver(rec2.observe))
+		p2 := pubNew(t, srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec2.observe}})
 		require.NoError(t, p2.Publish(pubCtx(t), "auth.user.created", e))
 		res := rec2.once(t, e.ID, jetstream.ModeSync)
 		assert.NoError(t, res.Err)
@@ -159,7 +159,7 @@ func TestPublishObserver_reports_each_path_once_with_its_outcome(t *testing.T) {
 	})
 	t.Run("closed publisher", func(t *testing.T) {
 		rec3 := newRecorder()
-		p3, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublishObserver(rec3.observe))
+		p3, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec3.observe}})
 		require.NoError(t, err)
 		require.NoError(t, p3.Close())
 		a, b, c := pubEvent(t, "user.created"), pubEvent(t, "user.created"), pubEvent(t, "user.created")
@@ -176,8 +176,7 @@ func TestPublishObserver_close_deadline_reports_every_unconfirmed_publish(t *tes
 	srv := eventstest.NewServer(t)
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	rec := newRecorder()
-	p, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublishObserver(rec.observe),
-		jetstream.WithAckTimeout(time.Minute), jetstream.WithCloseTimeout(100*time.Millisecond))
+	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec.observe}, AckTimeout: time.Minute, CloseTimeout: 100*time.Millisecond})
 	require.NoError(t, err)
 	srv.Stop()
 	require.Eventually(t, func() bool { return !srv.Conn.IsConnected() }, pubWait, time.Millisecond)
@@ -201,7 +200,7 @@ func TestPublishObserver_context_it_returns_is_the_one_encoded(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
 	rec := newRecorder()
 	rec.ctx = func(ctx context.Context) context.Context { return trace.ContextWithSpanContext(ctx, sc) }
-	p := pubNew(t, srv.Conn, jetstream.WithPublishObserver(rec.observe))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec.observe}})
 
 	sync, async := pubEvent(t, "user.created"), pubEvent(t, "user.created")
 	require.NoError(t, p.Publish(pubCtx(t), "auth.user.created", sync))
@@ -243,12 +242,12 @@ func TestPublishObserver_several_run_in_order_and_hear_outcomes_in_reverse(t *te
 		sawFirst = ctx.Value(obsKey("a")) == true
 		return nil, nil // keeps the context; wants no outcome
 	}
-	p := pubNew(t, srv.Conn, jetstream.WithPublishObserver(obs("a"), nil, check), jetstream.WithPublishObserver(obs("b")))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{obs("a"), check, obs("b")}})
 	require.NoError(t, p.Publish(pubCtx(t), "auth.user.created", pubEvent(t, "user.created")))
 	assert.Equal(t, []string{"start a", "start b", "done b", "done a"}, calls)
 	assert.True(t, sawFirst, "each observer gets the context of the one before")
 
-	_, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublisherConfig(jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{nil}}))
+	_, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{nil}})
 	assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 }
 

@@ -76,7 +76,7 @@ func TestPublisher_duplicate_event_is_stored_once(t *testing.T) {
 func TestPublisher_no_stream_is_ErrNoStream(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	var reports pubReports
-	p := pubNew(t, srv.Conn, jetstream.WithAsyncErrorHandler(reports.handle))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{OnAsyncError: reports.handle})
 
 	err := p.Publish(pubCtx(t), "billing.invoice.paid", pubEvent(t, "invoice.paid"))
 	require.Error(t, err)
@@ -202,13 +202,13 @@ func TestPublisher_deadline_is_ErrTimeout(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("PublishTimeout when the context has no deadline", func(t *testing.T) {
-		p := pubNew(t, srv.Conn, jetstream.WithPublishTimeout(100*time.Millisecond))
+		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{PublishTimeout: 100*time.Millisecond})
 		err := p.Publish(context.Background(), "hole.user.created", pubEvent(t, "user.created"))
 		assert.ErrorIs(t, err, transport.ErrTimeout)
 	})
 	t.Run("AckTimeout for an async publish", func(t *testing.T) {
 		var reports pubReports
-		p := pubNew(t, srv.Conn, jetstream.WithAckTimeout(100*time.Millisecond), jetstream.WithAsyncErrorHandler(reports.handle))
+		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 100*time.Millisecond, OnAsyncError: reports.handle})
 		require.NoError(t, p.PublishAsync(pubCtx(t), "hole.user.created", pubEvent(t, "user.created")))
 		require.NoError(t, p.Flush(pubCtx(t)))
 		got := reports.all()
@@ -254,7 +254,7 @@ func TestPublisher_async_publish_while_server_stops_reports_every_failure(t *tes
 	srv := eventstest.NewServer(t)
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
-	p := pubNew(t, srv.Conn, jetstream.WithAckTimeout(300*time.Millisecond), jetstream.WithAsyncErrorHandler(reports.handle))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 300*time.Millisecond, OnAsyncError: reports.handle})
 
 	const n = 200
 	ids := make([]string, 0, n)
@@ -352,9 +352,7 @@ func TestPublisher_close_deadline_lists_unconfirmed_publishes(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
 	p, err := jetstream.NewPublisher(srv.Conn,
-		jetstream.WithAckTimeout(time.Minute),
-		jetstream.WithCloseTimeout(100*time.Millisecond),
-		jetstream.WithAsyncErrorHandler(reports.handle))
+		jetstream.PublisherConfig{AckTimeout: time.Minute, CloseTimeout: 100*time.Millisecond, OnAsyncError: reports.handle})
 	require.NoError(t, err)
 
 	srv.Stop()
@@ -445,9 +443,7 @@ func TestPublisher_async_blocks_when_pending_is_full(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
 	p := pubNew(t, srv.Conn,
-		jetstream.WithMaxPending(1),
-		jetstream.WithAckTimeout(500*time.Millisecond),
-		jetstream.WithAsyncErrorHandler(reports.handle))
+		jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 500*time.Millisecond, OnAsyncError: reports.handle})
 
 	// The only slot is taken by a publish whose ack never comes.
 	require.NoError(t, p.PublishAsync(pubCtx(t), "hole.user.created", pubEvent(t, "user.created")))
@@ -482,8 +478,7 @@ func TestPublisher_close_wakes_publishers_blocked_on_pending(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	pubBlackHole(t, srv.Conn, "hole.>")
 	var reports pubReports
-	p, err := jetstream.NewPublisher(srv.Conn, jetstream.WithMaxPending(1), jetstream.WithAckTimeout(200*time.Millisecond),
-		jetstream.WithAsyncErrorHandler(reports.handle))
+	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 200*time.Millisecond, OnAsyncError: reports.handle})
 	require.NoError(t, err)
 	require.NoError(t, p.PublishAsync(pubCtx(t), "hole.a", pubEvent(t, "user.created")))
 
@@ -516,18 +511,19 @@ func TestNewPublisher_refuses_invalid_config(t *testing.T) {
 	tests := []struct {
 		name string
 		nc   *nats.Conn
-		opts []jetstream.PublisherOption
+		cfgs []jetstream.PublisherConfig
 	}{
 		{"nil conn", nil, nil},
-		{"negative max pending", srv.Conn, []jetstream.PublisherOption{jetstream.WithMaxPending(-1)}},
-		{"huge max pending", srv.Conn, []jetstream.PublisherOption{jetstream.WithMaxPending(1 << 30)}},
-		{"negative publish timeout", srv.Conn, []jetstream.PublisherOption{jetstream.WithPublishTimeout(-time.Second)}},
-		{"negative ack timeout", srv.Conn, []jetstream.PublisherOption{jetstream.WithAckTimeout(-time.Second)}},
-		{"negative close timeout", srv.Conn, []jetstream.PublisherOption{jetstream.WithCloseTimeout(-time.Second)}},
+		{"negative max pending", srv.Conn, []jetstream.PublisherConfig{{MaxPending: -1}}},
+		{"huge max pending", srv.Conn, []jetstream.PublisherConfig{{MaxPending: 1 << 30}}},
+		{"negative publish timeout", srv.Conn, []jetstream.PublisherConfig{{PublishTimeout: -time.Second}}},
+		{"negative ack timeout", srv.Conn, []jetstream.PublisherConfig{{AckTimeout: -time.Second}}},
+		{"negative close timeout", srv.Conn, []jetstream.PublisherConfig{{CloseTimeout: -time.Second}}},
+		{"two configs", srv.Conn, []jetstream.PublisherConfig{{}, {}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := jetstream.NewPublisher(tt.nc, tt.opts...)
+			p, err := jetstream.NewPublisher(tt.nc, tt.cfgs...)
 			assert.ErrorIs(t, err, envelope.ErrInvalidConfig)
 			assert.Nil(t, p)
 		})
@@ -537,7 +533,7 @@ func TestNewPublisher_refuses_invalid_config(t *testing.T) {
 func TestPublisher_default_async_error_handler_logs(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	var logger pubLogger
-	p := pubNew(t, srv.Conn, jetstream.WithPublisherLogger(&logger))
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{Logger: &logger})
 	e := pubEvent(t, "user.created")
 	require.NoError(t, p.PublishAsync(pubCtx(t), "nowhere.user.created", e))
 	require.NoError(t, p.Flush(pubCtx(t)))

@@ -27,8 +27,8 @@ var _ message.Publisher = (*MessagePublisher)(nil)
 
 // NewMessagePublisher returns a MessagePublisher with a Publisher of its own
 // on nc (configured by opts); its Close closes that Publisher, never nc.
-func NewMessagePublisher(nc *nats.Conn, opts ...PublisherOption) (*MessagePublisher, error) {
-	p, err := NewPublisher(nc, opts...)
+func NewMessagePublisher(nc *nats.Conn, config ...PublisherConfig) (*MessagePublisher, error) {
+	p, err := NewPublisher(nc, config...)
 	if err != nil {
 		return nil, err
 	}

@@ -537,7 +537,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		return false
 	}
 
-	delay := min(DefaultRecoveryDelay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
+	delay := min(defaultRecoveryDelay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
 	for {
 		if !c.t.nc.IsConnected() {
 			// Nothing to check while disconnected: the reconnect wakes the

@@ -26,11 +26,11 @@ import (
 // rolling restart hands the events to other processes), and KV is the
 // JetStream primitive for a small replicated counter with compare-and-set.
 
-// DefaultReleaseBucket is TransportConfig.ReleaseBucket's default.
-const DefaultReleaseBucket = "jetevents_releases"
+// defaultReleaseBucket is TransportConfig.ReleaseBucket's default.
+const defaultReleaseBucket = "jetevents_releases"
 
-// DefaultReleaseTTL is TransportConfig.ReleaseTTL's default.
-const DefaultReleaseTTL = 7 * 24 * time.Hour
+// defaultReleaseTTL is TransportConfig.ReleaseTTL's default.
+const defaultReleaseTTL = 7 * 24 * time.Hour
 
 // releaseLedger counts the deliveries released unhandled, per durable and
 // stream sequence.

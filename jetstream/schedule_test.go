@@ -315,7 +315,7 @@ func TestPublisher_ttl_to_a_stream_without_ttl_names_the_stream_and_the_fix(t *t
 	assert.Contains(t, err.Error(), "allow_msg_ttl")
 
 	var got []error
-	pa := pubNew(t, srv.Conn, jetstream.WithAsyncErrorHandler(func(ae jetstream.AsyncError) { got = append(got, ae.Err) }))
+	pa := pubNew(t, srv.Conn, jetstream.PublisherConfig{OnAsyncError: func(ae jetstream.AsyncError) { got = append(got, ae.Err) }})
 	e := pubEvent(t, "user.seen")
 	require.NoError(t, pa.PublishAsync(pubCtx(t), "auth.user.seen", e, jetstream.TTL(time.Minute)))
 	require.NoError(t, pa.Flush(pubCtx(t)))

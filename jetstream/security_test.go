@@ -215,8 +215,7 @@ func TestPublisher_permission_violations_are_ErrPermission_naming_the_subject(t 
 		t.Run(tt.name, func(t *testing.T) {
 			nc := secConnect(t, url, tt.creds)
 			var reports pubReports
-			p := pubNew(t, nc, jetstream.WithPublishTimeout(time.Second), jetstream.WithAckTimeout(time.Second),
-				jetstream.WithAsyncErrorHandler(reports.handle))
+			p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: time.Second, AckTimeout: time.Second, OnAsyncError: reports.handle})
 			before := pubCount(t, ajs, "AUTH")
 
 			var err error
@@ -262,7 +261,7 @@ func TestPublisher_timeout_on_another_subject_is_not_blamed_on_an_old_violation(
 	noAuth, _, _ := acc.creds(t, "no-auth", func(uc *jwt.UserClaims) { uc.Pub.Deny.Add("auth.>") })
 	nc := secConnect(t, url, noAuth)
 	pubBlackHole(t, nc, "nostream.x") // allowed, but nobody ever acks it
-	p := pubNew(t, nc, jetstream.WithPublishTimeout(time.Second))
+	p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: time.Second})
 
 	err := p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
 	require.ErrorIs(t, err, transport.ErrPermission)
@@ -549,7 +548,7 @@ func TestConnect_no_secret_in_logs_or_errors(t *testing.T) {
 			require.NoError(t, nc.Flush())
 			if tt.name == "creds file" {
 				require.Eventually(t, func() bool { return len(logs.find("nats asynchronous error")) > 0 }, pubWait, time.Millisecond)
-				p := pubNew(t, nc, jetstream.WithPublishTimeout(300*time.Millisecond))
+				p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: 300*time.Millisecond})
 				perr := p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
 				require.ErrorIs(t, perr, transport.ErrPermission)
 				texts = append(texts, perr.Error())

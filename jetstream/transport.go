@@ -18,11 +18,11 @@ import (
 
 // Transport defaults. Each is documented on the TransportConfig field it fills.
 const (
-	DefaultHeartbeat     = 5 * time.Second
-	DefaultPullExpiry    = 30 * time.Second
-	DefaultAPITimeout    = 10 * time.Second
-	DefaultAPIPrefix     = "$JS.API"
-	DefaultRecoveryDelay = 250 * time.Millisecond
+	defaultHeartbeat     = 5 * time.Second
+	defaultPullExpiry    = 30 * time.Second
+	defaultAPITimeout    = 10 * time.Second
+	defaultAPIPrefix     = "$JS.API"
+	defaultRecoveryDelay = 250 * time.Millisecond
 )
 
 // TransportConfig configures a Transport. Zero fields take the defaults.
@@ -61,22 +61,22 @@ type TransportConfig struct {
 
 func (c *TransportConfig) setDefaults() {
 	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
+		c.Heartbeat = defaultHeartbeat
 	}
 	if c.PullExpiry == 0 {
-		c.PullExpiry = max(DefaultPullExpiry, 2*c.Heartbeat)
+		c.PullExpiry = max(defaultPullExpiry, 2*c.Heartbeat)
 	}
 	if c.APITimeout == 0 {
-		c.APITimeout = DefaultAPITimeout
+		c.APITimeout = defaultAPITimeout
 	}
 	if c.APIPrefix == "" {
-		c.APIPrefix = DefaultAPIPrefix
+		c.APIPrefix = defaultAPIPrefix
 	}
 	if c.ReleaseBucket == "" {
-		c.ReleaseBucket = DefaultReleaseBucket
+		c.ReleaseBucket = defaultReleaseBucket
 	}
 	if c.ReleaseTTL == 0 {
-		c.ReleaseTTL = DefaultReleaseTTL
+		c.ReleaseTTL = defaultReleaseTTL
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}

@@ -19,16 +19,10 @@ import (
 
 // Bus defaults. Each is documented on the field it fills.
 const (
-	// DefaultMaxPayload is NATS' default max_payload (1 MiB).
-	DefaultMaxPayload = 1 << 20
-	// DefaultDuplicates is JetStream's default duplicates window.
-	DefaultDuplicates = 2 * time.Minute
-	// DefaultAckWait is JetStream's default ack wait, for a ConsumerSpec
-	// without one.
-	DefaultAckWait = 30 * time.Second
-	// DefaultMaxAckPending is JetStream's default max ack pending, for a
-	// ConsumerSpec with 0.
-	DefaultMaxAckPending = 1000
+	// defaultMaxPayload is NATS' default max_payload (1 MiB).
+	defaultMaxPayload = 1 << 20
+	// defaultDuplicates is JetStream's default duplicates window.
+	defaultDuplicates = 2 * time.Minute
 )
 
 // Config configures a Bus. Zero fields take the documented defaults.
@@ -36,7 +30,7 @@ type Config struct {
 	// Streams are created by NewBus, in order. Default none (AddStream).
 	Streams []StreamConfig
 	// MaxPayload is the largest message (headers and data, counted as NATS
-	// counts them) the bus stores. Default DefaultMaxPayload (1 MiB).
+	// counts them) the bus stores. Default defaultMaxPayload (1 MiB).
 	MaxPayload int
 	// DeadLetterStream, when set, is the only stream a dead letter may land
 	// in (as jetstream.TransportConfig.DeadLetterStream). Default "".
@@ -52,7 +46,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxPayload == 0 {
-		c.MaxPayload = DefaultMaxPayload
+		c.MaxPayload = defaultMaxPayload
 	}
 	if c.Clock == nil {
 		c.Clock = envelope.SystemClock{}
@@ -90,7 +84,7 @@ type StreamConfig struct {
 	Subjects []string
 	// Duplicates is the de-duplication window: a publish whose Nats-Msg-Id
 	// the stream stored less than Duplicates ago is acknowledged as a
-	// duplicate and not stored again. Default DefaultDuplicates (2m).
+	// duplicate and not stored again. Default defaultDuplicates (2m).
 	Duplicates time.Duration
 	// AllowMsgTTL, AllowMsgSchedules and AllowAtomicPublish are
 	// jetstream.StreamSpec's: per-message TTL (Nats-TTL), message schedules
@@ -224,7 +218,7 @@ func (b *Bus) AddStream(sc StreamConfig) error {
 		return err
 	}
 	if sc.Duplicates == 0 {
-		sc.Duplicates = DefaultDuplicates
+		sc.Duplicates = defaultDuplicates
 	}
 	sc.Subjects = slices.Clone(sc.Subjects)
 	if sc.AllowMsgSchedules {

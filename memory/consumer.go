@@ -300,7 +300,7 @@ func (d *durable) stateLocked() transport.ConsumerState {
 // transport.Transport. Several Consume calls on one durable share its
 // messages, taking turns. sink is called from the consumer's own goroutine,
 // one delivery at a time; it must not call the consumer's Stop. A zero
-// AckWait is DefaultAckWait; a zero MaxAckPending DefaultMaxAckPending.
+// AckWait is transport.DefaultAckWait; a zero MaxAckPending transport.DefaultMaxAckPending.
 // Errors match transport.ErrSubscribe, with transport.ErrNoStream for a missing stream,
 // envelope.ErrInvalidConfig for a bad spec, transport.ErrClosed for a closed bus.
 func (b *Bus) Consume(ctx context.Context, spec transport.ConsumerSpec, sink func(*transport.Delivery)) (transport.Consumer, error) {
@@ -348,10 +348,10 @@ func (b *Bus) checkSpec(spec *transport.ConsumerSpec) error {
 		}
 	}
 	if spec.AckWait == 0 {
-		spec.AckWait = DefaultAckWait
+		spec.AckWait = transport.DefaultAckWait
 	}
 	if spec.MaxAckPending == 0 {
-		spec.MaxAckPending = DefaultMaxAckPending
+		spec.MaxAckPending = transport.DefaultMaxAckPending
 	}
 	switch {
 	case spec.AckWait < 0:

@@ -10,13 +10,13 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultNamespace prefixes every metric name.
-	DefaultNamespace = "jetevents"
-	// DefaultMaxLabelValues bounds the distinct values of the subject, type
+	// defaultNamespace prefixes every metric name.
+	defaultNamespace = "jetevents"
+	// defaultMaxLabelValues bounds the distinct values of the subject, type
 	// and organization labels.
-	DefaultMaxLabelValues = 200
-	// DefaultScrapeTimeout bounds the broker reads of one scrape.
-	DefaultScrapeTimeout = 2 * time.Second
+	defaultMaxLabelValues = 200
+	// defaultScrapeTimeout bounds the broker reads of one scrape.
+	defaultScrapeTimeout = 2 * time.Second
 	// OtherLabel is the label value that stands for every value past
 	// MaxLabelValues.
 	OtherLabel = "_other"
@@ -80,10 +80,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Namespace == "" {
-		c.Namespace = DefaultNamespace
+		c.Namespace = defaultNamespace
 	}
 	if c.MaxLabelValues == 0 {
-		c.MaxLabelValues = DefaultMaxLabelValues
+		c.MaxLabelValues = defaultMaxLabelValues
 	}
 	if c.HandlerBuckets == nil {
 		c.HandlerBuckets = DefaultHandlerBuckets
@@ -95,7 +95,7 @@ func (c *Config) setDefaults() {
 		c.OutboxLagBuckets = DefaultOutboxLagBuckets
 	}
 	if c.ScrapeTimeout == 0 {
-		c.ScrapeTimeout = DefaultScrapeTimeout
+		c.ScrapeTimeout = defaultScrapeTimeout
 	}
 }
 

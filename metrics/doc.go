@@ -5,7 +5,7 @@
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, metrics.Config{})
-//	pub, err := jetstream.NewPublisher(nc, jetstream.WithPublishObserver(m.PublishObserver))
+//	pub, err := jetstream.NewPublisher(nc, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{m.PublishObserver}})
 //	cfg := router.Config{Stream: "AUTH_EVENTS"}
 //	m.Instrument(&cfg) // Observe (outcomes) and Instrument (in flight)
 //	r, err := router.New(nc, cfg)

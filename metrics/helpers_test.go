@@ -21,6 +21,7 @@ import (
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 const stream = "AUTH_EVENTS"
@@ -46,7 +47,7 @@ func fastConfig() router.Config {
 		Stream:       stream,
 		MaxDeliver:   3,
 		AckWait:      2 * time.Second,
-		Backoff:      middleware.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: -1},
+		Backoff:      transport.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: -1},
 		CloseTimeout: 5 * time.Second,
 		Logger:       middleware.NewSlogLogger(nil),
 	}

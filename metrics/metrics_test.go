@@ -44,7 +44,7 @@ func TestMetrics_count_known_traffic_exactly(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Config{})
 	require.NoError(t, err)
-	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublishObserver(m.PublishObserver))
+	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{m.PublishObserver}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	m.WatchDeadLetters(srv.JS, "DLQ")

@@ -50,7 +50,7 @@ func TestMetrics_outbox_backlog_and_relayed_rows(t *testing.T) {
 	assert.Equal(t, series{"table=jetevents_outbox": 4}, gather(t, reg, "jetevents_outbox_pending"))
 	assert.Positive(t, gather(t, reg, "jetevents_outbox_oldest_age_seconds")["table=jetevents_outbox"])
 
-	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublisherLogger(watermill.NopLogger{}))
+	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Logger: watermill.NopLogger{}})
 	require.NoError(t, err)
 	defer pub.Close()
 	relay, err := outbox.NewRelay(ob, pub, outbox.RelayConfig{OnRelayed: m.OutboxRelayed, PollMax: 10 * time.Millisecond, Logger: watermill.NopLogger{}})

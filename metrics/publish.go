@@ -25,7 +25,7 @@ const (
 )
 
 // PublishObserver is a jetstream.PublishObserver: pass it to
-// jetstream.WithPublishObserver. It counts every publish by subject and
+// jetstream.PublisherConfig.Observers. It counts every publish by subject and
 // result, times the ones that reached the broker, and keeps
 // jetevents_publish_pending for async and batch publishes.
 func (m *Metrics) PublishObserver(ctx context.Context, info jetstream.PublishInfo) (context.Context, func(jetstream.PublishResult)) {

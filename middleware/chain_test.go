@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 // chain wraps h in the recommended order, outermost first (see doc.go).
@@ -23,7 +24,7 @@ func chain(t *testing.T, env *dlqEnv, maxDeliver int, h message.HandlerFunc) mes
 	require.NoError(t, err)
 	logging, err := middleware.NewLogging(middleware.LoggingConfig{Logger: watermill.NopLogger{}})
 	require.NoError(t, err)
-	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: maxDeliver, Backoff: middleware.Backoff{Jitter: -1}})
+	retry, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: maxDeliver, Backoff: transport.Backoff{Jitter: -1}})
 	require.NoError(t, err)
 	store, err := idempotency.NewMemoryStore(idempotency.MemoryStoreConfig{})
 	require.NoError(t, err)

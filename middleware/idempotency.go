@@ -17,8 +17,8 @@ import (
 	"github.com/jetevents/events/transport"
 )
 
-// DefaultStoreTimeout bounds each store operation of the middleware.
-const DefaultStoreTimeout = 5 * time.Second
+// defaultStoreTimeout bounds each store operation of the middleware.
+const defaultStoreTimeout = 5 * time.Second
 
 // IdempotencyConfig configures Idempotency.
 type IdempotencyConfig struct {
@@ -46,7 +46,7 @@ type IdempotencyConfig struct {
 
 func (c *IdempotencyConfig) setDefaults() {
 	if c.StoreTimeout == 0 {
-		c.StoreTimeout = DefaultStoreTimeout
+		c.StoreTimeout = defaultStoreTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}

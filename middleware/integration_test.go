@@ -30,7 +30,7 @@ import (
 const handlerName = "users-handler"
 
 // fastBackoff keeps broker-side retries short and exact (no jitter).
-var fastBackoff = middleware.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: -1}
+var fastBackoff = transport.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: -1}
 
 // call is one handler invocation.
 type call struct {

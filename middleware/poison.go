@@ -78,25 +78,25 @@ type DeadLetterConfig struct {
 	// RetryBackoff is the delay before the redelivery of a message whose
 	// dead-letter publish failed (the message is Nacked, never acked).
 	// Default: the zero Backoff (1s doubling to 1m, ±20%).
-	RetryBackoff Backoff
+	RetryBackoff transport.Backoff
 }
 
 // Defaults of DeadLetterConfig.
 const (
-	DefaultDeadLetterPrefix = "dlq"
-	DefaultPublishTimeout   = 5 * time.Second
-	DefaultMaxErrorLen      = 1024
+	defaultDeadLetterPrefix = "dlq"
+	defaultPublishTimeout   = 5 * time.Second
+	defaultMaxErrorLen      = 1024
 )
 
 func (c *DeadLetterConfig) setDefaults() {
 	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultDeadLetterPrefix
+		c.SubjectPrefix = defaultDeadLetterPrefix
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
+		c.PublishTimeout = defaultPublishTimeout
 	}
 	if c.MaxErrorLen == 0 {
-		c.MaxErrorLen = DefaultMaxErrorLen
+		c.MaxErrorLen = defaultMaxErrorLen
 	}
 	if c.Clock == nil {
 		c.Clock = envelope.SystemClock{}

@@ -52,7 +52,7 @@ func newDLQEnv(t *testing.T, noDLQ bool) *dlqEnv {
 	tr := newTransport(t, srv.Conn, jetstream.TransportConfig{})
 	dl, err := middleware.NewDeadLetterer(tr, middleware.DeadLetterConfig{
 		Clock:        clock,
-		RetryBackoff: middleware.Backoff{Jitter: -1},
+		RetryBackoff: transport.Backoff{Jitter: -1},
 	})
 	require.NoError(t, err)
 	return &dlqEnv{srv: srv, tr: tr, clock: clock, dl: dl}
@@ -401,7 +401,7 @@ func TestDeadLetterer_publish_failure_is_an_error_and_never_an_ack(t *testing.T)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newDLQEnv(t, true)
-			tt.cfg.RetryBackoff = middleware.Backoff{Jitter: -1}
+			tt.cfg.RetryBackoff = transport.Backoff{Jitter: -1}
 			tt.cfg.PublishTimeout = 2 * time.Second
 			dl, err := middleware.NewDeadLetterer(newTransport(t, env.srv.Conn, tt.trCfg), tt.cfg)
 			require.NoError(t, err)
@@ -513,7 +513,7 @@ func TestDeadLetterer_config_validation(t *testing.T) {
 		{PublishTimeout: -time.Second},
 		{MaxErrorLen: -1},
 		{Stream: "a.b"},
-		{RetryBackoff: middleware.Backoff{Multiplier: 0.5}},
+		{RetryBackoff: transport.Backoff{Multiplier: 0.5}},
 	} {
 		_, err := middleware.NewDeadLetterer(tr, cfg)
 		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)

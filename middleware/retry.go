@@ -27,7 +27,7 @@ type RetryConfig struct {
 	// Backoff is the delay before the next delivery after a failed attempt,
 	// asked of the broker with NakWithDelay. Default: the zero Backoff (1s
 	// doubling to 1m, ±20%).
-	Backoff Backoff
+	Backoff transport.Backoff
 }
 
 func (c *RetryConfig) setDefaults() {

@@ -15,11 +15,12 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/transport"
 )
 
 func TestRetry_decides_between_redelivery_and_dead_letter(t *testing.T) {
 	boom := errors.New("boom")
-	backoff := middleware.Backoff{Jitter: -1} // 1s, 2s, 4s...
+	backoff := transport.Backoff{Jitter: -1} // 1s, 2s, 4s...
 	tests := []struct {
 		name       string
 		attempt    uint64
@@ -74,7 +75,7 @@ func TestRetry_success_passes_output_through(t *testing.T) {
 }
 
 func TestRetry_cancelled_attempt_is_never_a_verdict(t *testing.T) {
-	r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: 2, Backoff: middleware.Backoff{Jitter: -1}})
+	r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: 2, Backoff: transport.Backoff{Jitter: -1}})
 	require.NoError(t, err)
 	msg := delivered("e", "a.b", 1, 2)
 	ctx, cancel := context.WithCancel(msg.Context()) // keeps the delivery
@@ -107,7 +108,7 @@ func TestRetry_past_max_deliver_does_not_call_the_handler(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newDLQEnv(t, false)
-			r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: tt.maxDeliver, Backoff: middleware.Backoff{Jitter: -1}})
+			r, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: tt.maxDeliver, Backoff: transport.Backoff{Jitter: -1}})
 			require.NoError(t, err)
 			calls := 0
 			msg := delivered("ev-1", testSubject, 5, tt.attempt)
@@ -137,11 +138,11 @@ func TestRetry_past_max_deliver_does_not_call_the_handler(t *testing.T) {
 func TestRetry_config_validation(t *testing.T) {
 	for _, cfg := range []middleware.RetryConfig{
 		{MaxDeliver: -2},
-		{Backoff: middleware.Backoff{Multiplier: 0.1}},
+		{Backoff: transport.Backoff{Multiplier: 0.1}},
 	} {
 		_, err := middleware.NewRetry(cfg)
 		assert.ErrorIs(t, err, envelope.ErrInvalidConfig, "%+v", cfg)
 	}
-	_, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: -1, Backoff: middleware.Backoff{Initial: time.Millisecond}})
+	_, err := middleware.NewRetry(middleware.RetryConfig{MaxDeliver: -1, Backoff: transport.Backoff{Initial: time.Millisecond}})
 	assert.NoError(t, err, "-1 is unlimited")
 }

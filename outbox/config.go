@@ -30,18 +30,18 @@ const (
 const (
 	DefaultTable           = "jetevents_outbox"
 	DefaultBatchSize       = 256
-	DefaultConcurrency     = 16
-	DefaultPollMin         = 10 * time.Millisecond
-	DefaultPollMax         = 500 * time.Millisecond
-	DefaultPublishTimeout  = 5 * time.Second
-	DefaultLeaseTTL        = 10 * time.Second
-	DefaultDuplicateWindow = 2 * time.Minute // JetStream's default, and StreamSpec's
+	defaultConcurrency     = 16
+	defaultPollMin         = 10 * time.Millisecond
+	defaultPollMax         = 500 * time.Millisecond
+	defaultPublishTimeout  = 5 * time.Second
+	defaultLeaseTTL        = 10 * time.Second
+	defaultDuplicateWindow = 2 * time.Minute // JetStream's default, and StreamSpec's
 )
 
-// DefaultBackoff is the relay's retry schedule for a subject whose publish
+// defaultBackoff is the relay's retry schedule for a subject whose publish
 // failed and for a batch the database refused: 100 ms doubling to 10 s,
 // ±20 %.
-var DefaultBackoff = transport.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2}
+var defaultBackoff = transport.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // Config configures an Outbox. Zero fields take the documented defaults.
 type Config struct {
@@ -121,7 +121,7 @@ type RelayConfig struct {
 
 	// Backoff is the retry schedule of a subject whose publish failed (its
 	// later rows wait) and of a batch the database refused. Default
-	// DefaultBackoff: 100ms doubling to 10s, ±20%.
+	// defaultBackoff: 100ms doubling to 10s, ±20%.
 	Backoff transport.Backoff
 
 	// LeaseTTL is how long a SQLite relay's lease lasts without renewal
@@ -157,25 +157,25 @@ func (c *RelayConfig) setDefaults() {
 		c.BatchSize = DefaultBatchSize
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
+		c.Concurrency = defaultConcurrency
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
+		c.PublishTimeout = defaultPublishTimeout
 	}
 	if c.PollMin == 0 {
-		c.PollMin = DefaultPollMin
+		c.PollMin = defaultPollMin
 	}
 	if c.PollMax == 0 {
-		c.PollMax = max(DefaultPollMax, c.PollMin)
+		c.PollMax = max(defaultPollMax, c.PollMin)
 	}
 	if b := c.Backoff; b.Initial == 0 && b.Max == 0 && b.Multiplier == 0 && b.Jitter == 0 && b.Rand == nil {
-		c.Backoff = DefaultBackoff
+		c.Backoff = defaultBackoff
 	}
 	if c.LeaseTTL == 0 {
-		c.LeaseTTL = DefaultLeaseTTL
+		c.LeaseTTL = defaultLeaseTTL
 	}
 	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = DefaultDuplicateWindow
+		c.DuplicateWindow = defaultDuplicateWindow
 	}
 	if c.Logger == nil {
 		c.Logger = middleware.NewSlogLogger(nil)

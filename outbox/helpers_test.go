@@ -129,7 +129,7 @@ func count(t *testing.T, js natsjs.JetStream, name string) int {
 
 func publisher(t *testing.T, srv *eventstest.Server) *jetstream.Publisher {
 	t.Helper()
-	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublisherLogger(watermill.NopLogger{}))
+	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Logger: watermill.NopLogger{}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	return pub

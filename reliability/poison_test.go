@@ -21,6 +21,7 @@ import (
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // TestRouter_poison_under_load_dead_letters_exactly_the_permanent_failures:
@@ -66,7 +67,7 @@ func TestRouter_poison_under_load_dead_letters_exactly_the_permanent_failures(t 
 	rt, err := router.New(connectTo(t, c.URL(0), "reliability-router"), router.Config{
 		Stream:      relStream,
 		Concurrency: 4,
-		Backoff:     middleware.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff:     transport.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		Logger:      routerLogger(),
 	})
 	require.NoError(t, err)

@@ -99,7 +99,7 @@ func TestSoak_steady_rate_memory_and_goroutines_flat(t *testing.T) {
 
 	pubConn := connectTo(t, c.URL(0), "reliability-publisher")
 	pub, err := jetstream.NewPublisher(pubConn,
-		jetstream.WithPublishObserver(func(ctx context.Context, info jetstream.PublishInfo) (context.Context, func(jetstream.PublishResult)) {
+		jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{func(ctx context.Context, info jetstream.PublishInfo) (context.Context, func(jetstream.PublishResult)) {
 			i := indexOf(info.EventID)
 			return ctx, func(r jetstream.PublishResult) {
 				if i < 0 {
@@ -118,10 +118,7 @@ func TestSoak_steady_rate_memory_and_goroutines_flat(t *testing.T) {
 					ackedN.Add(1)
 				}
 			}
-		}),
-		jetstream.WithAsyncErrorHandler(func(jetstream.AsyncError) {}),
-		jetstream.WithPublisherLogger(watermill.NopLogger{}),
-		jetstream.WithMaxPending(1024))
+		}}, OnAsyncError: func(jetstream.AsyncError) {}, Logger: watermill.NopLogger{}, MaxPending: 1024})
 	require.NoError(t, err)
 
 	subConn := connectTo(t, c.URL(0), "reliability-router")

@@ -35,27 +35,19 @@ type Flusher interface {
 // Defaults of Config (and of GroupConfig fields left zero). This is the one
 // table of the router's defaults; the values shared with lower packages are
 // theirs.
+// The router's defaults are the consumer defaults every package shares
+// (transport.DefaultAckWait, transport.DefaultMaxAckPending, transport.DefaultConcurrency,
+// transport.DefaultCloseTimeout), the retry policy's (middleware.DefaultMaxDeliver),
+// and the pipeline's own below.
 const (
-	// DefaultMaxDeliver: handler attempts before an event is dead-lettered.
-	DefaultMaxDeliver = middleware.DefaultMaxDeliver
-	// DefaultAckWait: how long the server waits for a settlement or a lease
-	// renewal.
-	DefaultAckWait = 30 * time.Second
-	// DefaultConcurrency: handlers of one group running at once.
-	DefaultConcurrency = 1
-	// DefaultFetchBatch: messages a group holds (queued and in handlers).
+	// defaultFetchBatch: messages a group holds (queued and in handlers).
 	// Measured on 2 cores, 512 B events, Concurrency 1, against a raw
 	// nats.go consumer pulling 500: about 0.55x of it at 16, 0.75x at 64,
 	// 0.8x at 128, 0.9x at 256, 0.95x at 512. Every held message is leased,
 	// so slow handlers are safe with any value; with slow handlers and
 	// several processes on one durable, a smaller value spreads the work
 	// more evenly (each process holds at most FetchBatch).
-	DefaultFetchBatch = 256
-	// DefaultMaxAckPending: unsettled messages of a durable across every
-	// process bound to it.
-	DefaultMaxAckPending = 1000
-	// DefaultCloseTimeout: how long shutdown waits for in-flight handlers.
-	DefaultCloseTimeout = 30 * time.Second
+	defaultFetchBatch = 256
 )
 
 // Config configures a Router. Zero fields take the documented defaults.
@@ -83,7 +75,7 @@ type Config struct {
 	// Backoff is the broker-side delay before the next delivery after a
 	// handler error (NakWithDelay); the consumer never sleeps. Default 1s,
 	// doubling, capped at 1m, ±20% jitter.
-	Backoff middleware.Backoff
+	Backoff transport.Backoff
 
 	// Concurrency is the number of events of one group handled in parallel.
 	// Default 1 (stream order kept within a group).
@@ -94,7 +86,7 @@ type Config struct {
 	// half of it while the other half is handled). Every held message is
 	// leased (InProgress every AckWait/3) until settled, so a slow handler
 	// does not let the queue behind it expire. Default 256 (see
-	// DefaultFetchBatch for the measurements); at least Concurrency.
+	// defaultFetchBatch for the measurements); at least Concurrency.
 	FetchBatch int
 
 	// MaxAckPending caps the messages of a group's durable delivered and not
@@ -179,22 +171,22 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
+		c.MaxDeliver = middleware.DefaultMaxDeliver
 	}
 	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
+		c.AckWait = transport.DefaultAckWait
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
+		c.Concurrency = transport.DefaultConcurrency
 	}
 	if c.FetchBatch == 0 {
-		c.FetchBatch = max(DefaultFetchBatch, c.Concurrency)
+		c.FetchBatch = max(defaultFetchBatch, c.Concurrency)
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = max(DefaultMaxAckPending, c.FetchBatch)
+		c.MaxAckPending = max(transport.DefaultMaxAckPending, c.FetchBatch)
 	}
 	if c.CloseTimeout == 0 {
-		c.CloseTimeout = DefaultCloseTimeout
+		c.CloseTimeout = transport.DefaultCloseTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = middleware.NewSlogLogger(nil)

@@ -30,7 +30,7 @@ func TestRouter_dead_letter_that_fails_on_the_last_delivery_is_retried_on_extra_
 
 	cfg := fastConfig()
 	cfg.MaxDeliver = 2
-	cfg.DeadLetter.RetryBackoff = middleware.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: -1}
+	cfg.DeadLetter.RetryBackoff = transport.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: -1}
 	dlqFailed := make(chan struct{})
 	var once sync.Once
 	cfg.Observe = func(o router.Outcome) {

@@ -16,6 +16,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 const (
@@ -54,7 +55,7 @@ func fastConfig() router.Config {
 		Stream:       stream,
 		MaxDeliver:   4,
 		AckWait:      2 * time.Second,
-		Backoff:      middleware.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1},
+		Backoff:      transport.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1},
 		CloseTimeout: 5 * time.Second,
 		Logger:       middleware.NewSlogLogger(nil),
 	}

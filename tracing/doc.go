@@ -5,7 +5,7 @@
 //
 //	tp := sdktrace.NewTracerProvider() // sdktrace "go.opentelemetry.io/otel/sdk/trace", with your exporter
 //	tr := tracing.New(tracing.Config{TracerProvider: tp})
-//	pub, err := jetstream.NewPublisher(nc, jetstream.WithPublishObserver(tr.PublishObserver))
+//	pub, err := jetstream.NewPublisher(nc, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{tr.PublishObserver}})
 //	cfg := router.Config{Stream: "AUTH_EVENTS"}
 //	tr.Instrument(&cfg) // the consumer span around every delivery
 //

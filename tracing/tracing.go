@@ -89,7 +89,7 @@ func New(cfg Config) *Tracer {
 }
 
 // PublishObserver is a jetstream.PublishObserver (pass it to
-// jetstream.WithPublishObserver): it starts a producer span per publish,
+// jetstream.PublisherConfig.Observers): it starts a producer span per publish,
 // child of the publish context's span, returns its context so that the
 // event's traceparent names it, and ends it with the outcome (an error
 // status for a failed publish).

@@ -55,7 +55,7 @@ func newTraced(t *testing.T) *traced {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tr := tracing.New(tracing.Config{TracerProvider: tp})
-	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublishObserver(tr.PublishObserver))
+	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{tr.PublishObserver}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	return &traced{srv: srv, rec: rec, tp: tp, tr: tr, pub: pub}
@@ -65,7 +65,7 @@ func (x *traced) router(t *testing.T, maxDeliver int) *router.Router {
 	t.Helper()
 	cfg := router.Config{
 		Stream: stream, MaxDeliver: maxDeliver, AckWait: 2 * time.Second, CloseTimeout: 5 * time.Second,
-		Backoff: middleware.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: -1},
+		Backoff: transport.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: -1},
 	}
 	x.tr.Instrument(&cfg)
 	r, err := router.New(x.srv.Conn, cfg)
@@ -270,7 +270,7 @@ func TestTracing_default_provider_is_a_no_op_that_adds_no_header(t *testing.T) {
 	_, err := jetstream.Apply(ctxT(t), srv.JS, jetstream.AuthEventsStream())
 	require.NoError(t, err)
 	tr := tracing.New(tracing.Config{})
-	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.WithPublishObserver(tr.PublishObserver))
+	pub, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{tr.PublishObserver}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	require.NoError(t, pub.Publish(ctxT(t), "auth.user.created", event("user.created")))

@@ -11,10 +11,10 @@ import (
 
 // Default Backoff values: 1s, 2s, 4s, ... capped at 1m, each ±20%.
 const (
-	DefaultBackoffInitial    = time.Second
-	DefaultBackoffMax        = time.Minute
-	DefaultBackoffMultiplier = 2.0
-	DefaultBackoffJitter     = 0.2
+	defaultBackoffInitial    = time.Second
+	defaultBackoffMax        = time.Minute
+	defaultBackoffMultiplier = 2.0
+	defaultBackoffJitter     = 0.2
 )
 
 // Backoff is an exponential schedule with jitter for broker-side retries:
@@ -43,16 +43,16 @@ type Backoff struct {
 
 func (b *Backoff) setDefaults() {
 	if b.Initial == 0 {
-		b.Initial = DefaultBackoffInitial
+		b.Initial = defaultBackoffInitial
 	}
 	if b.Max == 0 {
-		b.Max = DefaultBackoffMax
+		b.Max = defaultBackoffMax
 	}
 	if b.Multiplier == 0 {
-		b.Multiplier = DefaultBackoffMultiplier
+		b.Multiplier = defaultBackoffMultiplier
 	}
 	if b.Jitter == 0 {
-		b.Jitter = DefaultBackoffJitter
+		b.Jitter = defaultBackoffJitter
 	}
 	if b.Rand == nil {
 		b.Rand = rand.Float64

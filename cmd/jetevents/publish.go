@@ -65,11 +65,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Close()
-	var popts []jetstream.PublisherOption
-	if c.domain != "" {
-		popts = append(popts, jetstream.WithDomain(c.domain))
-	}
-	pub, err := jetstream.NewPublisher(c.nc, popts...)
+	pub, err := jetstream.NewPublisher(c.nc, jetstream.PublisherConfig{Domain: c.domain})
 	if err != nil {
 		return c.explain(ctx, err, "creating the publisher")
 	}

@@ -32,8 +32,8 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
-	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 func main() {
@@ -161,7 +161,7 @@ func run(ctx context.Context, out io.Writer, onMemory bool) error {
 	cfg := router.Config{
 		Stream:     "AUTH_EVENTS",
 		MaxDeliver: 3,
-		Backoff:    middleware.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1},
+		Backoff:    transport.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1},
 		Logger:     quiet,
 	}
 	var (

@@ -32,6 +32,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 func main() {
@@ -82,7 +83,7 @@ func run(ctx context.Context, out io.Writer) error {
 	// The consumer side: one durable group for every user event. A failed
 	// handler is retried by the broker after the backoff (no sleeping in
 	// the consumer): 100ms after the first failure, 200ms after the second.
-	backoff := middleware.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1}
+	backoff := transport.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: -1}
 	r, err := events.NewRouter(nc, events.RouterConfig{
 		Stream:     "AUTH_EVENTS",
 		MaxDeliver: 4,

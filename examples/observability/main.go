@@ -42,6 +42,7 @@ import (
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
 	"github.com/jetevents/events/tracing"
+	"github.com/jetevents/events/transport"
 )
 
 func main() {
@@ -110,11 +111,11 @@ func start(ctx context.Context) (_ *example, err error) {
 	tr := tracing.New(tracing.Config{TracerProvider: ex.tp})
 
 	// The publisher reports to both; so does the router.
-	if ex.pub, err = jetstream.NewPublisher(ex.nc, jetstream.WithPublishObserver(m.PublishObserver, tr.PublishObserver)); err != nil {
+	if ex.pub, err = jetstream.NewPublisher(ex.nc, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{m.PublishObserver, tr.PublishObserver}}); err != nil {
 		return nil, err
 	}
 	cfg := router.Config{Stream: "AUTH_EVENTS", Logger: quiet, MaxDeliver: 3,
-		Backoff: middleware.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Jitter: -1}}
+		Backoff: transport.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Jitter: -1}}
 	m.Instrument(&cfg)
 	tr.Instrument(&cfg)
 	if ex.r, err = router.New(ex.nc, cfg); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/middleware"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // The Notifier's handler tests: the service and its handler, a real router
@@ -72,7 +73,7 @@ func routerConfig() events.RouterConfig {
 	return events.RouterConfig{
 		Stream:     "MY_SERVICE",
 		MaxDeliver: 3,
-		Backoff:    middleware.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: -1},
+		Backoff:    transport.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: -1},
 		Logger:     events.NewSlogLogger(nil),
 	}
 }

@@ -41,11 +41,10 @@ type UserService struct {
 // NewUserService wires the service to a NATS connection it does not own.
 func NewUserService(nc *nats.Conn, tm events.TimeManager, log *slog.Logger) (*UserService, error) {
 	s := &UserService{timeManager: tm, log: log}
-	publisher, err := events.NewPublisher(nc, jetstream.WithPublisherLogger(events.NewSlogLogger(log)),
-		jetstream.WithAsyncErrorHandler(func(ae jetstream.AsyncError) {
+	publisher, err := events.NewPublisher(nc, jetstream.PublisherConfig{Logger: events.NewSlogLogger(log), OnAsyncError: func(ae jetstream.AsyncError) {
 			s.asyncFailures.Add(1)
 			log.Error("async publish failed", "err", ae)
-		}))
+		}})
 	if err != nil {
 		return nil, err
 	}
