@@ -182,7 +182,7 @@ func TestPublishAtomic_connection_cut_mid_batch_stores_nothing(t *testing.T) {
 	nc, err := nats.Connect(proxy.url, nats.NoReconnect())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: 3*time.Second})
+	p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: 3 * time.Second})
 
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", n))
 	require.Error(t, err)

@@ -176,7 +176,7 @@ func TestPublishObserver_close_deadline_reports_every_unconfirmed_publish(t *tes
 	srv := eventstest.NewServer(t)
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	rec := newRecorder()
-	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec.observe}, AckTimeout: time.Minute, CloseTimeout: 100*time.Millisecond})
+	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{rec.observe}, AckTimeout: time.Minute, CloseTimeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	srv.Stop()
 	require.Eventually(t, func() bool { return !srv.Conn.IsConnected() }, pubWait, time.Millisecond)

@@ -202,13 +202,13 @@ func TestPublisher_deadline_is_ErrTimeout(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("PublishTimeout when the context has no deadline", func(t *testing.T) {
-		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{PublishTimeout: 100*time.Millisecond})
+		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{PublishTimeout: 100 * time.Millisecond})
 		err := p.Publish(context.Background(), "hole.user.created", pubEvent(t, "user.created"))
 		assert.ErrorIs(t, err, transport.ErrTimeout)
 	})
 	t.Run("AckTimeout for an async publish", func(t *testing.T) {
 		var reports pubReports
-		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 100*time.Millisecond, OnAsyncError: reports.handle})
+		p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 100 * time.Millisecond, OnAsyncError: reports.handle})
 		require.NoError(t, p.PublishAsync(pubCtx(t), "hole.user.created", pubEvent(t, "user.created")))
 		require.NoError(t, p.Flush(pubCtx(t)))
 		got := reports.all()
@@ -254,7 +254,7 @@ func TestPublisher_async_publish_while_server_stops_reports_every_failure(t *tes
 	srv := eventstest.NewServer(t)
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
-	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 300*time.Millisecond, OnAsyncError: reports.handle})
+	p := pubNew(t, srv.Conn, jetstream.PublisherConfig{AckTimeout: 300 * time.Millisecond, OnAsyncError: reports.handle})
 
 	const n = 200
 	ids := make([]string, 0, n)
@@ -352,7 +352,7 @@ func TestPublisher_close_deadline_lists_unconfirmed_publishes(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
 	p, err := jetstream.NewPublisher(srv.Conn,
-		jetstream.PublisherConfig{AckTimeout: time.Minute, CloseTimeout: 100*time.Millisecond, OnAsyncError: reports.handle})
+		jetstream.PublisherConfig{AckTimeout: time.Minute, CloseTimeout: 100 * time.Millisecond, OnAsyncError: reports.handle})
 	require.NoError(t, err)
 
 	srv.Stop()
@@ -443,7 +443,7 @@ func TestPublisher_async_blocks_when_pending_is_full(t *testing.T) {
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	var reports pubReports
 	p := pubNew(t, srv.Conn,
-		jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 500*time.Millisecond, OnAsyncError: reports.handle})
+		jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 500 * time.Millisecond, OnAsyncError: reports.handle})
 
 	// The only slot is taken by a publish whose ack never comes.
 	require.NoError(t, p.PublishAsync(pubCtx(t), "hole.user.created", pubEvent(t, "user.created")))
@@ -478,7 +478,7 @@ func TestPublisher_close_wakes_publishers_blocked_on_pending(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	pubBlackHole(t, srv.Conn, "hole.>")
 	var reports pubReports
-	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 200*time.Millisecond, OnAsyncError: reports.handle})
+	p, err := jetstream.NewPublisher(srv.Conn, jetstream.PublisherConfig{MaxPending: 1, AckTimeout: 200 * time.Millisecond, OnAsyncError: reports.handle})
 	require.NoError(t, err)
 	require.NoError(t, p.PublishAsync(pubCtx(t), "hole.a", pubEvent(t, "user.created")))
 

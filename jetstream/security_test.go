@@ -548,7 +548,7 @@ func TestConnect_no_secret_in_logs_or_errors(t *testing.T) {
 			require.NoError(t, nc.Flush())
 			if tt.name == "creds file" {
 				require.Eventually(t, func() bool { return len(logs.find("nats asynchronous error")) > 0 }, pubWait, time.Millisecond)
-				p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: 300*time.Millisecond})
+				p := pubNew(t, nc, jetstream.PublisherConfig{PublishTimeout: 300 * time.Millisecond})
 				perr := p.Publish(context.Background(), "auth.user.created", pubEvent(t, "user.created"))
 				require.ErrorIs(t, perr, transport.ErrPermission)
 				texts = append(texts, perr.Error())

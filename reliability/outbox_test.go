@@ -113,7 +113,7 @@ func runServiceChild(specJSON string) int {
 		return fail("connect", err)
 	}
 	defer nc.Close()
-	pub, err := jetstream.NewPublisher(nc, jetstream.PublisherConfig{Logger: watermill.NopLogger{}, PublishTimeout: 2*time.Second})
+	pub, err := jetstream.NewPublisher(nc, jetstream.PublisherConfig{Logger: watermill.NopLogger{}, PublishTimeout: 2 * time.Second})
 	if err != nil {
 		return fail("publisher", err)
 	}

@@ -93,7 +93,7 @@ func serverCrash(t *testing.T, name string, n, kills int, syncAlways, idempotenc
 	pubConn, subConn := connect("reliability-publisher"), connect("reliability-router")
 
 	pub, err := jetstream.NewPublisher(pubConn,
-		jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{led.observer}, OnAsyncError: func(jetstream.AsyncError) {}, Logger: watermill.NopLogger{}, AckTimeout: 2*time.Second, MaxPending: 512})
+		jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{led.observer}, OnAsyncError: func(jetstream.AsyncError) {}, Logger: watermill.NopLogger{}, AckTimeout: 2 * time.Second, MaxPending: 512})
 	require.NoError(t, err)
 
 	cfg := router.Config{

@@ -77,7 +77,7 @@ func newEvent(prefix string, i int, now time.Time) *envelope.Event {
 func newPublisher(t *testing.T, nc *nats.Conn, led *ledger) *jetstream.Publisher {
 	t.Helper()
 	pub, err := jetstream.NewPublisher(nc,
-		jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{led.observer}, OnAsyncError: func(jetstream.AsyncError) {}, Logger: watermill.NopLogger{}, AckTimeout: 2*time.Second, MaxPending: 512})
+		jetstream.PublisherConfig{Observers: []jetstream.PublishObserver{led.observer}, OnAsyncError: func(jetstream.AsyncError) {}, Logger: watermill.NopLogger{}, AckTimeout: 2 * time.Second, MaxPending: 512})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = closeWithin(pub, time.Minute) })
 	return pub

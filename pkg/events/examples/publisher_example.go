@@ -42,9 +42,9 @@ type UserService struct {
 func NewUserService(nc *nats.Conn, tm events.TimeManager, log *slog.Logger) (*UserService, error) {
 	s := &UserService{timeManager: tm, log: log}
 	publisher, err := events.NewPublisher(nc, jetstream.PublisherConfig{Logger: events.NewSlogLogger(log), OnAsyncError: func(ae jetstream.AsyncError) {
-			s.asyncFailures.Add(1)
-			log.Error("async publish failed", "err", ae)
-		}})
+		s.asyncFailures.Add(1)
+		log.Error("async publish failed", "err", ae)
+	}})
 	if err != nil {
 		return nil, err
 	}
