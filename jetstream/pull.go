@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -306,20 +307,25 @@ func (c *pullConsumer) takePullLocked() int {
 	return b
 }
 
+// pullRequest is the body of a pull request ($JS.API.CONSUMER.MSG.NEXT),
+// as nats.go's jetstream package writes it (its own type is unexported).
+type pullRequest struct {
+	Batch     int           `json:"batch"`
+	Expires   time.Duration `json:"expires"`
+	Heartbeat time.Duration `json:"idle_heartbeat"`
+}
+
 // pull sends one pull request for batch messages (none when batch is 0).
 func (c *pullConsumer) pull(batch int) {
 	if batch == 0 {
 		return
 	}
-	var buf [96]byte
-	req := append(buf[:0], `{"batch":`...)
-	req = strconv.AppendInt(req, int64(batch), 10)
-	req = append(req, `,"expires":`...)
-	req = strconv.AppendInt(req, c.t.cfg.PullExpiry.Nanoseconds(), 10)
-	req = append(req, `,"idle_heartbeat":`...)
-	req = strconv.AppendInt(req, c.t.cfg.Heartbeat.Nanoseconds(), 10)
-	req = append(req, '}')
-	var err error
+	// One pull per half of the group's capacity: encoding/json here costs
+	// nothing measurable.
+	req, err := json.Marshal(pullRequest{Batch: batch, Expires: c.t.cfg.PullExpiry, Heartbeat: c.t.cfg.Heartbeat})
+	if err != nil {
+		panic(err) // a struct of ints always encodes
+	}
 	if !c.t.nc.IsConnected() {
 		// nats.go would keep the request in its reconnect buffer and send
 		// it on reconnect, beside the one recovery sends then: too much
@@ -398,10 +404,10 @@ func (c *pullConsumer) onStatus(status string, m *nats.Msg) {
 		return
 	case "409":
 		switch {
-		case containsFold(desc, "consumer deleted"):
+		case strings.Contains(strings.ToLower(desc), "consumer deleted"):
 			c.askRecover("consumer deleted")
 			return
-		case containsFold(desc, "leadership change"), containsFold(desc, "server shutdown"):
+		case strings.Contains(strings.ToLower(desc), "leadership change"), strings.Contains(strings.ToLower(desc), "server shutdown"):
 			c.askRecover(desc)
 			return
 		}
@@ -759,7 +765,7 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 	n := 0
 	s := m.Reply
 	for n < len(tok) {
-		i := indexByte(s, '.')
+		i := strings.IndexByte(s, '.')
 		if i < 0 {
 			tok[n] = s
 			n++
@@ -800,15 +806,6 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 	}
 	d.Settler = d
 	return d, nil
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
 }
 
 // Ack acks; with sync it waits for the server's confirmation.
@@ -918,30 +915,4 @@ func (d *jsDelivery) settleErr(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s %s seq %d: %w", op, d.Stream, d.StreamSeq, err)
-}
-
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	for i := 0; i+n <= len(s); i++ {
-		if equalFoldASCII(s[i:i+n], sub) {
-			return true
-		}
-	}
-	return false
-}
-
-func equalFoldASCII(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
