@@ -385,7 +385,7 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 	if stopped {
 		// Stopped while it was on its way: hand it back at once, not
 		// counted as a handler attempt.
-		_ = d.Release()
+		_ = d.Release(0)
 		return
 	}
 	c.sink(&d.Delivery)
@@ -601,9 +601,8 @@ func (c *pullConsumer) check() error {
 		c.raiseFloor(info.AckFloor.Stream)
 	}
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
-		want, from := c.recreated(ctx)
-		_, err = c.t.js.CreateConsumer(ctx, c.spec.Stream, want)
-		if err == nil {
+		var from string
+		if from, err = c.recreate(ctx); err == nil {
 			c.warn("Durable consumer was gone and has been recreated from the group's config", nil, watermill.LogFields{"start": from})
 			return nil
 		}
@@ -618,6 +617,45 @@ func (c *pullConsumer) check() error {
 		return fmt.Errorf("%w: %w: %w: durable %s on stream %s: %w", transport.ErrConsumerEnded, transport.ErrSubscribe, transport.ErrPermission, c.spec.Durable, c.spec.Stream, err)
 	}
 	return err
+}
+
+// recreate creates the durable again (see recreated), paused until it is
+// checked. nats-server v2.15 can give a durable created a moment after one
+// of the same name was deleted the deleted one's state (its in-flight
+// messages pending: all redelivered after AckWait, a whole batch of
+// duplicates; seen under load in TestRouter_durable_deleted_out_of_band_...),
+// so a new durable that does not start clean where it was asked (nothing
+// ack pending, its start honoured) is deleted and created again, a little
+// later, before anything is delivered.
+func (c *pullConsumer) recreate(ctx context.Context) (string, error) {
+	want, from := c.recreated(ctx)
+	for {
+		paused := time.Now().Add(time.Minute)
+		cfg := want
+		cfg.PauseUntil = &paused
+		created, err := c.t.js.CreateConsumer(ctx, c.spec.Stream, cfg)
+		if err != nil {
+			return "", err
+		}
+		ci := created.CachedInfo()
+		clean := ci.NumAckPending == 0 && ci.NumRedelivered == 0 &&
+			(want.DeliverPolicy != natsjs.DeliverByStartSequencePolicy || ci.Delivered.Stream+1 >= want.OptStartSeq)
+		if clean {
+			if _, err := c.t.js.ResumeConsumer(ctx, c.spec.Stream, c.spec.Durable); err != nil {
+				return "", fmt.Errorf("resume recreated durable: %w", err)
+			}
+			return from, nil
+		}
+		c.warn("Recreated durable did not start clean; creating it again", nil, watermill.LogFields{"asked": want.OptStartSeq, "delivered": ci.Delivered.Stream, "ack_pending": ci.NumAckPending})
+		if err := c.t.js.DeleteConsumer(ctx, c.spec.Stream, c.spec.Durable); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // recreated is the config of a durable recreated after it was deleted out
@@ -836,17 +874,18 @@ func (d *jsDelivery) InProgress() error {
 	return d.settleErr("in progress", d.c.renew(d))
 }
 
-// Release records the release in the ledger, then naks at once. A ledger
-// that cannot be written is logged (once) and the nak sent anyway: the
-// event must come back, even if this delivery then counts as an attempt.
-func (d *jsDelivery) Release() error {
+// Release records the release in the ledger, then naks after delay. A
+// ledger that cannot be written is logged (once) and the nak sent anyway:
+// the event must come back, even if this delivery then counts as an
+// attempt.
+func (d *jsDelivery) Release(delay time.Duration) error {
 	// Not the stop's context: releases happen while the consumer stops.
 	ctx, cancel := context.WithTimeout(context.Background(), d.c.t.cfg.APITimeout)
 	defer cancel()
 	if err := d.c.t.releases.add(ctx, d.Stream, d.Consumer, d.StreamSeq); err != nil {
 		d.c.t.releases.unavailable(d.c.log, err)
 	}
-	return d.Nak(0)
+	return d.Nak(delay)
 }
 
 // ExactAttempt is the delivery count less the releases in the ledger. On a

@@ -83,7 +83,7 @@ func TestTransport_delivers_no_more_than_its_credit_with_every_delivery_field(t 
 	// back unhandled: redelivered at once, not a handler attempt).
 	require.NoError(t, rec.ds[0].Settler.Ack(context.Background(), true))
 	require.NoError(t, rec.ds[1].Settler.Nak(time.Hour))
-	require.NoError(t, rec.ds[2].Settler.Release())
+	require.NoError(t, rec.ds[2].Settler.Release(0))
 	cons.Credit(8) // the 7 others, and the released one again
 	require.Eventually(t, func() bool { return rec.len() == 11 }, 5*time.Second, 5*time.Millisecond)
 	released := 0

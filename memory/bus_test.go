@@ -127,7 +127,7 @@ func TestBus_settlements_follow_JetStream(t *testing.T) {
 			require.NoError(t, d.Settler.Nak(5*time.Second))
 		}, true},
 		{"release: at once, not counted", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
-			require.NoError(t, d.Settler.Release())
+			require.NoError(t, d.Settler.Release(0))
 		}, true},
 		{"no verdict: after AckWait", func(t *testing.T, b *memory.Bus, c interface{ Advance(time.Duration) time.Time }, d *transport.Delivery) {
 		}, true},

@@ -264,15 +264,15 @@ func (d *durable) nakLocked(dv *delivery, delay time.Duration, now time.Time) {
 }
 
 // releaseLocked hands the current delivery dv back unhandled: redelivered
-// at once, and its delivery uncounted, so that the next delivery's Attempt
-// is this one's.
-func (d *durable) releaseLocked(dv *delivery, now time.Time) {
+// after delay, and its delivery uncounted, so that the next delivery's
+// Attempt is this one's.
+func (d *durable) releaseLocked(dv *delivery, delay time.Duration, now time.Time) {
 	e := d.pending[dv.e.msg.seq]
 	if d.deleted || e != dv.e || e.token != dv.token || e.waiting {
 		return
 	}
 	e.deliveries--
-	d.nakLocked(dv, 0, now)
+	d.nakLocked(dv, delay, now)
 }
 
 func (d *durable) detachLocked(c *consumer) {
@@ -533,7 +533,7 @@ func (c *consumer) haltLocked() {
 	c.stopped = true
 	now := c.b.now()
 	for _, dv := range c.outbox {
-		dv.d.releaseLocked(dv, now)
+		dv.d.releaseLocked(dv, 0, now)
 	}
 	c.outbox = nil
 	c.credit = 0
@@ -667,10 +667,10 @@ func (dv *delivery) InProgress() error {
 	})
 }
 
-// Release hands the message back unhandled: redelivered at once, this
-// delivery not counted (current delivery only).
-func (dv *delivery) Release() error {
-	return dv.settle("release", func(now time.Time) { dv.d.releaseLocked(dv, now) })
+// Release hands the message back unhandled: redelivered after delay (on
+// the bus's clock), this delivery not counted (current delivery only).
+func (dv *delivery) Release(delay time.Duration) error {
+	return dv.settle("release", func(now time.Time) { dv.d.releaseLocked(dv, delay, now) })
 }
 
 // ExactAttempt is Attempt: the bus uncounts a release when it happens.

@@ -398,7 +398,7 @@ func TestRouter_durable_deleted_out_of_band_is_recreated_after_its_ack_floor_not
 			var again []string
 			for i, c := range calls {
 				if seen[c.ID]++; seen[c.ID] > 1 {
-					again = append(again, fmt.Sprintf("#%d %s", i, c.ID))
+					again = append(again, fmt.Sprintf("#%d %s attempt %d", i, c.ID, c.Attempt))
 				}
 			}
 			assert.Equal(t, before+1, len(calls), "the %d events settled before the deletion are not handled again; handled again: %v", before, again)

@@ -242,7 +242,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 		}
 	}
 	// Binding with no credit creates the durable and delivers nothing.
-	cons, err := s.tr.Consume(ctx, spec, func(d *transport.Delivery) { _ = d.Settler.Release() })
+	cons, err := s.tr.Consume(ctx, spec, func(d *transport.Delivery) { _ = d.Settler.Release(0) })
 	if err != nil {
 		return fmt.Errorf("subscribe initialize %s: %w", topic, err)
 	}

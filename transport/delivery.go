@@ -21,11 +21,12 @@ type Settler interface {
 	// is known to last.
 	InProgress() error
 	// Release hands the message back unhandled: the broker redelivers it
-	// at once, and this delivery does not count as a handler attempt (the
-	// router releases what it queued and never started when it stops).
-	// JetStream counts every delivery, so its transport records the release
-	// in a ledger that ExactAttempt reads.
-	Release() error
+	// after delay (at once when delay <= 0), and this delivery does not
+	// count as a handler attempt (the router releases what it queued and
+	// never started when it stops, and what a blocked key holds beyond its
+	// share). JetStream counts every delivery, so its transport records the
+	// release in a ledger that ExactAttempt reads.
+	Release(delay time.Duration) error
 	// ExactAttempt returns the exact 1-based handler attempt of this delivery:
 	// the broker's deliveries less the ones released unhandled. It may ask
 	// the broker (JetStream's release ledger), so callers ask only when
@@ -74,6 +75,10 @@ type Delivery struct {
 	// dispatcher): the last one to decide sets it. Only the goroutine
 	// handling the message writes it.
 	Verdict Verdict
+
+	// Key is the order key a keyed group read from the message ("" in an
+	// unordered group): its events run one at a time, in stream order.
+	Key string
 
 	// Value is free for the router: it keeps the decoded event there so
 	// that nothing decodes a message twice.

@@ -67,6 +67,15 @@ type Config struct {
 	// OnExpired, when set, is called for every held message dropped
 	// because its lease ran out.
 	OnExpired func(*transport.Delivery)
+	// Key, when set, makes the group keyed: messages with the same key are
+	// handled one at a time in stream order, different keys in parallel
+	// (see keyed.go). It is called on the transport's goroutine as each
+	// message arrives. Default nil: stream order is not kept past
+	// Concurrency 1.
+	Key func(*transport.Delivery) string
+	// PerKey caps what a key whose head waits for its retry holds (the
+	// rest is released for the retry's delay). Default max(4, FetchBatch/8).
+	PerKey int
 }
 
 // Validate reports a configuration a Group cannot run.
@@ -80,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: AckWait %s must be positive", envelope.ErrInvalidConfig, c.Spec.AckWait)
 	case c.AttemptLimit < 0:
 		return fmt.Errorf("%w: AttemptLimit %d is negative", envelope.ErrInvalidConfig, c.AttemptLimit)
+	case c.PerKey < 0:
+		return fmt.Errorf("%w: PerKey %d is negative", envelope.ErrInvalidConfig, c.PerKey)
 	}
 	return nil
 }
@@ -99,10 +110,12 @@ type Group struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	queue    []*transport.Delivery // FIFO ring
-	head, n  int
-	slots    []slot // one per worker: the message in its handler
+	backlog  backlog // the messages held and not in a handler
+	slots    []slot  // one per worker: the message in its handler
 	stopping bool
+	// wake broadcasts cond when a message waiting for its local retry (a
+	// keyed group) becomes runnable.
+	wake *time.Timer
 
 	workers    sync.WaitGroup
 	leaseEnd   chan struct{}
@@ -125,6 +138,7 @@ type Group struct {
 
 type slot struct {
 	d         *transport.Delivery
+	runs      int // earlier handler runs in this process (local retries)
 	started   time.Time
 	abandoned bool // nacked at the close deadline: the worker must not settle it
 }
@@ -149,13 +163,27 @@ func Start(ctx context.Context, tr transport.Transport, cfg Config, h Handler) (
 		log:        cfg.Logger,
 		hctx:       hctx,
 		hctxCancel: cancel,
-		queue:      make([]*transport.Delivery, cfg.FetchBatch),
 		slots:      make([]slot, cfg.Concurrency),
 		leaseEnd:   make(chan struct{}),
 		stopped:    make(chan struct{}),
 		leaseLimit: cfg.Spec.AckWait - cfg.Spec.AckWait/10,
 	}
 	g.cond = sync.NewCond(&g.mu)
+	if cfg.Key != nil {
+		perKey := cfg.PerKey
+		if perKey == 0 {
+			perKey = max(4, cfg.FetchBatch/8)
+		}
+		g.backlog = newLanes(cfg.Key, perKey)
+		g.wake = time.AfterFunc(time.Hour, func() {
+			g.mu.Lock()
+			g.mu.Unlock()
+			g.cond.Broadcast()
+		})
+		g.wake.Stop()
+	} else {
+		g.backlog = newFIFO(cfg.FetchBatch)
+	}
 	g.state.Store(transport.StateActive)
 	g.stateErr.Store(errHolder{})
 
@@ -206,42 +234,47 @@ func (g *Group) sink(d *transport.Delivery) {
 		g.cfg.OnQueued(d)
 	}
 	g.mu.Lock()
-	if g.n == len(g.queue) {
-		// More than the credit arrived (a pull thought lost came back after
-		// all): grow rather than refuse; it is leased like the rest.
-		q := make([]*transport.Delivery, 2*len(g.queue))
-		for i := range g.n {
-			q[i] = g.queue[(g.head+i)%len(g.queue)]
-		}
-		g.queue, g.head = q, 0
-	}
-	g.queue[(g.head+g.n)%len(g.queue)] = d
-	g.n++
+	held := g.backlog.add(d, time.Now())
 	g.mu.Unlock()
+	if !held {
+		// A redelivery of a message the group holds: the credit it took
+		// comes back.
+		g.done(d)
+		g.cons.Credit(1)
+		return
+	}
 	g.cond.Signal()
 }
 
-// work is one worker: take the oldest queued message, check that its lease
-// is still the group's, handle it, settle it, give the credit back.
+// work is one worker: take the next message the backlog allows, check that
+// its lease is still the group's, handle it, settle it (or keep it for a
+// local retry), give the credit back.
 func (g *Group) work(i int) {
 	defer g.workers.Done()
 	for {
 		g.mu.Lock()
-		for g.n == 0 && !g.stopping {
+		var (
+			d    *transport.Delivery
+			runs int
+			ok   bool
+			now  time.Time
+		)
+		for !g.stopping {
+			now = time.Now()
+			if d, runs, ok = g.backlog.take(now); ok {
+				break
+			}
 			g.cond.Wait()
 		}
 		if g.stopping {
 			g.mu.Unlock()
 			return
 		}
-		d := g.queue[g.head]
-		g.queue[g.head] = nil
-		g.head = (g.head + 1) % len(g.queue)
-		g.n--
-		now := time.Now()
 		held := g.leaseHeld(d, now)
 		if held {
-			g.slots[i] = slot{d: d, started: now}
+			g.slots[i] = slot{d: d, runs: runs, started: now}
+		} else {
+			g.backlog.drop(d)
 		}
 		g.mu.Unlock()
 
@@ -250,19 +283,54 @@ func (g *Group) work(i int) {
 			g.cons.Credit(1)
 			continue
 		}
-		g.resolveAttempt(d)
+		if runs == 0 {
+			g.resolveAttempt(d)
+		}
 		v := g.handler(g.hctx, d)
-		g.done(d)
 
 		g.mu.Lock()
 		abandoned := g.slots[i].abandoned
 		g.slots[i] = slot{}
-		g.mu.Unlock()
+		var (
+			kept    bool
+			release []*transport.Delivery
+			delay   time.Duration
+		)
 		if !abandoned {
-			g.settle(d, v)
+			kept, release, delay = g.backlog.done(d, v, time.Now())
+			g.armWake()
 		}
-		g.lastProgress.Store(time.Now().UnixNano())
-		g.cons.Credit(1)
+		g.mu.Unlock()
+		if kept {
+			// Held for a local retry (a keyed group): not settled, its
+			// credit kept; the wake timer lets a worker take it when due.
+			g.cond.Broadcast()
+		} else {
+			g.done(d)
+			if !abandoned {
+				g.settle(d, v)
+			}
+			g.lastProgress.Store(time.Now().UnixNano())
+			g.cons.Credit(1)
+		}
+		for _, r := range release {
+			g.done(r)
+			g.settleErr(r.Settler.Release(delay), "release", r)
+			g.cons.Credit(1)
+		}
+		if len(release) > 0 || !kept {
+			g.cond.Broadcast()
+		}
+	}
+}
+
+// armWake sets the wake timer to the earliest local retry (keyed groups).
+func (g *Group) armWake() {
+	if g.wake == nil {
+		return
+	}
+	if next := g.backlog.nextDue(); !next.IsZero() {
+		g.wake.Reset(max(time.Until(next), 0))
 	}
 }
 
@@ -339,7 +407,7 @@ func (g *Group) settle(d *transport.Delivery, v transport.Verdict) {
 		return
 	}
 	if v.Kind == transport.Undecided {
-		g.settleErr(d.Settler.Release(), "release", d)
+		g.settleErr(d.Settler.Release(0), "release", d)
 		return
 	}
 	g.settleErr(d.Settler.Nak(v.Delay), "nak", d)
@@ -377,11 +445,11 @@ func (g *Group) lease() {
 				return now.Sub(d.LeaseStart()) >= every && g.leaseHeld(d, now)
 			}
 			g.mu.Lock()
-			for i := range g.n {
-				if d := g.queue[(g.head+i)%len(g.queue)]; due(d) {
+			g.backlog.each(func(d *transport.Delivery) {
+				if due(d) {
 					held = append(held, d)
 				}
-			}
+			})
 			for _, s := range g.slots {
 				if s.d != nil && !s.abandoned && due(s.d) {
 					held = append(held, s.d)
@@ -422,22 +490,25 @@ func (g *Group) StopIntake() {
 			g.cons.Stop()
 		}
 		g.mu.Lock()
-		var queued []*transport.Delivery
-		for i := range g.n {
-			idx := (g.head + i) % len(g.queue)
-			queued = append(queued, g.queue[idx])
-			g.queue[idx] = nil
+		queued, runs := g.backlog.empty()
+		if g.wake != nil {
+			g.wake.Stop()
 		}
-		g.n = 0
 		g.mu.Unlock()
 		now := time.Now()
-		for _, d := range queued {
+		for i, d := range queued {
 			if !g.leaseHeld(d, now) {
 				g.expired(d, now)
 				continue
 			}
 			g.done(d)
-			g.settleErr(d.Settler.Release(), "release", d)
+			if runs[i] > 0 {
+				// Its handler ran (a keyed group's local retry): handing it
+				// back uncounted would hide that attempt.
+				g.settleErr(d.Settler.Nak(0), "nak", d)
+				continue
+			}
+			g.settleErr(d.Settler.Release(0), "release", d)
 		}
 	})
 }
@@ -555,7 +626,7 @@ func (g *Group) Health() Health {
 		LastProgress: time.Unix(0, g.lastProgress.Load()),
 	}
 	g.mu.Lock()
-	h.Held = g.n
+	h.Held = g.backlog.len()
 	for _, s := range g.slots {
 		if s.d != nil {
 			h.Held++
