@@ -46,6 +46,11 @@ const (
 	// the broker's max payload, is the original payload's size in bytes;
 	// the original stays in its stream (HeaderStream, HeaderStreamSeq).
 	HeaderTruncated = "Dlq-Truncated"
+	// HeaderOrderKey is the order key of an event dead-lettered by a keyed
+	// group (GroupConfig.OrderKey): the key's later events were handled
+	// after it, so the entity it names has a gap an operator may need to
+	// mend (replay the dead letter, or compensate).
+	HeaderOrderKey = "Dlq-Order-Key"
 	// HeaderOriginalPrefix prefixes the original message's Nats-* headers
 	// (Nats-Msg-Id becomes Dlq-Original-Nats-Msg-Id). Those headers steer a
 	// JetStream publish (de-duplication id, expected stream or sequence,
@@ -198,6 +203,8 @@ type Record struct {
 	Deliveries uint64
 	// Handler names the handler (group), if known.
 	Handler string
+	// OrderKey is the event's order key in a keyed group ("" otherwise).
+	OrderKey string
 	// Reason is one of the Reason* constants; ReasonHandlerError if empty.
 	Reason string
 	// Err is the failure, written in HeaderError (may be nil).
@@ -261,6 +268,7 @@ func (d *DeadLetterer) Send(ctx context.Context, rec Record) error {
 		h.set(HeaderDeliveries, strconv.FormatUint(rec.Deliveries, 10))
 	}
 	setIf(h, HeaderHandler, headerText(rec.Handler, 256))
+	setIf(h, HeaderOrderKey, headerText(rec.OrderKey, 256))
 	h.set(HeaderReason, headerText(rec.Reason, 256))
 	if rec.Err != nil {
 		h.set(HeaderError, headerText(rec.Err.Error(), d.cfg.MaxErrorLen))
@@ -396,7 +404,7 @@ func (d *DeadLetterer) forget(k verdictKey) {
 func recordOf(msg *message.Message, dv *transport.Delivery) Record {
 	rec := Record{
 		Subject: dv.Subject, Stream: dv.Stream, Consumer: dv.Consumer,
-		StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt,
+		StreamSeq: dv.StreamSeq, Deliveries: dv.Attempt, OrderKey: dv.Key,
 		Handler: message.HandlerNameFromCtx(msg.Context()),
 	}
 	if rec.Handler == "" {

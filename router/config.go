@@ -167,6 +167,10 @@ type Config struct {
 
 	// Clock stamps dead letters. Default envelope.SystemClock.
 	Clock envelope.Clock
+
+	// OrderKey is every group's OrderKey unless the group sets its own
+	// (see GroupConfig.OrderKey). Default nil: no keyed order.
+	OrderKey OrderKey
 }
 
 func (c *Config) setDefaults() {
@@ -291,6 +295,14 @@ type GroupConfig struct {
 	// Middleware are appended to the router's Middleware for this group
 	// (same position in the stack).
 	Middleware []message.HandlerMiddleware
+	// OrderKey, when set, makes the group keyed: events with the same key
+	// (an entity: a user, an order) are handled one at a time in stream
+	// order, events of different keys in parallel up to Concurrency. A
+	// failing event holds its key until it succeeds or is dead-lettered;
+	// then the key's next event runs (the dead letter names the key:
+	// Dlq-Order-Key). See README "Ordering". Default: the router's
+	// OrderKey (nil: no keyed order).
+	OrderKey OrderKey
 }
 
 // groupDefaults fills the group's zero fields from the router's config and
@@ -307,6 +319,9 @@ func (g *GroupConfig) fill(c Config) error {
 	}
 	if g.FetchBatch == 0 {
 		g.FetchBatch = max(c.FetchBatch, g.Concurrency)
+	}
+	if g.OrderKey == nil {
+		g.OrderKey = c.OrderKey
 	}
 	if g.MaxAckPending == 0 {
 		g.MaxAckPending = c.MaxAckPending

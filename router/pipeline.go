@@ -75,6 +75,9 @@ func (gr *groupRun) start(ctx context.Context) error {
 		// middleware that short-circuited) leaves no prefetch behind.
 		cfg.OnQueued, cfg.OnDone = gr.idem.Prefetch, gr.idem.Discard
 	}
+	if gr.g.cfg.OrderKey != nil {
+		cfg.Key = gr.orderKeyOf
+	}
 	run, err := consume.Start(ctx, gr.r.tr, cfg, gr.handle)
 	if err != nil {
 		return err
@@ -83,10 +86,15 @@ func (gr *groupRun) start(ctx context.Context) error {
 	return nil
 }
 
-// decode decodes d once, in the worker that handles it (measured: decoding
-// on the transport's goroutine as messages arrive saves no time on 2 cores,
-// and would decode messages a stop hands back unhandled).
-func (gr *groupRun) decode(ctx context.Context, d *transport.Delivery) *message.Message {
+// decodeOnce decodes d once and keeps the result on it (Delivery.Value).
+// An unordered group decodes in the worker that handles it (measured:
+// decoding on the transport's goroutine as messages arrive saves no time on
+// 2 cores, and would decode messages a stop hands back unhandled); a keyed
+// group decodes as the message arrives, to read its order key.
+func (gr *groupRun) decodeOnce(d *transport.Delivery) *carrier {
+	if c, ok := d.Value.(*carrier); ok {
+		return c
+	}
 	c := &carrier{}
 	msg, e, err := gr.dec.DecodeNATS(d.Header, d.Data)
 	if err != nil {
@@ -96,6 +104,12 @@ func (gr *groupRun) decode(ctx context.Context, d *transport.Delivery) *message.
 	}
 	c.msg, c.event = msg, e
 	d.Value = c
+	return c
+}
+
+// decode is d's message, decoded once, in the context of its handling.
+func (gr *groupRun) decode(ctx context.Context, d *transport.Delivery) *message.Message {
+	msg := gr.decodeOnce(d).msg
 	msg.SetContext(transport.NewContext(ctx, d))
 	return msg
 }

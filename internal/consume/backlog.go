@@ -13,9 +13,11 @@ import (
 // or waiting for its retry. Every method is called with the group's lock
 // held.
 type backlog interface {
-	// add takes a delivered message in; false when it holds it already (a
-	// redelivery of a message it holds: the credit it took is given back).
-	add(d *transport.Delivery, now time.Time) bool
+	// add takes a delivered message in. held is false when it does not
+	// keep it: a redelivery of a message it holds (the credit it took is
+	// given back), or, when release > 0, a message to hand back for that
+	// long (a keyed group's message behind its key's released ones).
+	add(d *transport.Delivery, now time.Time) (held bool, release time.Duration)
 	// take returns the next message a worker may handle at now, with the
 	// number of times a handler already ran it in this process (local
 	// retries), or ok false when none may run now.
@@ -47,7 +49,7 @@ type fifo struct {
 
 func newFIFO(capacity int) *fifo { return &fifo{ring: make([]*transport.Delivery, capacity)} }
 
-func (q *fifo) add(d *transport.Delivery, _ time.Time) bool {
+func (q *fifo) add(d *transport.Delivery, _ time.Time) (bool, time.Duration) {
 	if q.n == len(q.ring) {
 		// More than the credit arrived (a pull thought lost came back after
 		// all): grow rather than refuse; it is leased like the rest.
@@ -59,7 +61,7 @@ func (q *fifo) add(d *transport.Delivery, _ time.Time) bool {
 	}
 	q.ring[(q.head+q.n)%len(q.ring)] = d
 	q.n++
-	return true
+	return true, 0
 }
 
 func (q *fifo) take(time.Time) (*transport.Delivery, int, bool) {

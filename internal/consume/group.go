@@ -117,7 +117,12 @@ type Group struct {
 	// keyed group) becomes runnable.
 	wake *time.Timer
 
-	workers    sync.WaitGroup
+	workers sync.WaitGroup
+	// releases are handed back by the releaser goroutine, off the
+	// transport's goroutine and the workers (a JetStream release writes
+	// its ledger first).
+	releases   chan release
+	released   sync.WaitGroup
 	leaseEnd   chan struct{}
 	leased     sync.WaitGroup
 	stopped    chan struct{}
@@ -145,6 +150,12 @@ type slot struct {
 
 type errHolder struct{ err error }
 
+// release is a message to hand back after delay.
+type release struct {
+	d     *transport.Delivery
+	delay time.Duration
+}
+
 // Start binds the durable of cfg.Spec on tr (creating or updating it as the
 // transport does), starts the workers and the lease loop, and gives the
 // consumer its credit. ctx's values reach every handler; its cancellation
@@ -166,6 +177,7 @@ func Start(ctx context.Context, tr transport.Transport, cfg Config, h Handler) (
 		slots:      make([]slot, cfg.Concurrency),
 		leaseEnd:   make(chan struct{}),
 		stopped:    make(chan struct{}),
+		releases:   make(chan release, cfg.FetchBatch),
 		leaseLimit: cfg.Spec.AckWait - cfg.Spec.AckWait/10,
 	}
 	g.cond = sync.NewCond(&g.mu)
@@ -208,6 +220,8 @@ func Start(ctx context.Context, tr transport.Transport, cfg Config, h Handler) (
 	}
 	g.leased.Add(1)
 	go g.lease()
+	g.released.Add(1)
+	go g.releaser()
 	cons.Credit(cfg.FetchBatch)
 	if err := cons.Err(); err != nil {
 		// Ended at once (the first pull was refused): fail the start.
@@ -234,12 +248,16 @@ func (g *Group) sink(d *transport.Delivery) {
 		g.cfg.OnQueued(d)
 	}
 	g.mu.Lock()
-	held := g.backlog.add(d, time.Now())
+	held, release := g.backlog.add(d, time.Now())
 	g.mu.Unlock()
 	if !held {
-		// A redelivery of a message the group holds: the credit it took
-		// comes back.
+		// A redelivery of a message the group holds, or a keyed message
+		// behind its key's released ones: the credit it took comes back.
 		g.done(d)
+		if release > 0 {
+			g.releaseLater(d, release)
+			return
+		}
 		g.cons.Credit(1)
 		return
 	}
@@ -315,12 +333,27 @@ func (g *Group) work(i int) {
 		}
 		for _, r := range release {
 			g.done(r)
-			g.settleErr(r.Settler.Release(delay), "release", r)
-			g.cons.Credit(1)
+			g.releaseLater(r, delay)
 		}
 		if len(release) > 0 || !kept {
 			g.cond.Broadcast()
 		}
+	}
+}
+
+// releaseLater hands d back after delay, from the releaser goroutine; its
+// credit comes back once it is handed back.
+func (g *Group) releaseLater(d *transport.Delivery, delay time.Duration) {
+	g.releases <- release{d: d, delay: delay}
+}
+
+// releaser hands back what releaseLater queued, until Drain closes the
+// queue.
+func (g *Group) releaser() {
+	defer g.released.Done()
+	for r := range g.releases {
+		g.settleErr(r.d.Settler.Release(r.delay), "release", r.d)
+		g.cons.Credit(1)
 	}
 }
 
@@ -555,6 +588,10 @@ func (g *Group) Drain(ctx context.Context) []error {
 			}
 			g.awaitHandlers(done)
 		}
+		// No worker queues a release any more; the transport stopped
+		// delivering in StopIntake.
+		close(g.releases)
+		g.released.Wait()
 		close(g.leaseEnd)
 		g.leased.Wait()
 		g.hctxCancel(nil)

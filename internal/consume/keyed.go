@@ -40,8 +40,11 @@ type lane struct {
 	due   time.Time
 	ready bool // in lanes.ready
 	// released are this key's messages handed back and not yet delivered
-	// again: no message of the key after the first of them may run.
+	// again: no message of the key after the first of them may run, nor be
+	// held (it would take the credit they need to come back); gapUntil is
+	// when the last of them is due back.
 	released map[uint64]struct{}
+	gapUntil time.Time
 }
 
 type item struct {
@@ -53,14 +56,28 @@ func newLanes(key func(*transport.Delivery) string, perKey int) *lanes {
 	return &lanes{key: key, perKey: perKey, byKey: make(map[string]*lane), waiting: make(map[*lane]struct{})}
 }
 
-func (ls *lanes) add(d *transport.Delivery, now time.Time) bool {
+func (ls *lanes) add(d *transport.Delivery, now time.Time) (held bool, release time.Duration) {
 	d.Key = ls.key(d)
 	l := ls.byKey[d.Key]
 	if l == nil {
 		l = &lane{key: d.Key}
 		ls.byKey[d.Key] = l
 	}
+	if l.behindGap(d.StreamSeq) {
+		// A later message of a key whose earlier ones are out (first
+		// delivered, or back before them: the broker need not redeliver in
+		// stream order): it goes back (again), so that it takes no credit
+		// they need to come back, and is out itself: what comes after it
+		// waits for it.
+		return false, ls.outside(l, d, l.gapUntil.Sub(now), now)
+	}
 	delete(l.released, d.StreamSeq)
+	if !l.due.IsZero() && len(l.items) >= ls.perKey && d.StreamSeq > l.items[len(l.items)-1].d.StreamSeq {
+		// The key waits for its head's retry and holds its share: a later
+		// message waits outside, as done releases the excess (it arrived
+		// after the head failed).
+		return false, ls.outside(l, d, l.due.Sub(now), now)
+	}
 	i, found := slices.BinarySearchFunc(l.items, d.StreamSeq, func(it item, seq uint64) int {
 		return cmpSeq(it.d.StreamSeq, seq)
 	})
@@ -69,17 +86,47 @@ func (ls *lanes) add(d *transport.Delivery, now time.Time) bool {
 		// Delivered again while its handler runs (its lease ran out): the
 		// handler's settlement (by stream sequence) covers this delivery
 		// too; running it again would be a duplicate.
-		return false
+		return false, 0
 	case found:
 		// Delivered again while held (its lease ran out meanwhile): the
 		// newer delivery holds the lease; the older one is gone.
 		l.items[i].d = d
-		return false
+		return false, 0
 	}
 	l.items = slices.Insert(l.items, i, item{d: d})
 	ls.n++
 	ls.schedule(l, now)
-	return true
+	return true, 0
+}
+
+// outside marks d, one of l's messages, as handed back for wait (at least
+// minGapWait) and returns the wait: until it is delivered again, no later
+// message of the key runs or is held.
+func (ls *lanes) outside(l *lane, d *transport.Delivery, wait time.Duration, now time.Time) time.Duration {
+	wait = max(wait, minGapWait)
+	if l.released == nil {
+		l.released = make(map[uint64]struct{})
+	}
+	l.released[d.StreamSeq] = struct{}{}
+	if due := now.Add(wait); due.After(l.gapUntil) {
+		l.gapUntil = due
+	}
+	return wait
+}
+
+// minGapWait is the shortest delay a message behind a key's gap is handed
+// back for.
+const minGapWait = 50 * time.Millisecond
+
+// behindGap reports whether seq comes after one of the key's messages that
+// are out (released, not yet delivered again).
+func (l *lane) behindGap(seq uint64) bool {
+	for r := range l.released {
+		if r < seq {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpSeq(a, b uint64) int {
@@ -160,14 +207,11 @@ func (ls *lanes) done(d *transport.Delivery, v transport.Verdict, now time.Time)
 			break // ran already: it stays (handing it back would spend an attempt)
 		}
 		l.items = l.items[:len(l.items)-1]
-		if l.released == nil {
-			l.released = make(map[uint64]struct{})
-		}
-		l.released[last.d.StreamSeq] = struct{}{}
+		ls.outside(l, last.d, v.Delay, now)
 		release = append(release, last.d)
 		ls.n--
 	}
-	return true, release, v.Delay
+	return true, release, max(v.Delay, minGapWait)
 }
 
 // pop removes l's head (settled, or dropped with its lease) and lets the
