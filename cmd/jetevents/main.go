@@ -27,8 +27,9 @@
 // create durables or change anything; tail's ordered consumer is deleted
 // when it exits. Exit status: 0 on success, 2 for a command line it does not
 // understand, 1 for any other failure, with one line on stderr saying what
-// happened and what to do next. See dlq.go for what a replay restores, and
-// why it publishes under a fresh Nats-Msg-Id by default.
+// happened and what to do next. The dead-letter logic (what a replay
+// restores, and why it publishes under a fresh Nats-Msg-Id by default) is
+// package dlq's, which the web console (jetevents ui) shares.
 package main
 
 import (
