@@ -159,11 +159,19 @@ func (q *Queue) Show(ctx context.Context, seq uint64) (DeadLetter, *natsjs.RawSt
 // one matches ErrNotFound.
 func (q *Queue) Delete(ctx context.Context, seq uint64) error {
 	err := q.st.DeleteMsg(ctx, seq)
-	if errors.Is(err, natsjs.ErrMsgNotFound) {
+	if missing(err) {
 		return fmt.Errorf("%w: %s seq %d: %w", ErrNotFound, q.name, seq, err)
 	}
 	if err != nil {
 		return fmt.Errorf("dlq: deleting %s seq %d: %w", q.name, seq, err)
 	}
 	return nil
+}
+
+// missing reports whether err is the server saying the message is not there
+// (a get's ErrMsgNotFound, a delete's "no message found"). nats.go v1.55
+// formats the server's error of a failed delete into the text of
+// ErrMsgDeleteUnsuccessful (%v, not %w), so the text is all there is.
+func missing(err error) bool {
+	return err != nil && (errors.Is(err, natsjs.ErrMsgNotFound) || strings.Contains(err.Error(), "no message found"))
 }

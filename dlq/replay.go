@@ -188,7 +188,7 @@ func (q *Queue) Replay(ctx context.Context, raw *natsjs.RawStreamMsg, opts Repla
 		r.Duplicate = true
 	}
 	if !opts.Keep {
-		if err := q.st.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {
+		if err := q.st.DeleteMsg(ctx, raw.Sequence); err != nil && !missing(err) {
 			e := fail(ErrDeleteFailed, err)
 			e.TargetStream, e.Ack = ack.Stream, ack
 			return r, e
