@@ -80,6 +80,7 @@ func explainNoJetStream(err error) error {
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoJetStream, noJetStreamAdvice, err)
 }
+
 // Scheduled, expiring and atomic publishes: the transport's shared
 // sentinels (see transport/errors.go), so that the memory bus's errors
 // match them too. Each refusal of the server also matches ErrPublish.
