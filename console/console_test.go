@@ -393,7 +393,9 @@ func TestConfig_Validate(t *testing.T) {
 func TestConsole_shows_the_outbox_backlog(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	ensureStreams(t, srv.JS)
-	backlog := func(context.Context) (string, int64, time.Duration, error) { return "jetevents_outbox", 1234, 95 * time.Second, nil }
+	backlog := func(context.Context) (string, int64, time.Duration, error) {
+		return "jetevents_outbox", 1234, 95 * time.Second, nil
+	}
 	w := newWeb(t, console.Config{JetStream: srv.JS, Outbox: []console.OutboxBacklog{backlog}})
 	_, body := w.get("")
 	assert.Contains(t, body, "Outbox jetevents_outbox")

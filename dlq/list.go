@@ -27,10 +27,10 @@ type Filter struct {
 	Text string
 }
 
-// onHeaders reports whether the filter looks at more than the subject (so
+// OnHeaders reports whether the filter looks at more than the subject (so
 // the messages it reads must be examined, and a page may end on the scan
 // budget).
-func (f Filter) onHeaders() bool {
+func (f Filter) OnHeaders() bool {
 	return f.Reason != "" || f.Handler != "" || f.Type != "" || f.Organization != "" || f.Text != ""
 }
 
@@ -106,7 +106,7 @@ func (q *Queue) List(ctx context.Context, req PageRequest) (Page, error) {
 		return p, fmt.Errorf("dlq: page size %d: want 1 to %d", req.Limit, MaxPageSize)
 	}
 	budget := cmp.Or(req.ScanLimit, DefaultScanLimit)
-	if !req.onHeaders() {
+	if !req.OnHeaders() {
 		budget = limit
 	}
 	info, err := q.st.Info(ctx)
