@@ -71,11 +71,19 @@ func newApp(t testing.TB, srv *eventstest.Server) *app {
 }
 
 // start runs the router until the test ends (or stop).
-func (a *app) start() {
+func (a *app) start() { a.startWith(func(*router.Config) {}) }
+
+// startSmall runs a router that holds 2 events at a time, so that the
+// durable's pending count falls as events are handled.
+func (a *app) startSmall() { a.startWith(func(c *router.Config) { c.FetchBatch = 2 }) }
+
+func (a *app) startWith(mod func(*router.Config)) {
 	a.t.Helper()
-	r, err := router.New(a.srv.Conn, router.Config{Stream: "AUTH_EVENTS", MaxDeliver: 2,
+	cfg := router.Config{Stream: "AUTH_EVENTS", MaxDeliver: 2,
 		Backoff: middleware.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}, Heartbeat: time.Second,
-		Logger: watermill.NopLogger{}})
+		Logger: watermill.NopLogger{}}
+	mod(&cfg)
+	r, err := router.New(a.srv.Conn, cfg)
 	require.NoError(a.t, err)
 	handle := func(ctx context.Context, e *envelope.Event) error {
 		if a.gate != nil {
