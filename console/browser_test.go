@@ -34,6 +34,7 @@ import (
 var updateDocs = flag.Bool("update-docs", false, "write the README's console screenshot to ../docs/")
 
 func TestMain(m *testing.M) {
+	eventstest.RunServerIfChild() // the benchmark's nats-server process never returns from here
 	flag.Parse()
 	code := m.Run()
 	chrome.stop()

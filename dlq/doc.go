@@ -11,8 +11,10 @@
 //     stream sequence (Page.Next starts the next page). Nothing but the page
 //     is held: the stream is read with the message-get API, one message at
 //     a time, and a filter on headers (reason, handler, type, organization,
-//     text) examines at most PageRequest.ScanLimit messages per page, so a
-//     stream of 100,000 dead letters is never loaded at once.
+//     text) examines at most PageRequest.ScanLimit messages per page,
+//     streamed through an ephemeral consumer (in memory, no acks, deleted
+//     after; one message at a time when the user may not create one), so
+//     a stream of 100,000 dead letters is never loaded at once.
 //   - Get and Show read one; Scan visits every match.
 //   - Replay publishes the original again on its original subject (now, or
 //     at a time as a message schedule of its original stream), then deletes
@@ -20,8 +22,8 @@
 //     which headers are restored and why.
 //   - Purge removes the dead letters on a subject; Delete removes one.
 //
-// Reading never creates a consumer and never acks: a Queue changes the
-// stream only in Replay, Purge and Delete.
+// Reading never acks and creates no durable: a Queue changes the stream
+// only in Replay, Purge and Delete.
 //
 // Layers (the README's package map): it reads the headers of package
 // middleware, decodes with package marshaler, schedules with the options of

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetevents/events/envelope"
@@ -24,20 +26,31 @@ func testCtx(t *testing.T) context.Context {
 
 // env is an embedded server with AUTH_EVENTS (auth.>) and DLQ (dlq.>).
 type env struct {
-	srv *eventstest.Server
+	srv *eventstest.Server // nil for newEnvOn
+	js  natsjs.JetStream
 	dl  *middleware.DeadLetterer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	srv := eventstest.NewServer(t)
-	_, err := jetstream.Ensure(testCtx(t), srv.JS, watermill.NopLogger{}, jetstream.AuthEventsStream(), jetstream.DeadLetterStream())
+	e := newEnvOn(t, srv.Conn)
+	e.srv = srv
+	return e
+}
+
+// newEnvOn is newEnv on a connection to a server of the test's own.
+func newEnvOn(t *testing.T, nc *nats.Conn) *env {
+	t.Helper()
+	js, err := natsjs.New(nc)
 	require.NoError(t, err)
-	tr, err := jetstream.NewTransport(srv.Conn, jetstream.TransportConfig{DeadLetterStream: "DLQ"})
+	_, err = jetstream.Ensure(testCtx(t), js, watermill.NopLogger{}, jetstream.AuthEventsStream(), jetstream.DeadLetterStream())
+	require.NoError(t, err)
+	tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{DeadLetterStream: "DLQ"})
 	require.NoError(t, err)
 	dl, err := middleware.NewDeadLetterer(tr, middleware.DeadLetterConfig{Stream: "DLQ"})
 	require.NoError(t, err)
-	return &env{srv: srv, dl: dl}
+	return &env{js: js, dl: dl}
 }
 
 // deadLetter publishes an event of type typ for org on subject through the
@@ -48,9 +61,9 @@ func (e *env) deadLetter(t *testing.T, subject, typ, org, reason string, cause e
 	ev := envelope.NewEvent(typ, "test", org, time.Now(), map[string]any{"n": 1})
 	msg, err := marshaler.Default().EventToNATS(subject, ev, marshaler.Relations{})
 	require.NoError(t, err)
-	ack, err := e.srv.JS.PublishMsg(testCtx(t), msg)
+	ack, err := e.js.PublishMsg(testCtx(t), msg)
 	require.NoError(t, err)
-	st, err := e.srv.JS.Stream(testCtx(t), "AUTH_EVENTS")
+	st, err := e.js.Stream(testCtx(t), "AUTH_EVENTS")
 	require.NoError(t, err)
 	raw, err := st.GetMsg(testCtx(t), ack.Sequence)
 	require.NoError(t, err)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -118,6 +120,17 @@ func (q *Queue) List(ctx context.Context, req PageRequest) (Page, error) {
 		return p, err
 	}
 	seq := max(req.From, p.First, 1)
+	if req.OnHeaders() && seq <= p.Last {
+		// A search examines up to budget messages: stream them through an
+		// ephemeral consumer (one request per thousand messages) rather
+		// than one message-get request each, unless one cannot be made here
+		// (no permission to create consumers): then read them one by one.
+		if next, err := q.search(ctx, req, &p, seq, limit, budget); err == nil {
+			seq = next
+		} else if !errors.Is(err, errNoOrderedConsumer) {
+			return p, err
+		}
+	}
 	for seq <= p.Last && len(p.DeadLetters) < limit && p.Scanned < budget {
 		raw, err := q.next(ctx, seq, req.Subject)
 		if errors.Is(err, natsjs.ErrMsgNotFound) {
@@ -143,6 +156,108 @@ func (q *Queue) List(ctx context.Context, req PageRequest) (Page, error) {
 		p.ScanLimited = len(p.DeadLetters) < limit
 	}
 	return p, nil
+}
+
+// errNoOrderedConsumer: a search could not create its consumer; List
+// falls back to the message-get API.
+var errNoOrderedConsumer = errors.New("dlq: no ordered consumer")
+
+// searchBatchSize is how many messages one fetch of a search asks for.
+const searchBatchSize = 1000
+
+// search reads the dead letters of req from seq (at most to p.Last) with
+// an ephemeral consumer (in memory, no acks, deleted after):
+// Describes and matches each, appends the matches to p until the page is
+// full or budget messages were examined, and returns the sequence to
+// continue from.
+func (q *Queue) search(ctx context.Context, req PageRequest, p *Page, seq uint64, limit, budget int) (uint64, error) {
+	first, err := q.next(ctx, seq, req.Subject)
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return p.Last + 1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if first.Sequence > p.Last {
+		return p.Last + 1, nil
+	}
+	// An ephemeral consumer in memory, without acks, gone 5 s after its
+	// last fetch (and deleted at the end). Its creation is bounded: a
+	// user without permission to create consumers gets no answer from the
+	// server (a permission violation is reported asynchronously), and the
+	// page then reads one message at a time instead.
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cons, err := q.js.CreateConsumer(cctx, q.name, natsjs.ConsumerConfig{
+		FilterSubject: cmp.Or(req.Subject, ">"), AckPolicy: natsjs.AckNonePolicy,
+		DeliverPolicy: natsjs.DeliverByStartSequencePolicy, OptStartSeq: first.Sequence,
+		InactiveThreshold: 5 * time.Second, MemoryStorage: true, Replicas: 1,
+	})
+	cancel()
+	if err != nil {
+		return seq, fmt.Errorf("%w: %w", errNoOrderedConsumer, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = q.js.DeleteConsumer(dctx, q.name, cons.CachedInfo().Name) // best effort: the inactive threshold is the fallback
+	}()
+	seq = first.Sequence
+	for seq <= p.Last && len(p.DeadLetters) < limit && p.Scanned < budget {
+		got, end, err := q.searchBatch(ctx, cons, req, p, limit, budget, &seq)
+		if err != nil {
+			return seq, err
+		}
+		if got == 0 {
+			// The messages are there (the last one said so): a fetch
+			// that brings none is a server that does not answer.
+			return seq, fmt.Errorf("dlq: searching %s from seq %d: %w", q.name, seq, context.DeadlineExceeded)
+		}
+		if end {
+			if seq <= p.Last && len(p.DeadLetters) < limit && p.Scanned < budget {
+				seq = p.Last + 1 // nothing more on the subject up to Last
+			}
+			break
+		}
+	}
+	return seq, nil
+}
+
+// searchBatch fetches one batch of a search and examines it. end reports
+// that no message on the subject up to p.Last is left after *seq, or that
+// the page is done.
+func (q *Queue) searchBatch(ctx context.Context, cons natsjs.Consumer, req PageRequest, p *Page, limit, budget int, seq *uint64) (got int, end bool, err error) {
+	// Leaving the batch early (the page is done) cancels its pull request.
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	batch, err := cons.Fetch(min(searchBatchSize, budget-p.Scanned), natsjs.FetchContext(fctx))
+	if err != nil {
+		return 0, false, fmt.Errorf("dlq: searching %s from seq %d: %w", q.name, *seq, err)
+	}
+	for m := range batch.Messages() {
+		got++
+		md, err := m.Metadata()
+		if err != nil {
+			return got, false, fmt.Errorf("dlq: searching %s: %w", q.name, err)
+		}
+		if md.Sequence.Stream > p.Last || len(p.DeadLetters) >= limit || p.Scanned >= budget {
+			end = true // the page ends before this one
+			break
+		}
+		raw := &natsjs.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data(), Time: md.Timestamp}
+		p.Scanned++
+		*seq = raw.Sequence + 1
+		if dl := Describe(q.m, raw); req.Match(dl, raw.Data) {
+			p.DeadLetters = append(p.DeadLetters, dl)
+		}
+		if md.NumPending == 0 {
+			end = true // the last message on the subject: the fetch would
+			break      // only wait for more until it expires
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return got, end, fmt.Errorf("dlq: searching %s from seq %d: %w", q.name, *seq, err)
+	}
+	return got, end, nil
 }
 
 // next is the first message at or after seq on subject ("" for any).
