@@ -17,6 +17,7 @@ import (
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/router"
 )
 
 // withDeadLetters is an app whose router dead-lettered three events (two
@@ -404,3 +405,23 @@ func TestConsole_shows_the_outbox_backlog(t *testing.T) {
 	_, body = w.get("api/live")
 	assert.Contains(t, body, `"outbox/jetevents_outbox/oldest":"1m35s"`)
 }
+
+// TestConsole_a_pause_survives_a_router_restart: the console pauses the
+// durable itself (JetStream's consumer pause), so a router that starts
+// again, even with other settings it applies to the durable, stays paused.
+func TestConsole_a_pause_survives_a_router_restart(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	a := newApp(t, srv)
+	a.start()
+	w := newWeb(t, console.Config{JetStream: srv.JS, AllowWrites: true, Identity: func(*http.Request) string { return "carol" }})
+	status, _, _ := w.post("groups/AUTH_EVENTS/user-notifications/pause", url.Values{"csrf": {w.token("groups/AUTH_EVENTS/user-notifications")}})
+	require.Equal(t, http.StatusSeeOther, status)
+	a.stop()
+	a.startWith(func(c *router.Config) { c.AckWait = 45 * time.Second })
+	ci := consumerInfo(t, srv, "user-notifications")
+	assert.Equal(t, 45*time.Second, ci.Config.AckWait, "the router applied its settings")
+	assert.True(t, ci.Paused, "and the durable is still paused")
+	assert.InDelta(t, defaultPauseSeconds, ci.PauseRemaining.Seconds(), 60)
+}
+
+var defaultPauseSeconds = console.DefaultPause.Seconds()
