@@ -168,6 +168,19 @@ func TestConsole_replay_and_purge(t *testing.T) {
 	_, body = w.get("deadletters")
 	assert.NotContains(t, body, "Replayed 1", "a flash is shown once")
 
+	// A selection: the checked rows.
+	a.publish("user.created", "org-4", errDeclined)
+	a.publish("user.created", "org-5", errDeclined)
+	waitFor(t, "2 more dead letters", func() bool { return dlqCount(t, a.srv.JS) == 4 })
+	a.fix()
+	status, _, _ = w.post("deadletters/replay", url.Values{"sel": {"4", "5"}, "csrf": {token}})
+	require.Equal(t, http.StatusSeeOther, status)
+	_, body = w.get("deadletters")
+	assert.Contains(t, body, "Replayed 2 dead letters now")
+	assert.NotContains(t, body, `data-seq="4"`)
+	assert.NotContains(t, body, `data-seq="5"`)
+	assert.EqualValues(t, 2, dlqCount(t, a.srv.JS))
+
 	// Every match of a filter, after a confirmation.
 	form := url.Values{"all": {"1"}, "reason": {"permanent"}, "type": {"user.deleted"}, "csrf": {token}}
 	status, _, body = w.post("deadletters/replay", form)

@@ -307,7 +307,11 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request) {
 	opts := dlq.ReplayOptions{At: at}
 	var done []dlq.Replayed
 	var failed []string
+	// Each replay is bounded by RequestTimeout; the whole of a batch only by
+	// the request (up to MaxBatch dead letters).
 	replay := func(raw *natsjs.RawStreamMsg) {
+		ctx, cancel := h.ctx(r)
+		defer cancel()
 		res, err := q.Replay(ctx, raw, opts)
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("seq %d: %v", raw.Sequence, err))
@@ -316,7 +320,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request) {
 		done = append(done, res)
 	}
 	if all {
-		err = q.Scan(ctx, f, func(raw *natsjs.RawStreamMsg, _ dlq.DeadLetter) (bool, error) {
+		err = q.Scan(r.Context(), f, func(raw *natsjs.RawStreamMsg, _ dlq.DeadLetter) (bool, error) {
 			replay(raw)
 			return len(done)+len(failed) < h.cfg.MaxBatch && len(failed) < 10, nil
 		})
@@ -396,7 +400,9 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 	if !f.OnHeaders() {
 		purged, err = q.Purge(ctx, f.Subject)
 	} else {
-		err = q.Scan(ctx, f, func(raw *natsjs.RawStreamMsg, _ dlq.DeadLetter) (bool, error) {
+		err = q.Scan(r.Context(), f, func(raw *natsjs.RawStreamMsg, _ dlq.DeadLetter) (bool, error) {
+			ctx, cancel := h.ctx(r)
+			defer cancel()
 			if err := q.Delete(ctx, raw.Sequence); err != nil && !errors.Is(err, dlq.ErrNotFound) {
 				return false, err
 			}
