@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +16,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/outbox"
 )
 
 var uiURL = regexp.MustCompile(`jetevents ui: (http://\S+/) `)
@@ -112,4 +117,35 @@ func TestUI_listens_on_loopback_unless_told_otherwise(t *testing.T) {
 	status, body := fetch(t, req)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Contains(t, body, "writes enabled")
+}
+
+// TestUI_shows_the_outbox_backlog_of_db: with -db, the overview shows the
+// outbox table's pending rows (SQLite here; the same code reads PostgreSQL,
+// as outbox status does).
+func TestUI_shows_the_outbox_backlog_of_db(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "svc.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	defer db.Close()
+	ob, err := outbox.New(db, outbox.Config{})
+	require.NoError(t, err)
+	require.NoError(t, ob.CreateSchema(ctx))
+	for range 3 {
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		require.NoError(t, ob.Publish(ctx, tx, "svc.resource.created", envelope.NewEvent("resource.created", "svc", "org", time.Now(), nil)))
+		require.NoError(t, tx.Commit())
+	}
+	srv := newServer(t)
+	base, _ := startUI(t, "-listen", "127.0.0.1:0", "-server", srv.URL, "-db", "sqlite:"+path)
+	req, err := http.NewRequest(http.MethodGet, base, nil)
+	require.NoError(t, err)
+	status, body := fetch(t, req)
+	require.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "Outbox jetevents_outbox")
+	assert.Contains(t, body, `data-live="outbox/jetevents_outbox/pending">3<`)
+
+	_, _, err = runCmd(t, ctx, "ui", "-listen", "127.0.0.1:0", "-server", srv.URL, "-db", "sqlite:"+filepath.Join(t.TempDir(), "missing", "x.db"))
+	require.ErrorIs(t, err, errOutbox)
 }
