@@ -24,10 +24,8 @@ import (
 var reasons = []string{middleware.ReasonMaxDeliver, middleware.ReasonPermanent, middleware.ReasonUnmarshal,
 	middleware.ReasonSchemaVersion, middleware.ReasonUnknownType, middleware.ReasonHandlerError}
 
-// filterFields are the query (and form) fields of a dead-letter filter.
-var filterFields = []string{"subject", "reason", "handler", "type", "org", "q"}
-
-// filterOf reads a dead-letter filter from a query or form.
+// filterOf reads a dead-letter filter from a query or form: its fields
+// subject, reason, handler, type, org and q.
 func filterOf(v url.Values) dlq.Filter {
 	get := func(k string) string { return strings.TrimSpace(v.Get(k)) }
 	return dlq.Filter{Subject: get("subject"), Reason: get("reason"), Handler: get("handler"),
@@ -45,7 +43,7 @@ func filterQuery(f dlq.Filter) url.Values {
 	return v
 }
 
-// filterText describes f for people: `subject dlq.auth.>, reason permanent`.
+// describeFilter describes f for people: `subject dlq.auth.>, reason permanent`.
 func describeFilter(f dlq.Filter) string {
 	var parts []string
 	for _, p := range [][2]string{{"subject", f.Subject}, {"reason", f.Reason}, {"handler", f.Handler}, {"type", f.Type}, {"organization", f.Organization}, {"text", f.Text}} {
