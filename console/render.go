@@ -83,6 +83,12 @@ func bytesText(n uint64) string {
 
 // durText is d rounded for reading: 450ms, 12s, 3m20s, 5h3m, 2d4h.
 func durText(d time.Duration) string {
+	if d >= time.Second {
+		d = d.Round(time.Second) // 59m59.9s is 1h
+	}
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	}
 	switch {
 	case d <= 0:
 		return "0s"
