@@ -7,18 +7,19 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean postgres
+.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean postgres chromium
 
 all: lint test
 
 ## test: the full test suite under the race detector (what .ci/run runs).
-## The outbox and inbox tests start a throwaway PostgreSQL cluster: the
-## postgres target installs the server binaries first when they are missing.
-test: postgres
+## The outbox and inbox tests start a throwaway PostgreSQL cluster, and the
+## console's browser tests a headless Chromium: the postgres and chromium
+## targets install them first when they are missing.
+test: postgres chromium
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## test-short: the same without -race, for a quick loop.
-test-short: postgres
+test-short: postgres chromium
 	$(GO) test -count=1 $(PKGS)
 
 ## postgres: PostgreSQL's server binaries (initdb, postgres) for the tests;
@@ -27,6 +28,12 @@ test-short: postgres
 ## instead (a database per test is created and dropped there).
 postgres:
 	@./scripts/ensure-postgres.sh
+
+## chromium: a Chromium for the console's browser tests (console/, chromedp);
+## installs Debian's chromium package when missing. CHROMIUM=/path/to/chrome
+## uses another. Screenshots of each page: go test -artifacts -outputdir DIR ./console/
+chromium:
+	@./scripts/ensure-chromium.sh
 
 ## lint: go vet plus a gofmt check.
 lint:

@@ -90,6 +90,8 @@ var docImports = map[string]string{
 	"idempotency": module + "/idempotency",
 	"outbox":      module + "/outbox",
 	"inbox":       module + "/inbox",
+	"dlq":         module + "/dlq",
+	"console":     module + "/console",
 	"sql":         "database/sql",
 	"natsjs":      "github.com/nats-io/nats.go/jetstream",
 	"nats":        "github.com/nats-io/nats.go",

@@ -86,6 +86,12 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		// (outbox) and the router (inbox).
 		{module + "/outbox", with("jetstream", "middleware", "idempotency", "internal/sqldb")},
 		{module + "/inbox", with("jetstream", "middleware", "router", "idempotency", "internal/consume", "internal/sqldb")},
+		// Operators' tools: the dead-letter logic (shared by jetevents dlq
+		// and the console) over the transport, and the console above the
+		// router (its Health) beside the facade. Neither links a database
+		// driver (the outbox's backlog is a func the host passes).
+		{module + "/dlq", with("jetstream", "middleware", "idempotency")},
+		{module + "/console", with("jetstream", "middleware", "router", "dlq", "idempotency", "internal/consume")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
@@ -152,7 +158,7 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 // modernc.org/sqlite); the outbox links pgx for LISTEN only, and neither
 // package registers a database/sql driver (that is the service's import).
 func TestLayering_database_drivers_stay_with_the_outbox(t *testing.T) {
-	for _, pkg := range []string{module, "router", "jetstream", "middleware", "metrics", "tracing", "memory", "marshaler"} {
+	for _, pkg := range []string{module, "router", "jetstream", "middleware", "metrics", "tracing", "memory", "marshaler", "dlq", "console"} {
 		if pkg != module {
 			pkg = module + "/" + pkg
 		}

@@ -21,7 +21,11 @@
 //   - publish_options.go: the options of a publish (At, After, Cron, Every,
 //     InTimeZone, TTL, ExpectLastSequence: transport.PublishOption) and the
 //     typed refusals of the stream settings they need.
-//   - schedule.go: CancelSchedule (JetStream message schedules, ADR-51).
+//   - schedule.go: CancelSchedule (JetStream message schedules, ADR-51);
+//     schedule_list.go: ListSchedules and CancelScheduleAt (the pending
+//     schedules of a stream, for operators).
+//   - consumer_state.go: ConsumerStalled, ConsumerLastActive (a consumer's
+//     state read from its info, as jetevents consumers and the console show it).
 //   - batch_atomic.go: PublishAtomic (all-or-none batches with an expected
 //     last sequence, ADR-50).
 //   - subscriber*.go, metadata.go: the durable pull Subscriber.

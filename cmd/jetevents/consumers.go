@@ -11,6 +11,8 @@ import (
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetevents/events/jetstream"
 )
 
 // cmdConsumers prints the consumers of one stream (or of every stream) with
@@ -101,7 +103,10 @@ type consumerState struct {
 	// LastActive is the last delivery or ack, RFC 3339; empty for never.
 	LastActive string `json:"last_active,omitempty"`
 	Stalled    bool   `json:"stalled"`
-	MaxDeliver int    `json:"max_deliver"`
+	// Paused: the consumer is paused (nats-server 2.11+) for PauseRemaining.
+	Paused         bool          `json:"paused,omitempty"`
+	PauseRemaining time.Duration `json:"pause_remaining_ns,omitempty"`
+	MaxDeliver     int           `json:"max_deliver"`
 	// PushBound: a push consumer with a subscriber (they do not pull, so
 	// Waiting stays 0).
 	PushBound bool `json:"push_bound,omitempty"`
@@ -115,30 +120,13 @@ func consumerView(ci *natsjs.ConsumerInfo, now time.Time, stalledAfter time.Dura
 		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
 		Waiting: ci.NumWaiting, MaxDeliver: ci.Config.MaxDeliver, PushBound: ci.PushBound,
 	}
-	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
-		if t != nil && t.After(s.lastActive) {
-			s.lastActive = *t
-		}
-	}
+	s.lastActive = jetstream.ConsumerLastActive(ci)
 	if !s.lastActive.IsZero() {
 		s.LastActive = s.lastActive.UTC().Format(time.RFC3339)
 	}
-	s.Stalled = stalled(s, now, stalledAfter)
+	s.Stalled = jetstream.ConsumerStalled(ci, now, stalledAfter)
+	s.Paused, s.PauseRemaining = ci.Paused, ci.PauseRemaining
 	return s
-}
-
-// stalled: messages wait for this consumer (pending, or delivered and not
-// acked), nothing pulls (no waiting pull request, no bound push
-// subscriber), and nothing was delivered or acked for stalledAfter. A
-// healthy busy service has pull requests waiting or has just been active.
-func stalled(s consumerState, now time.Time, stalledAfter time.Duration) bool {
-	if s.Pending == 0 && s.AckPending == 0 {
-		return false
-	}
-	if s.Waiting > 0 || s.PushBound {
-		return false
-	}
-	return s.lastActive.IsZero() || now.Sub(s.lastActive) >= stalledAfter
 }
 
 // consumerTable prints consumers as a table, with a note when some look
@@ -226,6 +214,9 @@ func (c *conn) consumerDetail(ctx context.Context, w io.Writer, stream, name str
 		stalledText = fmt.Sprintf("yes: events wait and nothing pulled them for %s; is the service that consumes them running?", stalledAfter)
 	}
 	row("stalled", stalledText)
+	if s.Paused {
+		row("paused", fmt.Sprintf("yes, for %s more", s.PauseRemaining.Round(time.Second)))
+	}
 	return tw.Flush()
 }
 

@@ -18,6 +18,9 @@
 //	                                    purge dead letters (refuses without -yes)
 //	jetevents outbox status -db URL [-table T] [-max-age D] [-json]
 //	                                    rows of a service's outbox not yet relayed
+//	jetevents ui [-listen 127.0.0.1:8080] [-writes] [-db URL]
+//	                                    the web console (package console), read-only
+//	                                    unless -writes, on loopback unless -listen says otherwise
 //
 // Every command but server connects with the same flags: -server (default
 // $NATS_URL, else the selected nats CLI context's url, else
@@ -27,8 +30,9 @@
 // create durables or change anything; tail's ordered consumer is deleted
 // when it exits. Exit status: 0 on success, 2 for a command line it does not
 // understand, 1 for any other failure, with one line on stderr saying what
-// happened and what to do next. See dlq.go for what a replay restores, and
-// why it publishes under a fresh Nats-Msg-Id by default.
+// happened and what to do next. The dead-letter logic (what a replay
+// restores, and why it publishes under a fresh Nats-Msg-Id by default) is
+// package dlq's, which the web console (jetevents ui) shares.
 package main
 
 import (
@@ -83,6 +87,7 @@ commands:
   dlq list|show|replay|purge
                           inspect, replay or purge dead letters
   outbox status -db URL   rows of a service's outbox table waiting to be relayed (PostgreSQL or SQLite)
+  ui [-listen ADDR]       the web console: groups, lag, dead letters (search, replay, purge), schedules
 
 connection flags (every command but server):
   -server URL  -context NAME  -creds FILE  -nkey FILE  -user U -password P  -token T
@@ -114,6 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name, err = sub(ctx, "dlq", "list, show, replay or purge", args[1:], stdout, stderr, dlqUsage, map[string]command{
 			"list": dlqList, "ls": dlqList, "show": dlqShow, "replay": dlqReplay, "purge": dlqPurge,
 		})
+	case "ui":
+		if len(args) > 1 && (args[1] == "-h" || args[1] == "--help" || args[1] == "help") {
+			fmt.Fprintln(stdout, uiUsage)
+		}
+		err = cmdUI(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		name, err = sub(ctx, "outbox", "status", args[1:], stdout, stderr, outboxUsage, map[string]command{
 			"status": outboxStatus,
@@ -166,6 +176,7 @@ var synopses = map[string]string{
 	"dlq show":      "jetevents dlq show SEQ [-stream DLQ] [-json] [connection flags]",
 	"dlq replay":    "jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v] [connection flags]",
 	"dlq purge":     "jetevents dlq purge [-stream DLQ] [-subject dlq.auth.>] [-yes] [connection flags]",
+	"ui":            "jetevents ui [-listen 127.0.0.1:8080] [-writes] [-stream DLQ] [-db URL [-table T]] [-refresh 3s] [connection flags]",
 	"outbox status": "jetevents outbox status -db URL [-table jetevents_outbox] [-max-age D] [-json] [-timeout 10s]",
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	dlqlib "github.com/jetevents/events/dlq"
 	"github.com/jetevents/events/marshaler"
 )
 
@@ -201,21 +202,14 @@ func namesOrNone(streams []*natsjs.StreamInfo) string {
 	return b.String()
 }
 
-// validateFilter checks a subject filter: tokens not empty, '*' and '>'
-// whole tokens, '>' last, no whitespace.
+// validateFilter checks a subject filter (dlq.ValidateFilter) and says
+// what is wrong with it: "empty token", "'>' must be the last token".
 func validateFilter(s string) error {
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return errors.New("empty token")
-		case strings.ContainsAny(t, " \t\r\n"):
-			return errors.New("contains whitespace")
-		case strings.ContainsAny(t, "*>") && t != "*" && t != ">":
-			return errors.New("'*' and '>' must be whole tokens (auth.user.*, auth.>)")
-		case t == ">" && i != len(toks)-1:
-			return errors.New("'>' must be the last token")
-		}
+	var se *dlqlib.SyntaxError
+	if err := dlqlib.ValidateFilter(s); errors.As(err, &se) {
+		return errors.New(se.Why)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }
