@@ -56,7 +56,7 @@ func broker(p string) bool {
 // examples, the command and embedded do), no subpackage imports the root
 // facade, and each layer imports only the layers below it.
 func TestLayering_follows_the_package_map(t *testing.T) {
-	low := []string{"envelope", "marshaler", "transport", "internal/logs"}
+	low := []string{"envelope", "marshaler", "transport", "partition", "internal/logs"}
 	with := func(more ...string) []string { return append(append([]string(nil), low...), more...) }
 	tests := []struct {
 		pkg    string
@@ -67,6 +67,7 @@ func TestLayering_follows_the_package_map(t *testing.T) {
 		{module + "/internal/logs", nil},
 		{module + "/marshaler", []string{"envelope"}},
 		{module + "/transport", []string{"envelope"}},
+		{module + "/partition", []string{"envelope"}},
 		{module + "/idempotency", []string{"envelope"}},
 		{module + "/internal/consume", []string{"envelope", "transport", "internal/logs"}},
 		// The transports: broker code lives here, and only here.

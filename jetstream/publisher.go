@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -373,8 +374,21 @@ func (p *Publisher) isClosed() bool {
 // all encode here, so an oversized event is refused the same way by each,
 // before anything is sent.
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event) (*nats.Msg, error) {
-	return p.m.PublishMsg(ctx, subject, e, p.nc.MaxPayload())
+	placed, header := partition.Specs(p.cfg.Partitions).Place(subject, e)
+	if header == "" {
+		return p.m.PublishMsg(ctx, subject, e, p.nc.MaxPayload())
+	}
+	msg, err := p.m.PublishMsg(ctx, placed, e, p.nc.MaxPayload())
+	if err != nil {
+		return nil, err
+	}
+	msg.Header.Set(partition.Header, header)
+	if err := marshaler.CheckMaxPayload(msg, p.nc.MaxPayload()); err != nil {
+		return nil, fmt.Errorf("publish %s: event %s: %w", subject, e.ID, err)
+	}
+	return msg, nil
 }
+
 
 func closedErr(subject string, e *envelope.Event) error {
 	id := ""

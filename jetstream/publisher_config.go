@@ -8,6 +8,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/partition"
 )
 
 // Publisher defaults.
@@ -71,6 +72,14 @@ type PublisherConfig struct {
 	// outcome (see PublishObserver): metrics and tracing hooks. Default
 	// none, and then nothing is called nor allocated for them.
 	Observers []PublishObserver
+
+	// Partitions place the events published on the subjects they cover in
+	// their key's partition (package partition: auth.user.created becomes
+	// auth.p7.user.created, with the Jetevents-Partition header), for
+	// partitioned groups (router.GroupConfig.Partitions) to read. Share each
+	// Spec value with the groups. The first spec that covers a subject
+	// applies; other subjects are published as they are. Default none.
+	Partitions []partition.Spec
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -111,7 +120,7 @@ func (c PublisherConfig) Validate() error {
 			return fmt.Errorf("%w: Observers[%d] is nil", envelope.ErrInvalidConfig, i)
 		}
 	}
-	return nil
+	return partition.Specs(c.Partitions).Validate()
 }
 
 // onePublisherConfig is the config given to NewPublisher: none (the zero

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -116,6 +117,16 @@ func (mp *MessagePublisher) encode(topic string, wm *message.Message) (*nats.Msg
 		// ErrNotAnEvent and ErrInvalidMetadata are the marshaler's; envelope.ErrInvalidEvent
 		// lets callers treat every "cannot be sent as is" the same way.
 		return nil, fmt.Errorf("publish %s: %w: %w", topic, envelope.ErrInvalidEvent, err)
+	}
+	if partition.Specs(mp.p.cfg.Partitions).Covers(topic) {
+		// The key is the event's: read it back from what was encoded.
+		_, e, err := mp.p.m.DecodeNATS(msg.Header, msg.Data)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s message %s: %w: a partitioned subject needs an event to read its key from: %w", topic, wm.UUID, envelope.ErrInvalidEvent, err)
+		}
+		placed, header := partition.Specs(mp.p.cfg.Partitions).Place(topic, e)
+		msg.Subject = placed
+		msg.Header.Set(partition.Header, header)
 	}
 	if err := marshaler.CheckMaxPayload(msg, mp.p.nc.MaxPayload()); err != nil {
 		return nil, fmt.Errorf("publish %s message %s: %w", topic, wm.UUID, err)

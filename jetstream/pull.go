@@ -40,6 +40,9 @@ type pullConsumer struct {
 	inbox    string
 	log      watermill.LoggerAdapter
 	sub      *nats.Subscription
+	// hb and expiry are the pull requests' heartbeat and expiry (shorter
+	// for an Exclusive consumer: pinned.go).
+	hb, expiry time.Duration
 
 	// Lease renewals are requests: the server's reply confirms that it got
 	// the renewal, and only then does the delivery's lease move (see
@@ -83,6 +86,17 @@ type pullConsumer struct {
 	recovering bool // no pulls until the durable is checked
 	stopped    bool
 	state      transport.State
+	// pinID is the pin of an Exclusive consumer while the server has it
+	// pinned (pinned.go); held are deliveries that arrived while it stops
+	// with pulls still open, released once pullsEnded.
+	pinID      string
+	draining   bool // stopping, delivering until the pulls ended
+	pullsEnded chan struct{}
+	pullsOpen  bool // Stop could not see every pull end
+	// pin keeps an Exclusive consumer's pin alive, fence orders what it
+	// receives when it is pinned (pinned.go).
+	pin   pinKeeper
+	fence takeoverFence
 
 	recover chan string // a reason to check the durable now (cap 1)
 	stopCh  chan struct{}
@@ -98,7 +112,10 @@ type pullConsumer struct {
 
 func newPullConsumer(t *Transport, spec transport.ConsumerSpec, sink func(*transport.Delivery)) *pullConsumer {
 	stopCtx, stopCancel := context.WithCancel(context.Background())
+	hb, expiry := t.pullTiming(spec)
 	return &pullConsumer{
+		hb:         hb,
+		expiry:     expiry,
 		stopCtx:    stopCtx,
 		stopCancel: stopCancel,
 		t:          t,
@@ -200,6 +217,13 @@ func (c *pullConsumer) start() error {
 		return fmt.Errorf("%w: subscribe lease inbox: %w", transport.ErrSubscribe, err)
 	}
 	c.leaseSub = lsub
+	if c.spec.Exclusive {
+		if err := c.pin.start(c); err != nil {
+			_ = sub.Unsubscribe()
+			_ = lsub.Unsubscribe()
+			return err
+		}
+	}
 	now := time.Now()
 	c.alive.Store(&now)
 	c.lastSeen.Store(now.UnixNano())
@@ -313,6 +337,13 @@ type pullRequest struct {
 	Batch     int           `json:"batch"`
 	Expires   time.Duration `json:"expires"`
 	Heartbeat time.Duration `json:"idle_heartbeat"`
+	// Group and ID: the priority group of an Exclusive consumer and the
+	// pin the server gave it (empty until pinned).
+	Group string `json:"group,omitempty"`
+	ID    string `json:"id,omitempty"`
+	// MaxBytes 1: a keep-alive of the pin that takes no message
+	// (pinned.go).
+	MaxBytes int `json:"max_bytes,omitempty"`
 }
 
 // pull sends one pull request for batch messages (none when batch is 0).
@@ -322,7 +353,13 @@ func (c *pullConsumer) pull(batch int) {
 	}
 	// One pull per half of the group's capacity: encoding/json here costs
 	// nothing measurable.
-	req, err := json.Marshal(pullRequest{Batch: batch, Expires: c.t.cfg.PullExpiry, Heartbeat: c.t.cfg.Heartbeat})
+	pr := pullRequest{Batch: batch, Expires: c.expiry, Heartbeat: c.hb}
+	if c.spec.Exclusive {
+		c.mu.Lock()
+		pr.Group, pr.ID = pinGroup, c.pinID
+		c.mu.Unlock()
+	}
+	req, err := json.Marshal(pr)
 	if err != nil {
 		panic(err) // a struct of ints always encodes
 	}
@@ -368,13 +405,20 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 		}
 	}
 	d, err := c.delivery(m, c.received(now))
+	if c.spec.Exclusive {
+		c.notePin(m)
+	}
 	c.mu.Lock()
 	if c.outstanding > 0 {
 		c.outstanding--
 	} else {
 		c.debt++
 	}
-	stopped := c.stopped
+	// An Exclusive consumer that stops still delivers until its pulls
+	// ended (see awaitPullsEnded): the router releases all it holds
+	// together, in stream order.
+	stopped := c.stopped && !c.draining
+	c.pullEndedLocked()
 	c.mu.Unlock()
 	if err != nil {
 		c.log.Error("Message with an unreadable reply subject ignored; the server redelivers it after AckWait", err, watermill.LogFields{"subject": m.Subject})
@@ -386,6 +430,11 @@ func (c *pullConsumer) onMsg(m *nats.Msg) {
 		// Stopped while it was on its way: hand it back at once, not
 		// counted as a handler attempt.
 		_ = d.Release(0)
+		return
+	}
+	if c.spec.Exclusive {
+		c.pin.delivered()
+		c.fence.sink(c, d)
 		return
 	}
 	c.sink(&d.Delivery)
@@ -418,6 +467,9 @@ func (c *pullConsumer) onStatus(status string, m *nats.Msg) {
 	case "503":
 		c.askRecover("no responders: JetStream unavailable")
 		return
+	case "423": // Nats-Wrong-Pin-Id, Nats-Pin-Id mismatch: an Exclusive consumer's pin moved
+		c.pinLost(m)
+		return
 	}
 	c.log.Error("Unexpected pull status", fmt.Errorf("%w: status %s %q", transport.ErrSubscribe, status, desc), nil)
 	c.askRecover("status " + status + " " + desc)
@@ -434,6 +486,7 @@ func (c *pullConsumer) requestEnded(m *nats.Msg) bool {
 	n = min(n, c.outstanding)
 	c.outstanding -= n
 	c.credit += n
+	c.pullEndedLocked()
 	batch := c.takePullLocked()
 	c.mu.Unlock()
 	c.pull(batch)
@@ -466,7 +519,7 @@ func (c *pullConsumer) askRecover(reason string) {
 // lease renewals and, after progress, reads the durable's ack floor.
 func (c *pullConsumer) loop() {
 	defer close(c.loopDone)
-	hb := c.t.cfg.Heartbeat
+	hb := c.hb
 	tick := time.NewTicker(hb)
 	defer tick.Stop()
 	reconnected := c.t.nc.StatusChanged(nats.CONNECTED)
@@ -517,7 +570,7 @@ func (c *pullConsumer) readFloor() {
 	if n == c.floorSettled || !c.t.nc.IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
+	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.hb, 250*time.Millisecond), c.t.cfg.APITimeout))
 	defer cancel()
 	if info, err := c.info(ctx); err == nil {
 		c.raiseFloor(info.AckFloor.Stream)
@@ -543,7 +596,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		return false
 	}
 
-	delay := min(defaultRecoveryDelay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
+	delay := min(defaultRecoveryDelay, max(c.hb/2, 10*time.Millisecond))
 	for {
 		if !c.t.nc.IsConnected() {
 			// Nothing to check while disconnected: the reconnect wakes the
@@ -563,7 +616,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 		// A stream that is gone may be on its way back (deleted and
 		// recreated by a setup script): it gets two heartbeats, the same
 		// budget as a lost pull, before the consumer ends.
-		if errors.Is(err, transport.ErrConsumerEnded) && (!errors.Is(err, transport.ErrNoStream) || time.Since(start) >= 2*c.t.cfg.Heartbeat) {
+		if errors.Is(err, transport.ErrConsumerEnded) && (!errors.Is(err, transport.ErrNoStream) || time.Since(start) >= 2*c.hb) {
 			c.end(err)
 			return false
 		}
@@ -573,7 +626,7 @@ func (c *pullConsumer) recoverPull(reason string) bool {
 			return false
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, max(c.t.cfg.Heartbeat/2, 10*time.Millisecond))
+		delay = min(2*delay, max(c.hb/2, 10*time.Millisecond))
 	}
 	c.mu.Lock()
 	c.recovering = false
@@ -594,7 +647,7 @@ func (c *pullConsumer) check() error {
 	// once a leader exists, must not wait behind it (measured in a 3-node
 	// cluster with a 500 ms heartbeat: resuming 4.6 s after the new
 	// consumer leader with APITimeout, about 1 s with two heartbeats).
-	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.t.cfg.Heartbeat, 250*time.Millisecond), c.t.cfg.APITimeout))
+	ctx, cancel := context.WithTimeout(c.stopCtx, min(max(c.hb, 250*time.Millisecond), c.t.cfg.APITimeout))
 	defer cancel()
 	info, err := c.info(ctx)
 	if err == nil {
@@ -727,14 +780,25 @@ func (c *pullConsumer) Err() error {
 // Stop ends delivery; messages that arrive from now on are nacked at once.
 // The inbox is drained (its pending messages are nacked by onMsg) and then
 // gone, which also makes the server drop the pull requests still waiting.
+// An Exclusive consumer first waits for its pulls to end, still delivering
+// what they bring (see awaitPullsEnded), so that nothing is on its way
+// when it hands over.
 func (c *pullConsumer) Stop() {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
 		c.stopped = true
+		c.draining = c.spec.Exclusive
 		c.mu.Unlock()
 		close(c.stopCh)
 		c.stopCancel()
 		<-c.loopDone
+		if c.spec.Exclusive {
+			c.awaitPullsEnded()
+			c.fence.lift(c, "") // the router releases it all, in order
+			c.mu.Lock()
+			c.draining = false
+			c.mu.Unlock()
+		}
 		if c.sub != nil {
 			closed := c.sub.StatusChanged(nats.SubscriptionClosed)
 			if err := c.sub.Drain(); err == nil {
@@ -786,6 +850,9 @@ type jsDelivery struct {
 	// delivered is the server's delivery count (Delivery.Attempt may be
 	// set to the exact handler attempt by the router).
 	delivered uint64
+	// settled is set by the first settlement of an Exclusive consumer's
+	// delivery (pinKeeper counts what is unsettled).
+	settled atomic.Bool
 }
 
 // leaseWait is a renewal sent and not yet confirmed.
@@ -849,6 +916,7 @@ func (c *pullConsumer) delivery(m *nats.Msg, now time.Time) (*jsDelivery, error)
 // Ack acks; with sync it waits for the server's confirmation.
 func (d *jsDelivery) Ack(ctx context.Context, sync bool) error {
 	d.c.settled.Add(1)
+	d.settle()
 	if !sync {
 		return d.settleErr("ack", d.c.t.nc.Publish(d.reply, ackAck))
 	}
@@ -856,8 +924,16 @@ func (d *jsDelivery) Ack(ctx context.Context, sync bool) error {
 	return d.settleErr("ack sync", err)
 }
 
+// settle counts the first settlement of an Exclusive consumer's delivery.
+func (d *jsDelivery) settle() {
+	if d.c.spec.Exclusive && d.settled.CompareAndSwap(false, true) {
+		d.c.pin.settledOne()
+	}
+}
+
 // Nak asks for a redelivery after delay.
 func (d *jsDelivery) Nak(delay time.Duration) error {
+	d.settle()
 	if delay <= 0 {
 		return d.settleErr("nak", d.c.t.nc.Publish(d.reply, ackNak))
 	}
@@ -871,6 +947,9 @@ func (d *jsDelivery) Nak(delay time.Duration) error {
 // InProgress renews the lease. The server's reply to the renewal (on the
 // consumer's lease inbox) records it on the delivery (Renewed).
 func (d *jsDelivery) InProgress() error {
+	if d.c.spec.Exclusive {
+		d.c.pin.active()
+	}
 	return d.settleErr("in progress", d.c.renew(d))
 }
 

@@ -8,6 +8,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -44,6 +45,11 @@ func (p *Publisher) CancelSchedule(ctx context.Context, subject, eventID string)
 		defer cancel()
 	}
 	sched := transport.ScheduleSubject(subject, eventID)
+	if partition.Specs(p.cfg.Partitions).Covers(subject) {
+		// Placed in the partition of the event's key, which only the event
+		// tells: the schedule in any partition (one subject per event id).
+		sched = transport.ScheduleSubject(partition.AnySubject(subject), eventID)
+	}
 	fail := func(err error) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w: %w", transport.ErrTimeout, err)

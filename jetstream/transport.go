@@ -54,6 +54,15 @@ type TransportConfig struct {
 	// ReleaseTTL is how long a release is remembered; a message redelivered
 	// later than that counts its releases as attempts. Default 7 days.
 	ReleaseTTL time.Duration
+	// MemberBucket is the KV bucket where the processes of partitioned
+	// groups list themselves (see membership.go). Created on first use,
+	// replicated like the stream consumed. Default "jetevents_members".
+	MemberBucket string
+	// MemberTTL is how long a process stays listed in MemberBucket after
+	// its last beat (the bucket's MaxAge: every process of a group must use
+	// the same). A process that dies drops out after it, and its
+	// partitions are spread over the others. Default 5s; at least 1s.
+	MemberTTL time.Duration
 	// Logger receives stalls and recoveries (warn), durable changes (warn)
 	// and failures (error). Default watermill.NopLogger.
 	Logger watermill.LoggerAdapter
@@ -78,6 +87,12 @@ func (c *TransportConfig) setDefaults() {
 	if c.ReleaseTTL == 0 {
 		c.ReleaseTTL = defaultReleaseTTL
 	}
+	if c.MemberBucket == "" {
+		c.MemberBucket = defaultMemberBucket
+	}
+	if c.MemberTTL == 0 {
+		c.MemberTTL = defaultMemberTTL
+	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
 	}
@@ -100,6 +115,10 @@ func (c TransportConfig) Validate() error {
 		return fmt.Errorf("%w: ReleaseBucket: %w", envelope.ErrInvalidConfig, ValidateName(c.ReleaseBucket))
 	case c.ReleaseTTL < time.Second:
 		return fmt.Errorf("%w: ReleaseTTL %s must be at least 1s", envelope.ErrInvalidConfig, c.ReleaseTTL)
+	case ValidateName(c.MemberBucket) != nil:
+		return fmt.Errorf("%w: MemberBucket: %w", envelope.ErrInvalidConfig, ValidateName(c.MemberBucket))
+	case c.MemberTTL < time.Second:
+		return fmt.Errorf("%w: MemberTTL %s must be at least 1s", envelope.ErrInvalidConfig, c.MemberTTL)
 	}
 	return nil
 }
@@ -117,6 +136,7 @@ type Transport struct {
 	js       natsjs.JetStream
 	cfg      TransportConfig
 	releases releaseLedger
+	members  members
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -136,6 +156,7 @@ func NewTransport(nc *nats.Conn, cfg TransportConfig) (*Transport, error) {
 	}
 	t := &Transport{nc: nc, js: js, cfg: cfg}
 	t.releases.t = t
+	t.members.t = t
 	return t, nil
 }
 
@@ -225,6 +246,7 @@ func (t *Transport) desiredConsumer(spec transport.ConsumerSpec) natsjs.Consumer
 	} else {
 		cc.FilterSubjects = slices.Clone(spec.FilterSubjects)
 	}
+	t.pinned(&cc, spec)
 	return cc
 }
 
@@ -256,6 +278,9 @@ func consumerDiff(have, want natsjs.ConsumerConfig) []string {
 	}
 	if len(have.BackOff) > 0 {
 		add("backoff", have.BackOff, "none (the router schedules redeliveries)")
+	}
+	if have.PriorityPolicy != want.PriorityPolicy || !slices.Equal(have.PriorityGroups, want.PriorityGroups) || have.PinnedTTL != want.PinnedTTL {
+		add("priority", fmt.Sprintf("%v %v %s", have.PriorityPolicy, have.PriorityGroups, have.PinnedTTL), fmt.Sprintf("%v %v %s", want.PriorityPolicy, want.PriorityGroups, want.PinnedTTL))
 	}
 	if have.Description != want.Description {
 		add("description", fmt.Sprintf("%q", have.Description), fmt.Sprintf("%q", want.Description))

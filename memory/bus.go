@@ -39,6 +39,10 @@ type Config struct {
 	// envelope.SystemClock (real timers, owned by the bus). Any other clock is
 	// manual: the bus sets no timer and re-reads it on Tick only.
 	Clock envelope.Clock
+	// MemberTTL is how long a member of a partitioned group stays listed
+	// after its last beat (on Clock), as jetstream.TransportConfig.MemberTTL.
+	// Default 5s.
+	MemberTTL time.Duration
 	// Logger receives durable changes and ends (info and error). Default
 	// watermill.NopLogger.
 	Logger watermill.LoggerAdapter
@@ -51,6 +55,9 @@ func (c *Config) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = envelope.SystemClock{}
 	}
+	if c.MemberTTL == 0 {
+		c.MemberTTL = defaultMemberTTL
+	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
 	}
@@ -60,6 +67,9 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	if c.MaxPayload < 0 {
 		return fmt.Errorf("%w: MaxPayload %d is negative", envelope.ErrInvalidConfig, c.MaxPayload)
+	}
+	if c.MemberTTL < 0 {
+		return fmt.Errorf("%w: MemberTTL %s is negative", envelope.ErrInvalidConfig, c.MemberTTL)
 	}
 	if c.DeadLetterStream != "" {
 		if err := validName("DeadLetterStream", c.DeadLetterStream); err != nil {
@@ -166,6 +176,9 @@ type Bus struct {
 	// fire time; expiries the messages with a TTL, by expiry.
 	schedules schedHeap
 	expiries  expiryHeap
+	// members are the membership sets of partitioned groups
+	// (membership.go).
+	members map[string]map[string]member
 
 	wake chan struct{} // re-arm the timer goroutine (cap 1)
 	stop chan struct{}

@@ -31,6 +31,11 @@ type durable struct {
 	redeliver  entryHeap // waiting entries by (due, stream seq)
 	pullers    []*consumer
 	rr         int
+	// pinned is the one consumer an Exclusive durable delivers to; it
+	// moves to another puller once it stopped and nothing it was given is
+	// out (settled, released, or its ack deadline passed): see
+	// nextPullerLocked.
+	pinned *consumer
 	lastActive time.Time
 	deleted    bool
 }
@@ -170,12 +175,47 @@ func (d *durable) ackFloorLocked() uint64 {
 // nextPullerLocked returns the consumer whose turn it is among those with
 // credit (nil: none); with take, the turn passes to the next one.
 func (d *durable) nextPullerLocked(take bool) *consumer {
+	if d.spec.Exclusive {
+		return d.pinnedPullerLocked(take)
+	}
 	n := len(d.pullers)
 	for i := range n {
 		idx := (d.rr + i) % n
 		if c := d.pullers[idx]; c.credit > 0 && !c.stopped {
 			if take {
 				d.rr = idx + 1
+			}
+			return c
+		}
+	}
+	return nil
+}
+
+// pinnedPullerLocked is nextPullerLocked for an Exclusive durable: only the
+// pinned consumer receives. When it stopped, the pin stays until nothing it
+// was given is out (what it held was settled or released, or its ack
+// deadline passed and it waits for a redelivery), so that the next consumer
+// receives the old one's messages before anything later: the JetStream
+// transport's handover and takeover, without the wait for a pin timeout.
+func (d *durable) pinnedPullerLocked(take bool) *consumer {
+	if p := d.pinned; p != nil && p.stopped {
+		for _, e := range d.pending {
+			if !e.waiting {
+				return nil
+			}
+		}
+		d.pinned = nil
+	}
+	if p := d.pinned; p != nil {
+		if p.credit > 0 {
+			return p
+		}
+		return nil
+	}
+	for _, c := range d.pullers {
+		if c.credit > 0 && !c.stopped {
+			if take {
+				d.pinned = c
 			}
 			return c
 		}

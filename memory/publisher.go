@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/marshaler"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -26,6 +27,9 @@ type PublisherConfig struct {
 	// Logger logs async failures when OnAsyncError is nil. Default
 	// watermill.NewSlogLogger(nil), as jetstream.Publisher.
 	Logger watermill.LoggerAdapter
+	// Partitions place events in their key's partition, as
+	// jetstream.PublisherConfig.Partitions. Default none.
+	Partitions []partition.Spec
 }
 
 // AsyncError is a PublishAsync that was queued but not stored.
@@ -73,6 +77,9 @@ func NewPublisher(b *Bus, cfg PublisherConfig) (*Publisher, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = watermill.NewSlogLogger(nil)
+	}
+	if err := partition.Specs(cfg.Partitions).Validate(); err != nil {
+		return nil, fmt.Errorf("memory publisher: %w", err)
 	}
 	return &Publisher{b: b, m: cfg.Marshaler, cfg: cfg}, nil
 }
@@ -192,9 +199,19 @@ func (p *Publisher) isClosed() bool {
 // jetstream.Publisher does for every path.
 func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Event, opts []transport.PublishOption) (*nats.Msg, error) {
 	limit := int64(p.b.MaxPayload())
-	msg, err := p.m.PublishMsg(ctx, subject, e, limit)
-	if err != nil || len(opts) == 0 {
-		return msg, err
+	placed, header := partition.Specs(p.cfg.Partitions).Place(subject, e)
+	msg, err := p.m.PublishMsg(ctx, placed, e, limit)
+	if err != nil {
+		return nil, err
+	}
+	if header != "" {
+		msg.Header.Set(partition.Header, header)
+		if err := marshaler.CheckMaxPayload(msg, limit); err != nil {
+			return nil, fmt.Errorf("publish %s: event %s: %w", subject, e.ID, err)
+		}
+	}
+	if len(opts) == 0 {
+		return msg, nil
 	}
 	o, err := transport.ResolvePublishOptions(opts)
 	if err != nil {

@@ -3,6 +3,7 @@ package memory
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetevents/events/envelope"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -187,7 +189,24 @@ func (p *Publisher) CancelSchedule(ctx context.Context, subject, eventID string)
 		return fmt.Errorf("cancel schedule of %s event %s: %w", subject, eventID, err)
 	}
 	sched := transport.ScheduleSubject(subject, eventID)
-	if err := p.b.cancelSchedule(sched); err != nil {
+	err := p.b.cancelSchedule(sched)
+	for _, s := range p.cfg.Partitions {
+		if !errors.Is(err, transport.ErrScheduleNotFound) {
+			break
+		}
+		if !s.Covers(subject) {
+			continue
+		}
+		// Placed in the partition of the event's key, which only the
+		// event tells: the schedule in any partition.
+		for part := range s.Count {
+			if err = p.b.cancelSchedule(transport.ScheduleSubject(partition.Subject(subject, part), eventID)); !errors.Is(err, transport.ErrScheduleNotFound) {
+				break
+			}
+		}
+		break
+	}
+	if err != nil {
 		return fmt.Errorf("cancel schedule of %s event %s (%s): %w", subject, eventID, sched, err)
 	}
 	return nil

@@ -16,9 +16,11 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/eventstest"
 	"github.com/jetevents/events/idempotency"
+	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/memory"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/router"
 	"github.com/jetevents/events/transport"
 )
@@ -51,6 +53,9 @@ type fixture interface {
 	deadLetters(t *testing.T) []letter
 	// state reads a durable's state (LastActive left out).
 	state(t *testing.T, durable string) transport.ConsumerState
+	// partitionedPublish returns a publish through a publisher of the
+	// transport that places events by specs.
+	partitionedPublish(t *testing.T, specs ...partition.Spec) func(ctx context.Context, subject string, e *envelope.Event) error
 }
 
 // letter is a stored dead letter.
@@ -75,6 +80,15 @@ func (f jsFixture) publish(ctx context.Context, subject string, e *envelope.Even
 }
 
 func (f jsFixture) messagePublisher(*testing.T) message.Publisher { return f.e.pub.MessagePublisher() }
+
+func (f jsFixture) partitionedPublish(t *testing.T, specs ...partition.Spec) func(context.Context, string, *envelope.Event) error {
+	pub, err := jetstream.NewPublisher(f.e.srv.Conn, jetstream.PublisherConfig{Partitions: specs})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	return func(ctx context.Context, subject string, e *envelope.Event) error {
+		return pub.Publish(ctx, subject, e)
+	}
+}
 
 func (f jsFixture) publishRaw(t *testing.T, subject string, h nats.Header, data []byte) {
 	_, err := f.e.srv.JS.PublishMsg(ctxT(t), &nats.Msg{Subject: subject, Header: h, Data: data})
@@ -107,7 +121,7 @@ func newMemFixture(t *testing.T) memFixture {
 	bus, err := memory.NewBus(memory.Config{Streams: []memory.StreamConfig{
 		{Name: stream, Subjects: []string{"auth.>"}},
 		{Name: dlqStream, Subjects: []string{"dlq.>"}},
-	}})
+	}, MemberTTL: time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bus.Close() })
 	pub, err := memory.NewPublisher(bus, memory.PublisherConfig{})
@@ -123,6 +137,14 @@ func (f memFixture) newRouter(t *testing.T, cfg router.Config) *router.Router {
 
 func (f memFixture) publish(ctx context.Context, subject string, e *envelope.Event) error {
 	return f.pub.Publish(ctx, subject, e)
+}
+
+func (f memFixture) partitionedPublish(t *testing.T, specs ...partition.Spec) func(context.Context, string, *envelope.Event) error {
+	pub, err := memory.NewPublisher(f.bus, memory.PublisherConfig{Partitions: specs})
+	require.NoError(t, err)
+	return func(ctx context.Context, subject string, e *envelope.Event) error {
+		return pub.Publish(ctx, subject, e)
+	}
 }
 
 func (f memFixture) messagePublisher(t *testing.T) message.Publisher {

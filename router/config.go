@@ -11,6 +11,7 @@ import (
 	"github.com/jetevents/events/envelope"
 	"github.com/jetevents/events/idempotency"
 	"github.com/jetevents/events/middleware"
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -101,6 +102,14 @@ type Config struct {
 	// resumes. Used by New (the jetstream transport's setting; with
 	// NewWithTransport it is the transport's business). Default 5s.
 	Heartbeat time.Duration
+
+	// MemberTTL is how long a process of a partitioned group stays listed
+	// after its last beat (it beats three times per MemberTTL): a process
+	// that dies drops out after it, and its partitions are spread over the
+	// others. Every process of a group must use the same. Used by New (the
+	// jetstream transport's setting; with NewWithTransport it is the
+	// transport's business). Default 5s; at least 1s.
+	MemberTTL time.Duration
 
 	// CloseTimeout bounds how long shutdown waits for in-flight handlers;
 	// events still in flight then are nacked for redelivery, never acked.
@@ -228,6 +237,8 @@ func (c Config) Validate() error {
 		return bad("MaxAckPending %d must be >= FetchBatch %d (or -1)", c.MaxAckPending, c.FetchBatch)
 	case c.Heartbeat < 0:
 		return bad("Heartbeat %s is negative", c.Heartbeat)
+	case c.MemberTTL < 0:
+		return bad("MemberTTL %s is negative", c.MemberTTL)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout %s must be > 0", c.CloseTimeout)
 	case c.HandlerTimeout < 0:
@@ -303,6 +314,20 @@ type GroupConfig struct {
 	// Dlq-Order-Key). See README "Ordering". Default: the router's
 	// OrderKey (nil: no keyed order).
 	OrderKey OrderKey
+	// Partitions, when its Count is set, spreads the group over the live
+	// processes that run it: the key space is cut in Count partitions
+	// (placed in the subjects by publishers sharing the same Spec: see
+	// package partition), each read by one process at a time through a
+	// durable of its own (<Durable>-p<n>), and the processes share the
+	// partitions evenly, taking over those of a process that stops or
+	// dies. The group's own durable (<Durable>, on FilterSubjects) reads
+	// the events published without a partition, as one more unit. Each
+	// FilterSubjects must be covered by the Spec's Subjects and must not
+	// match placed subjects (partition.CheckGroupFilter). OrderKey
+	// defaults to the Spec's Key; Concurrency and FetchBatch apply to each
+	// partition the process runs. See README "Ordering". Default: not
+	// partitioned.
+	Partitions partition.Spec
 }
 
 // groupDefaults fills the group's zero fields from the router's config and
@@ -322,6 +347,9 @@ func (g *GroupConfig) fill(c Config) error {
 	}
 	if g.OrderKey == nil {
 		g.OrderKey = c.OrderKey
+	}
+	if g.OrderKey == nil && g.partitioned() {
+		g.OrderKey = g.Partitions.Key
 	}
 	if g.MaxAckPending == 0 {
 		g.MaxAckPending = c.MaxAckPending
@@ -365,7 +393,28 @@ func (g *GroupConfig) fill(c Config) error {
 			return bad("Middleware[%d] is nil", i)
 		}
 	}
+	if g.partitioned() {
+		if err := g.Partitions.Validate(); err != nil {
+			return fmt.Errorf("group %s: Partitions: %w", g.Durable, err)
+		}
+		for _, f := range g.FilterSubjects {
+			if err := partition.CheckGroupFilter(f); err != nil {
+				return fmt.Errorf("group %s: %w", g.Durable, err)
+			}
+			if !g.Partitions.CoversFilter(f) {
+				return bad("FilterSubjects %q is not within the Partitions' Subjects %v: its events would never be placed in a partition", f, g.Partitions.Subjects)
+			}
+		}
+		if err := transport.ValidateName(unitDurable(g.Durable, g.Partitions.Count-1)); err != nil {
+			return fmt.Errorf("%w: group %s: partition durable: %w", envelope.ErrInvalidConfig, g.Durable, err)
+		}
+	}
 	return nil
+}
+
+// partitioned reports whether the group is partitioned.
+func (g *GroupConfig) partitioned() bool {
+	return g.Partitions.Count != 0 || g.Partitions.Key != nil || len(g.Partitions.Subjects) > 0
 }
 
 // consumerSpec is the durable the group owns.

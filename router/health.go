@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/jetevents/events/transport"
@@ -38,6 +39,9 @@ type GroupHealth struct {
 type Health struct {
 	Ready  bool
 	Groups []GroupHealth
+	// Partitioned are the partitioned groups (their partitions running
+	// here are in Groups, one entry per durable).
+	Partitioned []PartitionedHealth
 }
 
 // Health reports each group's state, reading the durables' counts from the
@@ -45,13 +49,22 @@ type Health struct {
 // goroutine: a readiness probe calls it.
 func (r *Router) Health(ctx context.Context) Health {
 	r.mu.Lock()
-	runs := r.runs
+	runs := slices.Clone(r.runs)
+	parts := r.parts
 	r.mu.Unlock()
-	h := Health{Ready: len(runs) > 0}
+	h := Health{Ready: len(runs)+len(parts) > 0}
+	for _, pr := range parts {
+		ph, units := pr.health()
+		h.Partitioned = append(h.Partitioned, ph)
+		runs = append(runs, units...)
+		if ph.BeatErr != nil || ph.StartErr != nil {
+			h.Ready = false
+		}
+	}
 	for _, gr := range runs {
 		ph := gr.run.Health()
 		gh := GroupHealth{
-			Group:        gr.g.cfg.Durable,
+			Group:        gr.spec.Durable,
 			State:        ph.State,
 			Cause:        ph.Cause,
 			Stalls:       ph.Stalls,

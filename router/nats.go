@@ -27,6 +27,7 @@ func New(nc *nats.Conn, cfg Config) (*Router, error) {
 	}
 	tr, err := jetstream.NewTransport(nc, jetstream.TransportConfig{
 		Heartbeat:        cfg.Heartbeat,
+		MemberTTL:        cfg.MemberTTL,
 		DeadLetterStream: cfg.DeadLetter.Stream,
 		Logger:           cfg.Logger,
 	})

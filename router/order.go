@@ -56,5 +56,9 @@ func (gr *groupRun) orderKeyOf(d *transport.Delivery) string {
 	if c.event == nil {
 		return "\x00undecodable:" + d.Stream + ":" + strconv.FormatUint(d.StreamSeq, 10)
 	}
-	return gr.g.cfg.OrderKey(c.event)
+	key := gr.g.cfg.OrderKey(c.event)
+	if gr.unitKey != nil {
+		gr.unitKey(d, key)
+	}
+	return key
 }

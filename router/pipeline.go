@@ -26,6 +26,10 @@ type groupRun struct {
 	dec     *marshaler.Marshaler
 	run     *consume.Group
 	log     watermill.LoggerAdapter
+	// spec is the durable it runs: the group's, or one unit of a
+	// partitioned group (partitions.go), whose key is checked by unitKey.
+	spec    transport.ConsumerSpec
+	unitKey func(d *transport.Delivery, key string)
 }
 
 // carrier is what the router keeps on a delivery (Delivery.Value): the
@@ -53,13 +57,14 @@ func newGroupRun(r *Router, g *Group, h message.HandlerFunc, idem *middleware.Id
 		idem:    idem,
 		dec:     decoderFor(g),
 		log:     r.cfg.Logger.With(watermill.LogFields{"group": g.cfg.Durable, "stream": r.cfg.Stream}),
+		spec:    g.cfg.consumerSpec(r.cfg.Stream),
 	}
 }
 
 // start binds the durable and starts the group's pipeline.
 func (gr *groupRun) start(ctx context.Context) error {
 	cfg := consume.Config{
-		Spec:         gr.g.cfg.consumerSpec(gr.r.cfg.Stream),
+		Spec:         gr.spec,
 		Concurrency:  gr.g.cfg.Concurrency,
 		FetchBatch:   gr.g.cfg.FetchBatch,
 		AttemptLimit: gr.g.cfg.MaxDeliver,

@@ -27,9 +27,14 @@ type Router struct {
 	cfg Config
 	dlq *middleware.DeadLetterer
 
+	// member is this router's name in the membership of its partitioned
+	// groups (partitions.go).
+	member string
+
 	mu      sync.Mutex
 	groups  []*Group
 	runs    []*groupRun
+	parts   []*partitionedRun
 	started bool
 	running chan struct{} // closed once every group's consumer is live
 
@@ -84,7 +89,7 @@ func NewWithTransport(tr transport.Transport, cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router config: DeadLetter: %w", err)
 	}
-	return &Router{tr: tr, cfg: cfg, dlq: dlq, running: make(chan struct{})}, nil
+	return &Router{tr: tr, cfg: cfg, dlq: dlq, running: make(chan struct{}), member: memberName()}, nil
 }
 
 // Group adds a handler group consuming filterSubjects through the durable
@@ -328,13 +333,19 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: no handler group", envelope.ErrInvalidConfig)
 	}
 
-	var runs []*groupRun
+	var (
+		runs  []*groupRun
+		parts []*partitionedRun
+	)
 	stopAll := func() []error {
 		// Every group's intake first, then one shared close deadline for
 		// all their in-flight handlers: shutdown takes CloseTimeout, not
 		// one per group.
 		for _, gr := range runs {
 			gr.run.StopIntake()
+		}
+		for _, pr := range parts {
+			pr.stopIntake()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
 		defer cancel()
@@ -344,6 +355,9 @@ func (r *Router) Run(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("group %s: CloseTimeout %s: %w", gr.g.cfg.Durable, r.cfg.CloseTimeout, err))
 			}
 		}
+		for _, pr := range parts {
+			errs = append(errs, pr.drain(ctx)...)
+		}
 		return errs
 	}
 	for _, g := range groups {
@@ -351,6 +365,18 @@ func (r *Router) Run(ctx context.Context) error {
 		if err != nil {
 			stopAll()
 			return err
+		}
+		if g.cfg.partitioned() {
+			pr, err := newPartitionedRun(r, g, h, idem)
+			if err == nil {
+				err = pr.start(ctx)
+			}
+			if err != nil {
+				stopAll()
+				return err
+			}
+			parts = append(parts, pr)
+			continue
 		}
 		gr := newGroupRun(r, g, h, idem)
 		if err := gr.start(ctx); err != nil {
@@ -360,32 +386,41 @@ func (r *Router) Run(ctx context.Context) error {
 		runs = append(runs, gr)
 	}
 	r.mu.Lock()
-	r.runs = runs
+	r.runs, r.parts = runs, parts
 	r.mu.Unlock()
 	close(r.running)
 
 	// Wait for the stop, or for a group that ended for good.
-	ended := make(chan *groupRun, len(runs))
+	ended := make(chan error, len(runs)+len(parts))
 	for _, gr := range runs {
 		go func() {
 			select {
 			case <-gr.run.Ended():
-				if gr.run.Err() != nil {
-					ended <- gr
+				if err := gr.run.Err(); err != nil {
+					ended <- fmt.Errorf("group %s: %w", gr.g.cfg.Durable, err)
 				}
 			case <-gr.run.Stopped():
+			}
+		}()
+	}
+	for _, pr := range parts {
+		go func() {
+			select {
+			case err := <-pr.ended:
+				ended <- fmt.Errorf("group %s: %w", pr.g.cfg.Durable, err)
+			case <-pr.stopCh:
 			}
 		}()
 	}
 	var errs []error
 	select {
 	case <-ctx.Done():
-	case gr := <-ended:
-		errs = append(errs, fmt.Errorf("%w: group %s: %w", ErrSubscriptionEnded, gr.g.cfg.Durable, gr.run.Err()))
+	case err := <-ended:
+		errs = append(errs, fmt.Errorf("%w: %w", ErrSubscriptionEnded, err))
 	}
 	errs = append(errs, stopAll()...)
 	r.mu.Lock()
-	r.runs = nil // Health reports no group once Run returns
+	r.runs, r.parts = nil, nil // Health reports no group once Run returns
 	r.mu.Unlock()
 	errs = append(errs, r.flush()...)
 	if len(errs) == 0 {

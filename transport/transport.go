@@ -35,8 +35,10 @@ type Consumer interface {
 	// Err is nil after Stop, else why the consumer ended (matches
 	// ErrConsumerEnded).
 	Err() error
-	// Stop ends delivery: nothing more reaches the sink, and messages that
-	// arrive meanwhile are handed back to the broker at once. Messages
+	// Stop ends delivery: once it returns nothing more reaches the sink, and
+	// messages that arrive meanwhile are handed back to the broker at once
+	// (an Exclusive consumer delivers to the sink until the requests it
+	// sent have ended, so that nothing is on its way when it hands over). Messages
 	// already delivered stay settleable. Stop waits for the consumer's
 	// goroutines and is idempotent.
 	Stop()
@@ -80,6 +82,40 @@ type ConsumerSpec struct {
 	Description string
 	// OnStatus, when set, is told when delivery stalls and recovers.
 	OnStatus func(Status)
+	// Exclusive makes one consumer at a time receive the durable's
+	// messages, whichever processes are bound to it: the others wait,
+	// receiving nothing, until it hands over (Handover) or stops pulling
+	// for the transport's takeover time (a crashed process). A partition
+	// of a partitioned group (JetStream: a pinned priority group, ADR-42).
+	// The takeover time is longer than AckWait: a crashed consumer's
+	// messages are due for redelivery before another consumer may
+	// receive anything, so that nothing overtakes them.
+	Exclusive bool
+}
+
+// Handover is implemented by the Consumer of an Exclusive spec. Called
+// once the consumer stopped and every message it delivered was settled or
+// released, it lets the next consumer receive at once instead of after the
+// takeover time. It hands nothing over while a message it delivered is
+// still pending at the broker (one lost on its way when the consumer
+// stopped): the takeover time then applies, so that nothing overtakes it.
+type Handover interface {
+	Handover(ctx context.Context) error
+}
+
+// Membership keeps sets of live members (the processes of a partitioned
+// group), each listed until its last Beat is MemberTTL old: JetStream keeps
+// them in a KV bucket whose entries expire, the memory bus in memory on its
+// clock.
+type Membership interface {
+	// MemberTTL is how long a member stays listed after its last Beat.
+	MemberTTL() time.Duration
+	// Beat lists member in set (again) with info, for MemberTTL.
+	Beat(ctx context.Context, set, member string, info []byte) error
+	// Members lists the live members of set with their info.
+	Members(ctx context.Context, set string) (map[string][]byte, error)
+	// Leave removes member from set at once.
+	Leave(ctx context.Context, set, member string) error
 }
 
 // Status is a change of a consumer's health.

@@ -20,9 +20,11 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -528,8 +530,17 @@ func (g *Group) StopIntake() {
 			g.wake.Stop()
 		}
 		g.mu.Unlock()
+		// Handed back in stream order: the broker redelivers in the order
+		// it was given them, and a keyed group taking over must see each
+		// key's events in order.
+		order := make([]int, len(queued))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(queued[a].StreamSeq, queued[b].StreamSeq) })
 		now := time.Now()
-		for i, d := range queued {
+		for _, i := range order {
+			d := queued[i]
 			if !g.leaseHeld(d, now) {
 				g.expired(d, now)
 				continue
@@ -628,6 +639,16 @@ func (g *Group) awaitHandlers(done <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// Handover lets the next process receive the durable at once, once Drain
+// returned (an Exclusive consumer: see transport.Handover); nothing for
+// other consumers.
+func (g *Group) Handover(ctx context.Context) error {
+	if h, ok := g.cons.(transport.Handover); ok {
+		return h.Handover(ctx)
+	}
+	return nil
 }
 
 // Stopped is closed once Drain finished.

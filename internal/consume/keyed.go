@@ -81,6 +81,12 @@ func (ls *lanes) add(d *transport.Delivery, now time.Time) (held bool, release t
 	i, found := slices.BinarySearchFunc(l.items, d.StreamSeq, func(it item, seq uint64) int {
 		return cmpSeq(it.d.StreamSeq, seq)
 	})
+	if i == 0 && !found && l.busy {
+		// Earlier in the stream than the message in its handler (handed
+		// back out of order by a process that stopped): it cannot go
+		// before it any more; it runs right after.
+		i = 1
+	}
 	switch {
 	case found && i == 0 && l.busy:
 		// Delivered again while its handler runs (its lease ran out): the
