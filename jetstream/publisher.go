@@ -389,7 +389,6 @@ func (p *Publisher) encode(ctx context.Context, subject string, e *envelope.Even
 	return msg, nil
 }
 
-
 func closedErr(subject string, e *envelope.Event) error {
 	id := ""
 	if e != nil {

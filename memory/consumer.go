@@ -35,7 +35,7 @@ type durable struct {
 	// moves to another puller once it stopped and nothing it was given is
 	// out (settled, released, or its ack deadline passed): see
 	// nextPullerLocked.
-	pinned *consumer
+	pinned     *consumer
 	lastActive time.Time
 	deleted    bool
 }
