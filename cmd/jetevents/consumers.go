@@ -111,7 +111,7 @@ type consumerState struct {
 	// PausedUntil is when a paused consumer resumes by itself, RFC 3339
 	// UTC; empty when it is not paused.
 	PausedUntil string `json:"paused_until,omitempty"`
-	MaxDeliver     int           `json:"max_deliver"`
+	MaxDeliver  int    `json:"max_deliver"`
 	// PushBound: a push consumer with a subscriber (they do not pull, so
 	// Waiting stays 0).
 	PushBound bool `json:"push_bound,omitempty"`
