@@ -86,6 +86,7 @@ func TestRouter_pause_delivers_nothing_until_the_deadline_then_resumes_by_itself
 			for i, c := range calls[1:] {
 				assert.False(t, at[i+1].Before(until), "%s handled %s before the pause ended", c.ID, until.Sub(at[i+1]))
 			}
+			t.Logf("first event handled %s after the deadline, last %s", at[1].Sub(until), at[n].Sub(until))
 			waitIdle(t, f, "users")
 			h, g := groupHealth(t, r)
 			assert.True(t, h.Ready)
