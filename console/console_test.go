@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -438,3 +439,37 @@ func TestConsole_a_pause_survives_a_router_restart(t *testing.T) {
 }
 
 var defaultPauseSeconds = console.DefaultPause.Seconds()
+
+// TestConsole_pauses_through_the_routers_pauser: a service hands its router
+// to its console (Config.Pauser = r.StreamPauser()); the group page's pause
+// and resume go through Router.Pause and Resume, so the router's Health
+// reports the pause, and a group that is not the router's is refused.
+func TestConsole_pauses_through_the_routers_pauser(t *testing.T) {
+	var _ console.Pauser = router.StreamPauser{}
+	srv := eventstest.NewServer(t)
+	a := newApp(t, srv)
+	a.start()
+	w := newWeb(t, console.Config{JetStream: srv.JS, AllowWrites: true, Pauser: a.r.StreamPauser(), Health: a.r.Health,
+		Identity: func(*http.Request) string { return "carol" }})
+	token := w.token("groups/AUTH_EVENTS/user-notifications")
+
+	status, _, _ := w.post("groups/AUTH_EVENTS/user-notifications/pause", url.Values{"for": {"30m"}, "csrf": {token}})
+	require.Equal(t, http.StatusSeeOther, status)
+	h := a.r.Health(testCtx(t))
+	require.Len(t, h.Groups, 1)
+	assert.True(t, h.Ready)
+	assert.WithinDuration(t, time.Now().Add(30*time.Minute), h.Groups[0].PausedUntil, time.Minute)
+	_, body := w.get("")
+	assert.Contains(t, body, `data-state="paused"`)
+
+	status, _, _ = w.post("groups/AUTH_EVENTS/user-notifications/resume", url.Values{"csrf": {token}})
+	require.Equal(t, http.StatusSeeOther, status)
+	assert.True(t, a.r.Health(testCtx(t)).Groups[0].PausedUntil.IsZero())
+
+	_, err := srv.JS.CreateConsumer(testCtx(t), "AUTH_EVENTS", natsjs.ConsumerConfig{Durable: "not-mine", AckPolicy: natsjs.AckExplicitPolicy})
+	require.NoError(t, err)
+	status, _, body = w.post("groups/AUTH_EVENTS/not-mine/pause", url.Values{"for": {"30m"}, "csrf": {w.token("groups/AUTH_EVENTS/not-mine")}})
+	assert.Equal(t, http.StatusBadGateway, status)
+	assert.Contains(t, body, "no such group")
+	assert.False(t, consumerInfo(t, srv, "not-mine").Paused)
+}

@@ -13,9 +13,13 @@ import (
 // consumer pause through nats.go (PauseConsumer, ResumeConsumer; nats-server
 // 2.11 or later): the server delivers nothing to the durable until the
 // time passes or it is resumed, and its info says Paused with the time
-// remaining, which the pages show whoever paused it. A router that owns
-// pausing (so that a restart applying the group's config does not undo
-// it) implements Pauser and is given as Config.Pauser.
+// remaining, which the pages show whoever paused it (a router that starts
+// again and updates the durable to its group's config leaves the pause: the
+// server keeps it). A service serving the console beside its router may give
+// the router's own, r.StreamPauser() (router.StreamPauser), as
+// Config.Pauser: pauses then go through Router.Pause and Resume (logged by
+// the router, on whichever transport it runs), and only its groups can be
+// paused.
 type Pauser interface {
 	// Pause stops deliveries to the durable until until.
 	Pause(ctx context.Context, stream, group string, until time.Time) error

@@ -838,6 +838,9 @@ func (c *pullConsumer) State(ctx context.Context) (transport.ConsumerState, erro
 	if info.Delivered.Last != nil {
 		st.LastActive = *info.Delivered.Last
 	}
+	if info.Paused && info.Config.PauseUntil != nil {
+		st.PausedUntil = *info.Config.PauseUntil
+	}
 	return st, nil
 }
 

@@ -473,7 +473,7 @@ func (s *stream) dispatchLocked(now time.Time) {
 }
 
 // Tick re-reads the clock and redelivers whatever became due: nak delays
-// that passed, AckWaits that expired. With the system clock the bus's timer
+// that passed, AckWaits that expired, pauses that ended. With the system clock the bus's timer
 // does it by itself; with a manual clock call it after moving the clock.
 func (b *Bus) Tick() {
 	b.mu.Lock()
@@ -513,13 +513,17 @@ func (b *Bus) scheduleLocked(t time.Time) {
 	}
 }
 
-// nextEventLocked is the earliest future ack deadline or redelivery time of
-// every durable, schedule fire time or message expiry (zero: none). What is
+// nextEventLocked is the earliest future ack deadline, redelivery time or
+// pause end of every durable, schedule fire time or message expiry (zero:
+// none). What is
 // already due and waits only for credit needs no timer.
 func (b *Bus) nextEventLocked(now time.Time) time.Time {
 	next := b.nextTimedLocked(now)
 	for _, s := range b.order {
 		for _, d := range s.consumers {
+			if d.pausedUntil.After(now) && (next.IsZero() || d.pausedUntil.Before(next)) {
+				next = d.pausedUntil
+			}
 			for _, e := range d.pending {
 				t := e.deadline
 				if e.waiting {

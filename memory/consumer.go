@@ -38,6 +38,8 @@ type durable struct {
 	pinned     *consumer
 	lastActive time.Time
 	deleted    bool
+	// pausedUntil: nothing is delivered before it (see pause.go).
+	pausedUntil time.Time
 }
 
 // entry is a delivered message without a verdict yet: out at a consumer
@@ -145,9 +147,9 @@ func (d *durable) update(spec transport.ConsumerSpec) []string {
 // dispatchLocked hands messages to the durable's consumers while one of
 // them has credit and a message is ready: due redeliveries first (oldest due
 // first), then new messages in stream order within MaxAckPending. Consumers
-// with credit take turns.
+// with credit take turns. A paused durable hands out nothing.
 func (d *durable) dispatchLocked(now time.Time) {
-	if d.deleted {
+	if d.deleted || now.Before(d.pausedUntil) {
 		return
 	}
 	for {
@@ -319,8 +321,11 @@ func (d *durable) detachLocked(c *consumer) {
 	d.pullers = slices.DeleteFunc(d.pullers, func(o *consumer) bool { return o == c })
 }
 
-func (d *durable) stateLocked() transport.ConsumerState {
+func (d *durable) stateLocked(now time.Time) transport.ConsumerState {
 	st := transport.ConsumerState{Pending: d.numPending, AckPending: len(d.pending), LastActive: d.lastActive}
+	if now.Before(d.pausedUntil) {
+		st.PausedUntil = d.pausedUntil
+	}
 	for _, e := range d.pending {
 		if e.deliveries > 1 {
 			st.Redelivered++
@@ -413,7 +418,7 @@ func (b *Bus) ConsumerState(streamName, durableName string) (transport.ConsumerS
 	if err != nil {
 		return transport.ConsumerState{}, err
 	}
-	return d.stateLocked(), nil
+	return d.stateLocked(b.now()), nil
 }
 
 func (b *Bus) durableLocked(streamName, durableName string) (*durable, error) {
@@ -647,7 +652,7 @@ func (c *consumer) State(ctx context.Context) (transport.ConsumerState, error) {
 	if c.d.deleted {
 		return transport.ConsumerState{}, fmt.Errorf("consumer %s: %w on stream %s", c.spec.Durable, ErrNoConsumer, c.spec.Stream)
 	}
-	return c.d.stateLocked(), nil
+	return c.d.stateLocked(c.b.now()), nil
 }
 
 // delivery is one delivery with its settlement on the bus.

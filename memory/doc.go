@@ -56,6 +56,13 @@
 // publish (atomic batches go through PublishAtomic); none of them is a
 // publish option of this module.
 //
+// Pausing a durable (Bus.Pause and Resume, transport.Pauser, which the
+// router's Pause and Resume use) behaves as JetStream's consumer pause: the
+// durable delivers nothing, first deliveries nor redeliveries, until the
+// bus's clock passes the deadline, then resumes by itself (with a manual
+// clock, on the first Tick after it); its consumers stay active, and
+// ConsumerState.PausedUntil says until when.
+//
 // In the package map of the README it sits beside jetstream, under router: it
 // imports envelope, marshaler and transport, never nats-server.
 package memory

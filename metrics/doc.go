@@ -32,6 +32,8 @@
 //	jetevents_group_held{group}                             gauge (scrape)
 //	jetevents_group_up{group}                               gauge (scrape)
 //	jetevents_group_stalls_total{group}                     counter (scrape)
+//	jetevents_group_paused{group}                           gauge (scrape)
+//	jetevents_group_paused_until_timestamp_seconds{group}   gauge (scrape, while paused)
 //	jetevents_dead_letter_messages{stream}                  gauge (scrape)
 //	jetevents_scrape_errors_total{source}                   counter
 //	jetevents_outbox_relayed_total{table,subject,result}    counter (outbox.RelayConfig.OnRelayed = m.OutboxRelayed)

@@ -268,3 +268,32 @@ func TestNew_refuses_bad_config_and_double_registration(t *testing.T) {
 	_, err = metrics.New(reg, metrics.Config{Namespace: "other"})
 	assert.NoError(t, err, "the failed New left nothing registered under another namespace")
 }
+
+// A paused group is up and paused, with the time it resumes; resumed, it is
+// up and not paused, and the resume time is gone.
+func TestMetrics_a_paused_group_is_up_and_paused_until_its_deadline(t *testing.T) {
+	srv := newServer(t)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{})
+	require.NoError(t, err)
+	cfg := fastConfig()
+	m.Instrument(&cfg)
+	r, err := router.New(srv.Conn, cfg)
+	require.NoError(t, err)
+	router.Handle(r.Group("users", "auth.user.*"), "user.created", handler)
+	m.WatchRouter(r)
+	run(t, r)
+	assert.Equal(t, series{"group=users": 0}, gather(t, reg, "jetevents_group_paused"))
+	assert.Empty(t, gather(t, reg, "jetevents_group_paused_until_timestamp_seconds"))
+
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	require.NoError(t, r.Pause(ctxT(t), "users", until))
+	assert.Equal(t, series{"group=users": 1}, gather(t, reg, "jetevents_group_paused"))
+	assert.Equal(t, series{"group=users": float64(until.Unix())}, gather(t, reg, "jetevents_group_paused_until_timestamp_seconds"))
+	assert.Equal(t, series{"group=users": 1}, gather(t, reg, "jetevents_group_up"), "a paused group is up")
+
+	require.NoError(t, r.Resume(ctxT(t), "users"))
+	assert.Equal(t, series{"group=users": 0}, gather(t, reg, "jetevents_group_paused"))
+	assert.Empty(t, gather(t, reg, "jetevents_group_paused_until_timestamp_seconds"))
+	assert.Empty(t, gather(t, reg, "jetevents_scrape_errors_total"))
+}

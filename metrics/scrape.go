@@ -45,6 +45,7 @@ type scrapeCollector struct {
 	outboxes []OutboxBacklog
 
 	pending, ackPending, redelivered, held, up, stalls, dlqDepth *prometheus.Desc
+	paused, pausedUntil                                          *prometheus.Desc
 	outboxPending, outboxOldest                                  *prometheus.Desc
 	errors                                                       *prometheus.CounterVec
 }
@@ -62,6 +63,8 @@ func newScrapeCollector(m *Metrics) *scrapeCollector {
 		held:          desc("group_held", "Messages this process holds for the group: queued for its workers and in its handlers.", "group"),
 		up:            desc("group_up", "1 while the group pulls, 0 while it is stalled (recovering) or ended.", "group"),
 		stalls:        desc("group_stalls_total", "Stalls the group recovered from since the router started.", "group"),
+		paused:        desc("group_paused", "1 while the group's durable is paused (it delivers nothing until the pause ends), 0 otherwise (consumer info, read at scrape).", "group"),
+		pausedUntil:   desc("group_paused_until_timestamp_seconds", "When the paused group's durable resumes by itself, as a Unix time; only while it is paused (consumer info, read at scrape).", "group"),
 		dlqDepth:      desc("dead_letter_messages", "Messages stored in the dead-letter stream (stream info, read at scrape).", "stream"),
 		outboxPending: desc("outbox_pending", "Rows of the outbox table committed and not yet relayed (read at scrape).", "table"),
 		outboxOldest:  desc("outbox_oldest_age_seconds", "Age of the oldest row of the outbox table, 0 when empty: the relay's lag, or how long a held subject waits (read at scrape).", "table"),
@@ -89,7 +92,7 @@ func (c *scrapeCollector) addDeadLetters(js natsjs.JetStream, stream string) {
 
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.redelivered, c.held, c.up, c.stalls, c.dlqDepth, c.outboxPending, c.outboxOldest} {
+	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.redelivered, c.held, c.up, c.stalls, c.paused, c.pausedUntil, c.dlqDepth, c.outboxPending, c.outboxOldest} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -125,6 +128,12 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.pending, float64(g.Pending), g.Group)
 			gauge(c.ackPending, float64(g.AckPending), g.Group)
 			gauge(c.redelivered, float64(g.Redelivered), g.Group)
+			paused := 0.0
+			if !g.PausedUntil.IsZero() {
+				paused = 1
+				gauge(c.pausedUntil, float64(g.PausedUntil.UnixNano())/1e9, g.Group)
+			}
+			gauge(c.paused, paused, g.Group)
 		}
 	}
 	for _, d := range dlqs {

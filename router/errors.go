@@ -20,3 +20,8 @@ var ErrShutdown = errors.New("router: unclean shutdown")
 // Run stops every group rather than run without one. A deleted durable, a
 // lost pull or a leader change do not end it: they are recovered.
 var ErrSubscriptionEnded = errors.New("router: subscription ended")
+
+// ErrUnknownGroup is matched by the error of Pause or Resume (and
+// StreamPauser's) for a group that is not one of the router's; the message
+// names the router's groups.
+var ErrUnknownGroup = errors.New("router: no such group")

@@ -32,10 +32,16 @@ type GroupHealth struct {
 	AckPending  int
 	Redelivered int
 	InfoErr     error
+	// PausedUntil is when the group's durable, paused (Router.Pause, or
+	// by anyone: jetevents consumers pause, the console), resumes by
+	// itself; zero when it is not paused (or InfoErr is set). A paused
+	// group stays active and counts as ready: it waits on purpose, and its
+	// pulls are answered with heartbeats.
+	PausedUntil time.Time
 }
 
 // Health is the router's state: Ready when Run bound every group and none
-// is stalled or ended.
+// is stalled or ended (a paused group is ready).
 type Health struct {
 	Ready  bool
 	Groups []GroupHealth
@@ -75,6 +81,7 @@ func (r *Router) Health(ctx context.Context) Health {
 			gh.InfoErr = err
 		} else {
 			gh.Pending, gh.AckPending, gh.Redelivered = st.Pending, st.AckPending, st.Redelivered
+			gh.PausedUntil = st.PausedUntil
 		}
 		if gh.State != transport.StateActive {
 			h.Ready = false

@@ -16,6 +16,10 @@
 // the schedule grammar of nats-server (cron.go), AtomicEvent and AtomicAck
 // (atomic.go), and their errors (errors.go).
 //
+// A transport that can pause a durable (JetStream's consumer pause, the
+// memory bus's) implements Pauser (pause.go) as well; the router's Pause and
+// Resume use it.
+//
 // Credit is how "anything held is leased" is kept: a Consumer delivers at most
 // the credit it was given, the router gives one credit back per settled
 // message, and the router renews (InProgress) every message it holds, queued

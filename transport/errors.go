@@ -27,6 +27,10 @@ var (
 	ErrCloseTimeout = errors.New("close deadline passed with handlers running")
 	// ErrDeadLetter is matched by every failed PublishDeadLetter.
 	ErrDeadLetter = errors.New("dead-letter publish failed")
+	// ErrNoConsumer: the durable consumer named does not exist (on a stream
+	// that does): a Pauser's Pause or Resume of a durable nobody created
+	// yet, a state read of one deleted.
+	ErrNoConsumer = errors.New("no such durable consumer")
 )
 
 // Publish failures shared by every transport (jetstream, memory): each

@@ -155,6 +155,9 @@ type ConsumerState struct {
 	Waiting int
 	// LastActive: the last delivery time, zero if never.
 	LastActive time.Time
+	// PausedUntil is when a paused durable delivers again by itself (see
+	// Pauser); zero when it is not paused.
+	PausedUntil time.Time
 }
 
 // Message is a dead letter to publish.

@@ -18,8 +18,10 @@ import (
 // cmdConsumers prints the consumers of one stream (or of every stream) with
 // what an operator looks at when events do not arrive: what waits, what is
 // held unacknowledged, what was redelivered, whether anything pulls, when
-// it last did, and whether it looks stalled. With a consumer name it prints
-// that consumer's settings and state. It only reads.
+// it last did, whether it looks stalled, and until when it is paused. With a
+// consumer name it prints that consumer's settings and state. It only reads.
+// (`consumers pause` and `consumers resume`, in pause.go, write: a stream
+// named "pause" or "resume" is listed with `jetevents streams list`.)
 func cmdConsumers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("consumers", stderr)
 	cf := addConnFlags(fs)
@@ -106,7 +108,10 @@ type consumerState struct {
 	// Paused: the consumer is paused (nats-server 2.11+) for PauseRemaining.
 	Paused         bool          `json:"paused,omitempty"`
 	PauseRemaining time.Duration `json:"pause_remaining_ns,omitempty"`
-	MaxDeliver     int           `json:"max_deliver"`
+	// PausedUntil is when a paused consumer resumes by itself, RFC 3339
+	// UTC; empty when it is not paused.
+	PausedUntil string `json:"paused_until,omitempty"`
+	MaxDeliver  int    `json:"max_deliver"`
 	// PushBound: a push consumer with a subscriber (they do not pull, so
 	// Waiting stays 0).
 	PushBound bool `json:"push_bound,omitempty"`
@@ -126,6 +131,9 @@ func consumerView(ci *natsjs.ConsumerInfo, now time.Time, stalledAfter time.Dura
 	}
 	s.Stalled = jetstream.ConsumerStalled(ci, now, stalledAfter)
 	s.Paused, s.PauseRemaining = ci.Paused, ci.PauseRemaining
+	if ci.Paused && ci.Config.PauseUntil != nil {
+		s.PausedUntil = ci.Config.PauseUntil.UTC().Format(time.RFC3339)
+	}
 	return s
 }
 
@@ -133,8 +141,8 @@ func consumerView(ci *natsjs.ConsumerInfo, now time.Time, stalledAfter time.Dura
 // stalled.
 func consumerTable(w io.Writer, cs []*natsjs.ConsumerInfo, now time.Time, stalledAfter time.Duration) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tCONSUMER\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST ACTIVE\tSTALLED\tMAX DELIVER")
-	var nStalled []string
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST ACTIVE\tSTALLED\tMAX DELIVER\tPAUSED UNTIL")
+	var nStalled, nPaused []string
 	for _, ci := range cs {
 		s := consumerView(ci, now, stalledAfter)
 		name := s.Name
@@ -146,9 +154,14 @@ func consumerTable(w io.Writer, cs []*natsjs.ConsumerInfo, now time.Time, stalle
 			st = "yes"
 			nStalled = append(nStalled, s.Stream+"/"+s.Name)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
+		paused := "-"
+		if s.PausedUntil != "" {
+			paused = s.PausedUntil
+			nPaused = append(nPaused, s.Stream+"/"+s.Name+" until "+s.PausedUntil)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
 			s.Stream, name, s.Filter, s.Pending, s.AckPending, s.Redelivered, s.Waiting,
-			agoText(s.lastActive, now), st, maxDeliverText(s.MaxDeliver))
+			agoText(s.lastActive, now), st, maxDeliverText(s.MaxDeliver), paused)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -156,6 +169,10 @@ func consumerTable(w io.Writer, cs []*natsjs.ConsumerInfo, now time.Time, stalle
 	if len(nStalled) > 0 {
 		fmt.Fprintf(w, "\nstalled: %s: events wait but nothing pulled them for %s; is the service that consumes them running? (its logs; jetevents consumers STREAM CONSUMER for details)\n",
 			strings.Join(nStalled, ", "), stalledAfter)
+	}
+	if len(nPaused) > 0 {
+		fmt.Fprintf(w, "\npaused: %s: nothing is delivered to it until then, when it resumes by itself ('jetevents consumers resume GROUP -stream STREAM' resumes it now)\n",
+			strings.Join(nPaused, ", "))
 	}
 	return nil
 }
@@ -167,16 +184,7 @@ func (c *conn) consumerDetail(ctx context.Context, w io.Writer, stream, name str
 	}
 	cons, err := c.js.Consumer(ctx, stream, name)
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
-		have := "no consumers"
-		if cs, lerr := c.consumers(ctx, stream); lerr == nil && len(cs) > 0 {
-			names := make([]string, len(cs))
-			for i, ci := range cs {
-				names[i] = ci.Name
-			}
-			have = strings.Join(names, ", ")
-		}
-		return opErr(fmt.Sprintf("stream %s has no consumer %s (it has %s)", stream, name, have),
-			"check the name with 'jetevents consumers "+stream+"'; a service creates its consumer when it starts", errNotFound, err)
+		return c.noConsumer(ctx, stream, name, err)
 	}
 	if err != nil {
 		return c.explain(ctx, err, "looking up consumer "+stream+"/"+name)
@@ -215,7 +223,7 @@ func (c *conn) consumerDetail(ctx context.Context, w io.Writer, stream, name str
 	}
 	row("stalled", stalledText)
 	if s.Paused {
-		row("paused", fmt.Sprintf("yes, for %s more", s.PauseRemaining.Round(time.Second)))
+		row("paused", fmt.Sprintf("yes, until %s (for %s more), then it resumes by itself", s.PausedUntil, roundText(s.PauseRemaining)))
 	}
 	return tw.Flush()
 }

@@ -5,7 +5,12 @@
 //	jetevents streams apply -f FILE     create/update streams and consumers (idempotent)
 //	jetevents streams list              streams (subjects, messages, bytes) and consumers
 //	jetevents consumers [STREAM [NAME]] consumers: pending, ack pending, redelivered,
-//	                                    waiting, last active, stalled
+//	                                    waiting, last active, stalled, paused until
+//	jetevents consumers pause GROUP (-until TIME | -for D) [-stream S]
+//	                                    pause a group's durable (nats-server 2.11+);
+//	                                    it resumes by itself at the deadline
+//	jetevents consumers resume GROUP [-stream S]
+//	                                    resume it now
 //	jetevents publish SUBJECT -type T [-data JSON]
 //	                                    publish one event through the library's publisher
 //	jetevents tail [-stream S] [-subject auth.>] [-all] [-n N]
@@ -81,7 +86,9 @@ commands:
   server                  run a NATS server with JetStream (persistent store; for local work and the examples)
   streams apply -f FILE   create or update the streams and consumers FILE declares (YAML or JSON)
   streams list            list streams and their consumers
-  consumers [STREAM]      consumers with pending, ack pending, redelivered, waiting, last active, stalled
+  consumers [STREAM]      consumers with pending, ack pending, redelivered, waiting, last active, stalled, paused until
+  consumers pause GROUP   pause a group's durable (-until TIME | -for D); it resumes by itself then
+  consumers resume GROUP  resume a paused group's durable now
   publish SUBJECT         publish one event (-type, -data) through the library's publisher
   tail                    print decoded events as they arrive
   dlq list|show|replay|purge
@@ -110,7 +117,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"apply": streamsApply, "list": streamsList, "ls": streamsList,
 		})
 	case "consumers", "consumer":
-		name, err = "consumers", cmdConsumers(ctx, args[1:], stdout, stderr)
+		switch {
+		case len(args) > 1 && args[1] == "pause":
+			name, err = "consumers pause", consumersPause(ctx, args[2:], stdout, stderr)
+		case len(args) > 1 && args[1] == "resume":
+			name, err = "consumers resume", consumersResume(ctx, args[2:], stdout, stderr)
+		default:
+			name, err = "consumers", cmdConsumers(ctx, args[1:], stdout, stderr)
+		}
 	case "publish", "pub":
 		name, err = "publish", cmdPublish(ctx, args[1:], stdout, stderr)
 	case "tail":
@@ -166,18 +180,20 @@ func sub(ctx context.Context, group, verbs string, args []string, stdout, stderr
 
 // synopses are the first line of each command's -h.
 var synopses = map[string]string{
-	"server":        "jetevents server [-host H] [-port 4222] [-store DIR | -temp] [-log LEVEL]",
-	"streams apply": "jetevents streams apply -f FILE [connection flags]",
-	"streams list":  "jetevents streams list [connection flags]",
-	"consumers":     "jetevents consumers [STREAM [CONSUMER]] [-json] [-stalled-after 1m] [connection flags]",
-	"publish":       "jetevents publish SUBJECT -type TYPE [-data JSON|@FILE] [-source S] [-org ID] [-id ID] [connection flags]",
-	"tail":          "jetevents tail [-stream S] [-subject S] [-all] [-n N] [connection flags]",
-	"dlq list":      "jetevents dlq list [-stream DLQ] [-subject dlq.auth.>] [-n N] [-json] [connection flags]",
-	"dlq show":      "jetevents dlq show SEQ [-stream DLQ] [-json] [connection flags]",
-	"dlq replay":    "jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v] [connection flags]",
-	"dlq purge":     "jetevents dlq purge [-stream DLQ] [-subject dlq.auth.>] [-yes] [connection flags]",
-	"ui":            "jetevents ui [-listen 127.0.0.1:8080] [-writes] [-stream DLQ] [-db URL [-table T]] [-refresh 3s] [connection flags]",
-	"outbox status": "jetevents outbox status -db URL [-table jetevents_outbox] [-max-age D] [-json] [-timeout 10s]",
+	"server":           "jetevents server [-host H] [-port 4222] [-store DIR | -temp] [-log LEVEL]",
+	"streams apply":    "jetevents streams apply -f FILE [connection flags]",
+	"streams list":     "jetevents streams list [connection flags]",
+	"consumers":        "jetevents consumers [STREAM [CONSUMER]] [-json] [-stalled-after 1m] [connection flags]",
+	"consumers pause":  "jetevents consumers pause GROUP (-until TIME | -for DURATION) [-stream S] [connection flags]",
+	"consumers resume": "jetevents consumers resume GROUP [-stream S] [connection flags]",
+	"publish":          "jetevents publish SUBJECT -type TYPE [-data JSON|@FILE] [-source S] [-org ID] [-id ID] [connection flags]",
+	"tail":             "jetevents tail [-stream S] [-subject S] [-all] [-n N] [connection flags]",
+	"dlq list":         "jetevents dlq list [-stream DLQ] [-subject dlq.auth.>] [-n N] [-json] [connection flags]",
+	"dlq show":         "jetevents dlq show SEQ [-stream DLQ] [-json] [connection flags]",
+	"dlq replay":       "jetevents dlq replay (SEQ | -all [-subject dlq.auth.>]) [-keep] [-original-msg-id] [-v] [connection flags]",
+	"dlq purge":        "jetevents dlq purge [-stream DLQ] [-subject dlq.auth.>] [-yes] [connection flags]",
+	"ui":               "jetevents ui [-listen 127.0.0.1:8080] [-writes] [-stream DLQ] [-db URL [-table T]] [-refresh 3s] [connection flags]",
+	"outbox status":    "jetevents outbox status -db URL [-table jetevents_outbox] [-max-age D] [-json] [-timeout 10s]",
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

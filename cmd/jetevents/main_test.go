@@ -272,9 +272,9 @@ func TestStreamsList_shows_streams_counts_and_consumers(t *testing.T) {
 	assert.Equal(t, "1", fields["AUTH_EVENTS auth.>"][9], "consumer count")
 	require.Contains(t, fields, "DLQ dlq.>", out)
 	assert.Equal(t, "0", fields["DLQ dlq.>"][4])
-	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER
+	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER PAUSED-UNTIL
 	require.Contains(t, fields, "AUTH_EVENTS user-notifications", out)
-	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited"},
+	assert.Equal(t, []string{"AUTH_EVENTS", "user-notifications", "auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited", "-"},
 		fields["AUTH_EVENTS user-notifications"])
 }
 

@@ -47,13 +47,13 @@ func TestConsumers_show_pending_waiting_last_active_and_stalled(t *testing.T) {
 			rows[f[1]] = f
 		}
 	}
-	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER
+	// STREAM CONSUMER FILTER PENDING ACK-PENDING REDELIVERED WAITING LAST-ACTIVE STALLED MAX-DELIVER PAUSED-UNTIL
 	require.Contains(t, rows, "busy", out)
 	assert.Equal(t, []string{"auth.user.>", "1", "1", "0", "0"}, rows["busy"][2:7])
 	assert.Regexp(t, `^\d+s$`, rows["busy"][7], "last active seconds ago")
 	assert.Equal(t, []string{"ago", "no"}, rows["busy"][8:10])
-	assert.Equal(t, []string{"(all)", "0", "0", "0", "0", "never", "no", "unlimited"}, rows["idle"][2:], "nothing waits: not stalled")
-	assert.Equal(t, []string{"auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited"}, rows["user-notifications"][2:])
+	assert.Equal(t, []string{"(all)", "0", "0", "0", "0", "never", "no", "unlimited", "-"}, rows["idle"][2:], "nothing waits: not stalled")
+	assert.Equal(t, []string{"auth.user.>", "2", "0", "0", "0", "never", "yes", "unlimited", "-"}, rows["user-notifications"][2:])
 	assert.Contains(t, out, "stalled: AUTH_EVENTS/user-notifications: events wait but nothing pulled them for 24h0m0s; is the service that consumes them running?")
 
 	t.Run("-json has numbers and the flag", func(t *testing.T) {
@@ -416,6 +416,8 @@ func TestNoJetStream_every_subcommand_says_how_to_enable_it(t *testing.T) {
 		{"streams", "list"},
 		{"consumers"},
 		{"consumers", "AUTH_EVENTS", "user-notifications"},
+		{"consumers", "pause", "user-notifications", "-for", "1h"},
+		{"consumers", "resume", "user-notifications", "-stream", "AUTH_EVENTS"},
 		{"publish", "auth.user.created", "-type", "user.created", "-data", `{"user_id":1}`},
 		{"tail", "-subject", "auth.>"},
 		{"dlq", "list"},
