@@ -253,3 +253,38 @@ func TestRouter_partitioned_group_refuses_filters_it_cannot_partition(t *testing
 		})
 	}
 }
+
+func TestRouter_pausing_a_partitioned_group_pauses_every_partition(t *testing.T) {
+	for _, fx := range fixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			f := fx.make(t)
+			publish := f.partitionedPublish(t, byKey)
+			p := newKeyProbe()
+			r, stop := partitionedRouter(t, f, p)
+			waitSpread(t, r)
+			require.NoError(t, r.Pause(ctxT(t), "users", time.Now().Add(time.Hour)))
+			const n = 24
+			for k := range n {
+				require.NoError(t, publish(ctxT(t), "auth.user.updated", userEvent("user.updated", map[string]any{"key": fmt.Sprintf("k%d", k), "n": 0})))
+			}
+			// Every event waits in its partition, none delivered.
+			require.Eventually(t, func() bool {
+				var pending uint64
+				for u := range byKey.Count {
+					pending += f.state(t, fmt.Sprintf("users-p%d", u)).Pending
+				}
+				return pending == n
+			}, 20*time.Second, 10*time.Millisecond)
+			h := r.Health(ctxT(t))
+			assert.True(t, h.Ready, "paused is ready")
+			for _, g := range h.Groups {
+				assert.False(t, g.PausedUntil.IsZero(), "%s paused", g.Group)
+			}
+			assert.Zero(t, p.total.Load(), "nothing handled while paused")
+
+			require.NoError(t, r.Resume(ctxT(t), "users"))
+			require.Eventually(t, func() bool { return p.total.Load() == n }, 20*time.Second, 10*time.Millisecond)
+			require.NoError(t, stop())
+		})
+	}
+}

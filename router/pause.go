@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,7 +14,8 @@ import (
 )
 
 // Pause stops deliveries to the group's durable (group is its Durable, as
-// given to Group or AddGroup) until until, for every process bound to it,
+// given to Group or AddGroup; a partitioned group's partitions too) until
+// until, for every process bound to it,
 // with the broker's consumer pause: JetStream's (nats-server 2.11 or later)
 // on New's transport, the memory bus's on its clock (transport.Pauser).
 // Delivery resumes by itself at until; nobody has to call Resume, and the
@@ -35,12 +37,18 @@ import (
 // transport.ErrNoConsumer when the durable does not exist yet; the
 // transport's errors otherwise (transport.ErrTimeout, ErrPermission, ...).
 func (r *Router) Pause(ctx context.Context, group string, until time.Time) error {
-	p, durable, err := r.pauser("pause", group)
+	p, durables, err := r.pauser("pause", group)
 	if err != nil {
 		return err
 	}
-	if err := p.Pause(ctx, r.cfg.Stream, durable, until); err != nil {
-		return fmt.Errorf("router: pause group %s: %w", group, err)
+	var errs []error
+	for _, durable := range durables {
+		if err := p.Pause(ctx, r.cfg.Stream, durable, until); err != nil {
+			errs = append(errs, fmt.Errorf("router: pause group %s (durable %s): %w", group, durable, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	r.cfg.Logger.Info("Group paused: nothing is delivered to it until then, when it resumes by itself", watermill.LogFields{
 		"group": group, "stream": r.cfg.Stream, "until": until.UTC().Format(time.RFC3339Nano),
@@ -52,20 +60,26 @@ func (r *Router) Pause(ctx context.Context, group string, until time.Time) error
 // bound to it. Resuming a group that is not paused is a success. Errors as
 // Pause's.
 func (r *Router) Resume(ctx context.Context, group string) error {
-	p, durable, err := r.pauser("resume", group)
+	p, durables, err := r.pauser("resume", group)
 	if err != nil {
 		return err
 	}
-	if err := p.Resume(ctx, r.cfg.Stream, durable); err != nil {
-		return fmt.Errorf("router: resume group %s: %w", group, err)
+	var errs []error
+	for _, durable := range durables {
+		if err := p.Resume(ctx, r.cfg.Stream, durable); err != nil {
+			errs = append(errs, fmt.Errorf("router: resume group %s (durable %s): %w", group, durable, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	r.cfg.Logger.Info("Group resumed", watermill.LogFields{"group": group, "stream": r.cfg.Stream})
 	return nil
 }
 
-// pauser returns the transport's Pauser and the durable of the group
-// named group.
-func (r *Router) pauser(op, group string) (transport.Pauser, string, error) {
+// pauser returns the transport's Pauser and the durables of the group
+// named group: its own, and each partition's when it is partitioned.
+func (r *Router) pauser(op, group string) (transport.Pauser, []string, error) {
 	r.mu.Lock()
 	var names []string
 	var found *Group
@@ -82,17 +96,23 @@ func (r *Router) pauser(op, group string) (transport.Pauser, string, error) {
 		if len(names) > 0 {
 			have = strings.Join(names, ", ")
 		}
-		return nil, "", fmt.Errorf("%w: %s %q on stream %s (the router's groups: %s)", ErrUnknownGroup, op, group, r.cfg.Stream, have)
+		return nil, nil, fmt.Errorf("%w: %s %q on stream %s (the router's groups: %s)", ErrUnknownGroup, op, group, r.cfg.Stream, have)
 	}
 	if err := found.Err(); err != nil {
-		return nil, "", fmt.Errorf("router: %s group %s: %w", op, group, err)
+		return nil, nil, fmt.Errorf("router: %s group %s: %w", op, group, err)
 	}
 	p, ok := r.tr.(transport.Pauser)
 	if !ok {
-		return nil, "", &transport.Error{Op: op + " group " + group, Stream: r.cfg.Stream, Kinds: []error{transport.ErrUnsupported},
+		return nil, nil, &transport.Error{Op: op + " group " + group, Stream: r.cfg.Stream, Kinds: []error{transport.ErrUnsupported},
 			Hint: fmt.Sprintf("the router's transport (%T) cannot pause a durable", r.tr)}
 	}
-	return p, found.cfg.Durable, nil
+	durables := []string{found.cfg.Durable}
+	if found.cfg.partitioned() {
+		for u := range found.cfg.Partitions.Count {
+			durables = append(durables, unitDurable(found.cfg.Durable, u))
+		}
+	}
+	return p, durables, nil
 }
 
 // StreamPauser is the router as a pauser of groups by stream and durable
