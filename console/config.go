@@ -79,8 +79,9 @@ type Config struct {
 	Outbox []OutboxBacklog
 
 	// Partitions shows the partitions of a partitioned group and their
-	// owners on its page (see PartitionSource). Default none: groups show
-	// as not partitioned.
+	// owners on its page (see PartitionSource). Default: read from
+	// JetStream (the routers' membership bucket and the partitions'
+	// durables).
 	Partitions PartitionSource
 
 	// Pauser pauses and resumes groups. Default: JetStream's consumer pause
@@ -149,6 +150,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Pauser == nil && c.JetStream != nil {
 		c.Pauser = jetStreamPauser{c.JetStream}
+	}
+	if c.Partitions == nil && c.JetStream != nil {
+		c.Partitions = jetStreamPartitions{c.JetStream}
 	}
 }
 

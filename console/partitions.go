@@ -2,14 +2,21 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jetevents/events/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
-// PartitionSource is the extension point for ordered, partitioned groups
-// (events ordered by key, each partition owned by one process at a time):
-// the group page asks it for the group's partitions and shows each with
-// its owner. The router of partitioned groups implements it (given as
-// Config.Partitions); without one, every group shows as not partitioned.
+// PartitionSource gives the group page the partitions of a partitioned
+// group (router.GroupConfig.Partitions: events ordered by key, each
+// partition run by one process at a time) and their owners. Default: read
+// from JetStream, where the routers list what they run (the membership
+// bucket, jetstream.ListPartitionedGroups) and each partition's durable
+// its counts.
 type PartitionSource interface {
 	// Partitions reports the partitions of the group (durable) consuming
 	// stream. A group that is not partitioned returns a zero
@@ -53,4 +60,51 @@ type Partition struct {
 	AckPending int
 	// State is free text ("active", "rebalancing", "paused").
 	State string
+}
+
+// jetStreamPartitions is the default PartitionSource.
+type jetStreamPartitions struct{ js natsjs.JetStream }
+
+func (p jetStreamPartitions) Partitions(ctx context.Context, stream, group string) (GroupPartitions, error) {
+	groups, err := jetstream.ListPartitionedGroups(ctx, p.js, "")
+	if err != nil {
+		return GroupPartitions{}, err
+	}
+	for _, g := range groups {
+		if g.Stream != stream || g.Group != group {
+			continue
+		}
+		processes := fmt.Sprintf("%d processes", len(g.Members))
+		if len(g.Members) == 1 {
+			processes = "1 process"
+		}
+		out := GroupPartitions{Partitioned: true, Key: "its order key, over " + processes}
+		for u := 0; u <= g.Count; u++ {
+			part := Partition{ID: strconv.Itoa(u), State: "active"}
+			if u == g.Count {
+				part.ID = "unplaced"
+			}
+			part.Owner = strings.Join(g.Owners[u], " + ")
+			switch {
+			case part.Owner == "":
+				part.State = "waiting for its next owner"
+			case len(g.Owners[u]) > 1:
+				part.State = "handing over"
+			}
+			if len(g.Owners[u]) == 1 {
+				part.OwnedSince = g.Members[g.Owners[u][0]].Started
+			}
+			if c, err := p.js.Consumer(ctx, stream, g.UnitDurable(u)); err == nil {
+				ci := c.CachedInfo()
+				part.Filter = ci.Config.FilterSubject
+				part.Pending, part.AckPending = ci.NumPending, ci.NumAckPending
+				if ci.Paused {
+					part.State = "paused"
+				}
+			}
+			out.Partitions = append(out.Partitions, part)
+		}
+		return out, nil
+	}
+	return GroupPartitions{}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Assign spreads units (a group's partitions, and its own durable for the
@@ -74,4 +75,34 @@ func rank(members []string, unit int) []string {
 		out[i] = s.m
 	}
 	return out
+}
+
+// Member is what a process of a partitioned group lists about itself in
+// the group's membership (router beats; jetevents consumers and the
+// console read it), as JSON.
+type Member struct {
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// Count is the group's partition count; Units the units the process
+	// runs now (a partition, or Count: the group's own durable, for events
+	// published without a partition).
+	Count int   `json:"count"`
+	Units []int `json:"units"`
+}
+
+// MemberKey is the membership key of member in the group durable of
+// stream (the key of its entry in the jetstream transport's MemberBucket).
+func MemberKey(stream, durable, member string) string {
+	return stream + "." + durable + "." + member
+}
+
+// Durable is the durable that reads unit u of a partitioned group whose
+// own durable is group: <group>-p<u> for a partition, group itself for
+// unit count (the events published without a partition).
+func Durable(group string, u, count int) string {
+	if u == count {
+		return group
+	}
+	return group + "-" + Token(u)
 }

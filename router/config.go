@@ -405,7 +405,7 @@ func (g *GroupConfig) fill(c Config) error {
 				return bad("FilterSubjects %q is not within the Partitions' Subjects %v: its events would never be placed in a partition", f, g.Partitions.Subjects)
 			}
 		}
-		if err := transport.ValidateName(unitDurable(g.Durable, g.Partitions.Count-1)); err != nil {
+		if err := transport.ValidateName(partition.Durable(g.Durable, g.Partitions.Count-1, g.Partitions.Count)); err != nil {
 			return fmt.Errorf("%w: group %s: partition durable: %w", envelope.ErrInvalidConfig, g.Durable, err)
 		}
 	}

@@ -38,24 +38,6 @@ import (
 // over when the transport's pin times out, once its messages are due for
 // redelivery.
 
-// unitDurable is the durable of partition u of a group: <durable>-p<u>.
-// (The unit of events published without a partition is the group's own
-// durable.)
-func unitDurable(durable string, u int) string {
-	return durable + "-" + partition.Token(u)
-}
-
-// memberInfo is what a process lists about itself in the membership set.
-type memberInfo struct {
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
-	// Count is the group's partition count; Units the units the process
-	// runs now (Count: the group's own durable).
-	Count int   `json:"count"`
-	Units []int `json:"units"`
-}
-
 // memberName is a process's name in membership sets: host-pid-random,
 // unique per router, a valid KV key token.
 func memberName() string {
@@ -141,7 +123,7 @@ func (pr *partitionedRun) start(ctx context.Context) error {
 		if err := pr.startUnit(u); err != nil {
 			pr.stopUnits(context.Background())
 			_ = pr.ms.Leave(context.Background(), pr.set, pr.r.member)
-			return fmt.Errorf("group %s: %w", unitDurable(pr.g.cfg.Durable, u), err)
+			return fmt.Errorf("group %s: %w", partition.Durable(pr.g.cfg.Durable, u, pr.count), err)
 		}
 	}
 	pr.looping.Store(true)
@@ -155,7 +137,7 @@ func (pr *partitionedRun) beat(ctx context.Context) ([]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, pr.beatEvery()*2)
 	defer cancel()
 	pr.mu.Lock()
-	info := memberInfo{Started: pr.started, Count: pr.count, PID: os.Getpid()}
+	info := partition.Member{Started: pr.started, Count: pr.count, PID: os.Getpid()}
 	info.Host, _ = os.Hostname()
 	for u := range pr.units {
 		info.Units = append(info.Units, u)
@@ -280,9 +262,8 @@ func (pr *partitionedRun) startUnit(u int) error {
 	g := pr.g
 	gr := newGroupRun(pr.r, g, pr.handler, pr.idem)
 	gr.spec.Exclusive = true
-	name := g.cfg.Durable
+	name := partition.Durable(g.cfg.Durable, u, pr.count)
 	if u < pr.count {
-		name = unitDurable(g.cfg.Durable, u)
 		gr.spec.FilterSubjects = make([]string, len(g.cfg.FilterSubjects))
 		for i, f := range g.cfg.FilterSubjects {
 			gr.spec.FilterSubjects[i] = partition.Filter(f, u)

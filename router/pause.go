@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/jetevents/events/partition"
 	"github.com/jetevents/events/transport"
 )
 
@@ -109,7 +110,7 @@ func (r *Router) pauser(op, group string) (transport.Pauser, []string, error) {
 	durables := []string{found.cfg.Durable}
 	if found.cfg.partitioned() {
 		for u := range found.cfg.Partitions.Count {
-			durables = append(durables, unitDurable(found.cfg.Durable, u))
+			durables = append(durables, partition.Durable(found.cfg.Durable, u, found.cfg.Partitions.Count))
 		}
 	}
 	return p, durables, nil

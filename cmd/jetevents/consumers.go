@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +28,7 @@ func cmdConsumers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("consumers", stderr)
 	cf := addConnFlags(fs)
 	asJSON := fs.Bool("json", false, "one JSON object per consumer instead of a table")
+	membersBucket := fs.String("members-bucket", "", "the KV bucket where the processes of partitioned groups list themselves (default: the router's, jetevents_members)")
 	stalledAfter := fs.Duration("stalled-after", time.Minute,
 		"flag a consumer as stalled when messages wait (pending or ack pending) and nothing pulled or was delivered for this long")
 	pos, err := parseArgs(fs, args, 2)
@@ -71,10 +74,23 @@ func cmdConsumers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		all = append(all, cs...)
 	}
+	groups, err := jetstream.ListPartitionedGroups(ctx, c.js, *membersBucket)
+	if err != nil {
+		// Shown without owners: the consumers themselves were readable.
+		fmt.Fprintf(stderr, "jetevents: partitioned groups' owners not shown: %v\n", err)
+	}
+	if len(pos) == 1 {
+		groups = slices.DeleteFunc(groups, func(g jetstream.PartitionedGroup) bool { return g.Stream != pos[0] })
+	}
+	units := unitsOf(groups)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, ci := range all {
-			if err := enc.Encode(consumerView(ci, now, *stalledAfter)); err != nil {
+			v := consumerView(ci, now, *stalledAfter)
+			if u, ok := units[ci.Stream+"/"+ci.Name]; ok {
+				v.PartitionOf, v.Partition, v.Owners = u.group, u.name, u.owners
+			}
+			if err := enc.Encode(v); err != nil {
 				return err
 			}
 		}
@@ -88,7 +104,79 @@ func cmdConsumers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "no consumers %s (services create theirs when they start; or declare them in a spec file)\n", where)
 		return nil
 	}
-	return consumerTable(stdout, all, now, *stalledAfter)
+	if err := consumerTable(stdout, all, now, *stalledAfter); err != nil {
+		return err
+	}
+	return partitionTable(stdout, groups, all)
+}
+
+// unit is a durable of a partitioned group, as consumers shows it.
+type unit struct {
+	group  string   // the group's durable
+	name   string   // its partition ("7"), or "unplaced"
+	owners []string // the processes running it
+}
+
+// unitsOf indexes the units of groups by stream/durable.
+func unitsOf(groups []jetstream.PartitionedGroup) map[string]unit {
+	out := map[string]unit{}
+	for _, g := range groups {
+		for u := 0; u <= g.Count; u++ {
+			name := strconv.Itoa(u)
+			if u == g.Count {
+				name = "unplaced"
+			}
+			out[g.Stream+"/"+g.UnitDurable(u)] = unit{group: g.Group, name: name, owners: g.Owners[u]}
+		}
+	}
+	return out
+}
+
+// partitionTable prints, per partitioned group, which process runs each
+// partition and what waits in it.
+func partitionTable(w io.Writer, groups []jetstream.PartitionedGroup, cs []*natsjs.ConsumerInfo) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	byName := map[string]*natsjs.ConsumerInfo{}
+	for _, ci := range cs {
+		byName[ci.Stream+"/"+ci.Name] = ci
+	}
+	for _, g := range groups {
+		counts := map[string]int{}
+		for _, owners := range g.Owners {
+			for _, o := range owners {
+				counts[o]++
+			}
+		}
+		var members []string
+		for name, m := range g.Members {
+			members = append(members, fmt.Sprintf("%s (%s pid %d, %d units)", name, m.Host, m.PID, counts[name]))
+		}
+		slices.Sort(members)
+		fmt.Fprintf(w, "\npartitioned group %s/%s: %d partitions, %d processes: %s\n", g.Stream, g.Group, g.Count, len(g.Members), strings.Join(members, ", "))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PARTITION\tDURABLE\tOWNER\tPENDING\tACK PENDING")
+		for u := 0; u <= g.Count; u++ {
+			name := strconv.Itoa(u)
+			if u == g.Count {
+				name = "unplaced"
+			}
+			owner := strings.Join(g.Owners[u], " + ")
+			if owner == "" {
+				owner = "- (none: waiting for its next owner)"
+			}
+			pending, ackPending := "-", "-"
+			if ci := byName[g.Stream+"/"+g.UnitDurable(u)]; ci != nil {
+				pending, ackPending = strconv.FormatUint(ci.NumPending, 10), strconv.Itoa(ci.NumAckPending)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", name, g.UnitDurable(u), owner, pending, ackPending)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // consumerState is what consumers -json prints per consumer, and what the
@@ -115,6 +203,12 @@ type consumerState struct {
 	// PushBound: a push consumer with a subscriber (they do not pull, so
 	// Waiting stays 0).
 	PushBound bool `json:"push_bound,omitempty"`
+	// PartitionOf is the partitioned group this durable reads a unit of,
+	// Partition which ("7", or "unplaced" for the group's own durable),
+	// Owners the processes running it (member names).
+	PartitionOf string   `json:"partition_of,omitempty"`
+	Partition   string   `json:"partition,omitempty"`
+	Owners      []string `json:"owners,omitempty"`
 
 	lastActive time.Time
 }

@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,9 +68,48 @@ func consumersPause(ctx context.Context, args []string, stdout, stderr io.Writer
 		return opErr(fmt.Sprintf("the server did not pause %s/%s", ci.Stream, ci.Name),
 			"consumer pause needs nats-server 2.11 or later", transport.ErrUnsupported)
 	}
-	fmt.Fprintf(stdout, "paused %s/%s until %s (for %s): nothing is delivered to it until then, when it resumes by itself; 'jetevents consumers resume %s -stream %s' resumes it now\n",
-		ci.Stream, ci.Name, resp.PauseUntil.UTC().Format(time.RFC3339), roundText(time.Until(resp.PauseUntil)), ci.Name, ci.Stream)
+	parts, err := c.partitionDurables(ctx, ci.Stream, ci.Name)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := c.js.PauseConsumer(ctx, ci.Stream, p, until); err != nil {
+			return c.explain(ctx, err, "pausing partition "+ci.Stream+"/"+p)
+		}
+	}
+	fmt.Fprintf(stdout, "paused %s/%s%s until %s (for %s): nothing is delivered to it until then, when it resumes by itself; 'jetevents consumers resume %s -stream %s' resumes it now\n",
+		ci.Stream, ci.Name, partsText(parts), resp.PauseUntil.UTC().Format(time.RFC3339), roundText(time.Until(resp.PauseUntil)), ci.Name, ci.Stream)
 	return nil
+}
+
+// partitionDurables are the durables of the partitions of group on stream
+// (<group>-p<n>), when it is partitioned.
+func (c *conn) partitionDurables(ctx context.Context, stream, group string) ([]string, error) {
+	cs, err := c.consumers(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	byN := map[int]string{}
+	for _, ci := range cs {
+		if n, ok := strings.CutPrefix(ci.Name, group+"-p"); ok {
+			if i, err := strconv.Atoi(n); err == nil {
+				byN[i] = ci.Name
+			}
+		}
+	}
+	var out []string
+	for _, i := range slices.Sorted(maps.Keys(byN)) {
+		out = append(out, byN[i])
+	}
+	return out, nil
+}
+
+// partsText names the partitions paused or resumed with their group.
+func partsText(parts []string) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and its %d partitions (%s)", len(parts), strings.Join(parts, ", "))
 }
 
 // consumersResume resumes a paused durable at once.
@@ -91,11 +133,20 @@ func consumersResume(ctx context.Context, args []string, stdout, stderr io.Write
 	if _, err := c.js.ResumeConsumer(ctx, ci.Stream, ci.Name); err != nil {
 		return c.explain(ctx, err, "resuming consumer "+ci.Stream+"/"+ci.Name)
 	}
+	parts, err := c.partitionDurables(ctx, ci.Stream, ci.Name)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := c.js.ResumeConsumer(ctx, ci.Stream, p); err != nil {
+			return c.explain(ctx, err, "resuming partition "+ci.Stream+"/"+p)
+		}
+	}
 	if !ci.Paused {
 		fmt.Fprintf(stdout, "%s/%s was not paused: nothing changed\n", ci.Stream, ci.Name)
 		return nil
 	}
-	fmt.Fprintf(stdout, "resumed %s/%s: it delivers again\n", ci.Stream, ci.Name)
+	fmt.Fprintf(stdout, "resumed %s/%s%s: it delivers again\n", ci.Stream, ci.Name, partsText(parts))
 	return nil
 }
 
