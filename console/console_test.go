@@ -58,7 +58,7 @@ func TestConsole_pages_show_groups_dead_letters_and_schedules(t *testing.T) {
 	assert.Contains(t, body, "max deliver (server)")
 	assert.Contains(t, body, "unlimited")
 	assert.Contains(t, body, "This service's router")
-	assert.Contains(t, body, "Not partitioned")
+	assert.Contains(t, body, "This group is not partitioned")
 
 	status, body = w.get("deadletters")
 	require.Equal(t, http.StatusOK, status, body)
