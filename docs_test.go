@@ -80,6 +80,7 @@ var docImports = map[string]string{
 	"memory":      module + "/memory",
 	"middleware":  module + "/middleware",
 	"router":      module + "/router",
+	"partition":   module + "/partition",
 	"metrics":     module + "/metrics",
 	"tracing":     module + "/tracing",
 	"eventstest":  module + "/eventstest",
