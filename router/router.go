@@ -333,92 +333,23 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: no handler group", envelope.ErrInvalidConfig)
 	}
 
-	var (
-		runs  []*groupRun
-		parts []*partitionedRun
-	)
-	stopAll := func() []error {
-		// Every group's intake first, then one shared close deadline for
-		// all their in-flight handlers: shutdown takes CloseTimeout, not
-		// one per group.
-		for _, gr := range runs {
-			gr.run.StopIntake()
-		}
-		for _, pr := range parts {
-			pr.stopIntake()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
-		defer cancel()
-		var errs []error
-		for _, gr := range runs {
-			for _, err := range gr.run.Drain(ctx) {
-				errs = append(errs, fmt.Errorf("group %s: CloseTimeout %s: %w", gr.g.cfg.Durable, r.cfg.CloseTimeout, err))
-			}
-		}
-		for _, pr := range parts {
-			errs = append(errs, pr.drain(ctx)...)
-		}
-		return errs
-	}
-	for _, g := range groups {
-		h, idem, err := r.stack(g)
-		if err != nil {
-			stopAll()
-			return err
-		}
-		if g.cfg.partitioned() {
-			pr, err := newPartitionedRun(r, g, h, idem)
-			if err == nil {
-				err = pr.start(ctx)
-			}
-			if err != nil {
-				stopAll()
-				return err
-			}
-			parts = append(parts, pr)
-			continue
-		}
-		gr := newGroupRun(r, g, h, idem)
-		if err := gr.start(ctx); err != nil {
-			stopAll()
-			return fmt.Errorf("group %s: %w", g.cfg.Durable, err)
-		}
-		runs = append(runs, gr)
+	rs, err := r.startAll(ctx, groups)
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
-	r.runs, r.parts = runs, parts
+	r.runs, r.parts = rs.runs, rs.parts
 	r.mu.Unlock()
 	close(r.running)
 
 	// Wait for the stop, or for a group that ended for good.
-	ended := make(chan error, len(runs)+len(parts))
-	for _, gr := range runs {
-		go func() {
-			select {
-			case <-gr.run.Ended():
-				if err := gr.run.Err(); err != nil {
-					ended <- fmt.Errorf("group %s: %w", gr.g.cfg.Durable, err)
-				}
-			case <-gr.run.Stopped():
-			}
-		}()
-	}
-	for _, pr := range parts {
-		go func() {
-			select {
-			case err := <-pr.ended:
-				ended <- fmt.Errorf("group %s: %w", pr.g.cfg.Durable, err)
-			case <-pr.stopCh:
-			}
-		}()
-	}
 	var errs []error
 	select {
 	case <-ctx.Done():
-	case err := <-ended:
+	case err := <-rs.ended():
 		errs = append(errs, fmt.Errorf("%w: %w", ErrSubscriptionEnded, err))
 	}
-	errs = append(errs, stopAll()...)
+	errs = append(errs, rs.stop(r.cfg.CloseTimeout)...)
 	r.mu.Lock()
 	r.runs, r.parts = nil, nil // Health reports no group once Run returns
 	r.mu.Unlock()
