@@ -16,11 +16,11 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultPath           = "/"
+	defaultPath           = "/"
 	DefaultRefresh        = 3 * time.Second
-	DefaultStalledAfter   = time.Minute
-	DefaultRequestTimeout = 10 * time.Second
-	DefaultMaxBatch       = 10_000
+	defaultStalledAfter   = time.Minute
+	defaultRequestTimeout = 10 * time.Second
+	defaultMaxBatch       = 10_000
 )
 
 // Config configures the console. Zero fields take the documented defaults;
@@ -122,7 +122,7 @@ type OutboxBacklog func(ctx context.Context) (table string, pending int64, oldes
 
 func (c *Config) setDefaults() {
 	if c.Path == "" {
-		c.Path = DefaultPath
+		c.Path = defaultPath
 	}
 	if c.DeadLetterStream == "" {
 		c.DeadLetterStream = dlq.DefaultStream
@@ -137,16 +137,16 @@ func (c *Config) setDefaults() {
 		c.ScanLimit = dlq.DefaultScanLimit
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
+		c.MaxBatch = defaultMaxBatch
 	}
 	if c.Refresh == 0 {
 		c.Refresh = DefaultRefresh
 	}
 	if c.StalledAfter == 0 {
-		c.StalledAfter = DefaultStalledAfter
+		c.StalledAfter = defaultStalledAfter
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+		c.RequestTimeout = defaultRequestTimeout
 	}
 	if c.Pauser == nil && c.JetStream != nil {
 		c.Pauser = jetStreamPauser{c.JetStream}
