@@ -19,6 +19,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // withDeadLetters is an app whose router dead-lettered three events (two
@@ -40,7 +41,7 @@ func withDeadLetters(t *testing.T) (*app, []string) {
 func TestConsole_pages_show_groups_dead_letters_and_schedules(t *testing.T) {
 	a, ids := withDeadLetters(t)
 	later := time.Now().Add(time.Hour)
-	require.NoError(t, a.pub.Publish(testCtx(t), "auth.user.reminded", reminderEvent(), jetstream.At(later)))
+	require.NoError(t, a.pub.Publish(testCtx(t), "auth.user.reminded", reminderEvent(), transport.At(later)))
 	w := newWeb(t, console.Config{JetStream: a.srv.JS, Health: a.r.Health})
 
 	status, body := w.get("")

@@ -103,7 +103,7 @@ func TestPublishAtomic_two_writers_with_the_same_expected_sequence_one_wins(t *t
 	srv := atomicStream(t)
 	ctx := pubCtx(t)
 	p1, p2 := pubNew(t, srv.Conn), pubNew(t, srv.Connect(t))
-	created, err := p1.PublishAtomic(ctx, orderBatch(t, "o1", 1), jetstream.ExpectLastSequence("orders.o1.>", 0))
+	created, err := p1.PublishAtomic(ctx, orderBatch(t, "o1", 1), transport.ExpectLastSequence("orders.o1.>", 0))
 	require.NoError(t, err)
 
 	for round := range 20 {
@@ -120,7 +120,7 @@ func TestPublishAtomic_two_writers_with_the_same_expected_sequence_one_wins(t *t
 			go func() {
 				defer wg.Done()
 				<-start
-				ack, err := p.PublishAtomic(ctx, orderBatch(t, "o1", 3), jetstream.ExpectLastSequence("orders.o1.>", last))
+				ack, err := p.PublishAtomic(ctx, orderBatch(t, "o1", 3), transport.ExpectLastSequence("orders.o1.>", last))
 				results[i] = result{ack, err}
 			}()
 		}
@@ -223,10 +223,10 @@ func TestPublishAtomic_refusals(t *testing.T) {
 	_, err = p.PublishAtomic(ctx, orderBatch(t, "big", jetstream.MaxAtomicBatch+1))
 	assert.ErrorIs(t, err, transport.ErrBatchTooLarge)
 
-	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), jetstream.After(time.Minute))
+	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), transport.After(time.Minute))
 	assert.ErrorIs(t, err, transport.ErrInvalidOption)
 
-	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), jetstream.TTL(time.Minute))
+	_, err = p.PublishAtomic(ctx, orderBatch(t, "o1", 2), transport.TTL(time.Minute))
 	assert.ErrorIs(t, err, transport.ErrTTLDisabled)
 	assert.Contains(t, err.Error(), "stream ORDERS")
 
@@ -264,10 +264,10 @@ func TestPublishAtomic_refusals(t *testing.T) {
 func TestPublishAtomic_single_event_batch(t *testing.T) {
 	srv := atomicStream(t)
 	p := pubNew(t, srv.Conn)
-	ack, err := p.PublishAtomic(pubCtx(t), orderBatch(t, "o1", 1), jetstream.ExpectLastSequence("orders.o1.>", 0))
+	ack, err := p.PublishAtomic(pubCtx(t), orderBatch(t, "o1", 1), transport.ExpectLastSequence("orders.o1.>", 0))
 	require.NoError(t, err)
 	assert.Equal(t, jetstream.AtomicAck{Stream: "ORDERS", FirstSequence: 1, LastSequence: 1, Count: 1, BatchID: ack.BatchID}, ack)
-	_, err = p.PublishAtomic(pubCtx(t), orderBatch(t, "o1", 1), jetstream.ExpectLastSequence("orders.o1.>", 0))
+	_, err = p.PublishAtomic(pubCtx(t), orderBatch(t, "o1", 1), transport.ExpectLastSequence("orders.o1.>", 0))
 	var ce *jetstream.ConflictError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, uint64(1), ce.Current)

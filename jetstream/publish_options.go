@@ -17,37 +17,11 @@ import (
 )
 
 // PublishOption changes one publish (Publish, PublishAck, PublishAsync,
-// PublishAtomic): At, After, Cron, Every, InTimeZone, TTL,
-// ExpectLastSequence. It is transport.PublishOption, so the memory bus's
-// publisher takes the same values.
+// PublishAtomic): transport.At, After, Cron, Every, InTimeZone, TTL,
+// ExpectLastSequence (events.At ... at the root). It is
+// transport.PublishOption, so the memory bus's publisher takes the same
+// values.
 type PublishOption = transport.PublishOption
-
-// At delivers the event at t (a message schedule held by the stream, which
-// must allow them: StreamSpec.AllowMsgSchedules). See transport.At.
-func At(t time.Time) PublishOption { return transport.At(t) }
-
-// After delivers the event d from now. See transport.After.
-func After(d time.Duration) PublishOption { return transport.After(d) }
-
-// Cron stores the event on a recurring cron schedule. See transport.Cron.
-func Cron(expr string) PublishOption { return transport.Cron(expr) }
-
-// Every stores the event every d (at least 1s). See transport.Every.
-func Every(d time.Duration) PublishOption { return transport.Every(d) }
-
-// InTimeZone reads a Cron schedule in an IANA time zone. See
-// transport.InTimeZone.
-func InTimeZone(name string) PublishOption { return transport.InTimeZone(name) }
-
-// TTL removes the stored event d after it was stored (the stream must
-// allow it: StreamSpec.AllowMsgTTL). See transport.TTL.
-func TTL(d time.Duration) PublishOption { return transport.TTL(d) }
-
-// ExpectLastSequence stores the publish only if subject's last sequence is
-// still seq (a *ConflictError otherwise). See transport.ExpectLastSequence.
-func ExpectLastSequence(subject string, seq uint64) PublishOption {
-	return transport.ExpectLastSequence(subject, seq)
-}
 
 // ConflictError is an ExpectLastSequence that did not hold (see
 // transport.ConflictError); it matches transport.ErrConflict.

@@ -20,9 +20,9 @@ func TestListSchedules_pages_the_pending_schedules_and_CancelScheduleAt_removes_
 	for range 3 {
 		e := pubEvent(t, "user.reminded")
 		ids = append(ids, e.ID)
-		require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, jetstream.At(at)))
+		require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, transport.At(at)))
 	}
-	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reported", pubEvent(t, "user.reported"), jetstream.Cron("0 0 9 * * *")))
+	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reported", pubEvent(t, "user.reported"), transport.Cron("0 0 9 * * *")))
 	// An ordinary event between them is not a schedule.
 	require.NoError(t, p.Publish(pubCtx(t), "auth.user.created", pubEvent(t, "user.created")))
 

@@ -81,7 +81,7 @@ func TestPublisher_at_delivers_the_event_at_its_time_with_its_id(t *testing.T) {
 	e := pubEvent(t, "user.reminded")
 	at := time.Now().Add(1200 * time.Millisecond)
 
-	ack, err := p.PublishAck(pubCtx(t), "auth.user.reminded", e, jetstream.At(at))
+	ack, err := p.PublishAck(pubCtx(t), "auth.user.reminded", e, transport.At(at))
 	require.NoError(t, err)
 	assert.Equal(t, "AUTH_EVENTS", ack.Stream)
 	assert.Empty(t, onSubject(t, srv.JS, "AUTH_EVENTS", "auth.user.reminded"), "nothing on the subject before its time")
@@ -109,7 +109,7 @@ func TestPublisher_after_and_async_schedules_fire_once_each(t *testing.T) {
 	for range 20 {
 		e := pubEvent(t, "user.reminded")
 		ids = append(ids, e.ID)
-		require.NoError(t, p.PublishAsync(pubCtx(t), "auth.user.reminded", e, jetstream.After(time.Second)))
+		require.NoError(t, p.PublishAsync(pubCtx(t), "auth.user.reminded", e, transport.After(time.Second)))
 	}
 	require.NoError(t, p.Flush(pubCtx(t)))
 	var got []string
@@ -129,7 +129,7 @@ func TestPublisher_schedule_to_a_stream_without_schedules_names_the_stream_and_t
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	p := pubNew(t, srv.Conn)
 
-	err := p.Publish(pubCtx(t), "auth.user.reminded", pubEvent(t, "user.reminded"), jetstream.After(time.Minute))
+	err := p.Publish(pubCtx(t), "auth.user.reminded", pubEvent(t, "user.reminded"), transport.After(time.Minute))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, transport.ErrSchedulesDisabled)
 	assert.ErrorIs(t, err, transport.ErrPublish)
@@ -141,14 +141,14 @@ func TestPublisher_schedule_to_a_stream_without_schedules_names_the_stream_and_t
 	// Allowed on the server, but the stream lacks the _schedule subjects
 	// (set up by hand): the same error, saying so.
 	pubStreamConfig(t, srv.JS, natsjs.StreamConfig{Name: "BILLING", Subjects: []string{"billing.>"}, AllowMsgSchedules: true})
-	err = p.Publish(pubCtx(t), "billing.invoice.due", pubEvent(t, "invoice.due"), jetstream.After(time.Minute))
+	err = p.Publish(pubCtx(t), "billing.invoice.due", pubEvent(t, "invoice.due"), transport.After(time.Minute))
 	assert.ErrorIs(t, err, transport.ErrSchedulesDisabled)
 	assert.ErrorIs(t, err, transport.ErrPublish)
 	assert.NotErrorIs(t, err, transport.ErrNoStream, "the target has a stream")
 	assert.Contains(t, err.Error(), "stream BILLING")
 
 	// No stream at all for the target: ErrNoStream.
-	err = p.Publish(pubCtx(t), "nowhere.invoice.due", pubEvent(t, "invoice.due"), jetstream.After(time.Minute))
+	err = p.Publish(pubCtx(t), "nowhere.invoice.due", pubEvent(t, "invoice.due"), transport.After(time.Minute))
 	assert.ErrorIs(t, err, transport.ErrNoStream)
 }
 
@@ -159,14 +159,14 @@ func TestPublisher_invalid_schedule_options_send_nothing(t *testing.T) {
 		name string
 		opts []jetstream.PublishOption
 	}{
-		{"two schedules", []jetstream.PublishOption{jetstream.After(time.Second), jetstream.At(time.Now())}},
-		{"bad cron", []jetstream.PublishOption{jetstream.Cron("61 * * * * *")}},
-		{"five cron fields", []jetstream.PublishOption{jetstream.Cron("* * * * *")}},
-		{"every under a second", []jetstream.PublishOption{jetstream.Every(500 * time.Millisecond)}},
-		{"time zone without cron", []jetstream.PublishOption{jetstream.After(time.Second), jetstream.InTimeZone("Europe/Paris")}},
-		{"unknown time zone", []jetstream.PublishOption{jetstream.Cron("@daily"), jetstream.InTimeZone("Mars/Olympus")}},
-		{"ttl under a second", []jetstream.PublishOption{jetstream.TTL(500 * time.Millisecond)}},
-		{"negative delay", []jetstream.PublishOption{jetstream.After(-time.Second)}},
+		{"two schedules", []jetstream.PublishOption{transport.After(time.Second), transport.At(time.Now())}},
+		{"bad cron", []jetstream.PublishOption{transport.Cron("61 * * * * *")}},
+		{"five cron fields", []jetstream.PublishOption{transport.Cron("* * * * *")}},
+		{"every under a second", []jetstream.PublishOption{transport.Every(500 * time.Millisecond)}},
+		{"time zone without cron", []jetstream.PublishOption{transport.After(time.Second), transport.InTimeZone("Europe/Paris")}},
+		{"unknown time zone", []jetstream.PublishOption{transport.Cron("@daily"), transport.InTimeZone("Mars/Olympus")}},
+		{"ttl under a second", []jetstream.PublishOption{transport.TTL(500 * time.Millisecond)}},
+		{"negative delay", []jetstream.PublishOption{transport.After(-time.Second)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,10 +185,10 @@ func TestPublisher_cancelled_schedule_never_fires(t *testing.T) {
 	p := pubNew(t, srv.Conn)
 	cancelled, kept := pubEvent(t, "user.reminded"), pubEvent(t, "user.reminded")
 	at := time.Now().Add(1500 * time.Millisecond)
-	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", cancelled, jetstream.At(at)))
+	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", cancelled, transport.At(at)))
 	// Fires after the cancelled one would have: once it is stored, the
 	// scheduler has passed the cancelled one's time.
-	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", kept, jetstream.At(at.Add(500*time.Millisecond))))
+	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", kept, transport.At(at.Add(500*time.Millisecond))))
 
 	require.NoError(t, p.CancelSchedule(pubCtx(t), "auth.user.reminded", cancelled.ID))
 	err := p.CancelSchedule(pubCtx(t), "auth.user.reminded", cancelled.ID)
@@ -211,8 +211,8 @@ func TestPublisher_recurring_schedule_occurrences_are_events_of_their_own_until_
 		name string
 		opt  jetstream.PublishOption
 	}{
-		{"every", jetstream.Every(time.Second)},
-		{"cron", jetstream.Cron("* * * * * *")},
+		{"every", transport.Every(time.Second)},
+		{"cron", transport.Cron("* * * * * *")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestPublisher_recurring_schedule_occurrences_are_events_of_their_own_until_
 			srv := schedStream(t)
 			p := pubNew(t, srv.Conn)
 			e := pubEvent(t, "report.due")
-			require.NoError(t, p.Publish(pubCtx(t), "auth.report.due", e, tt.opt, jetstream.TTL(time.Hour)))
+			require.NoError(t, p.Publish(pubCtx(t), "auth.report.due", e, tt.opt, transport.TTL(time.Hour)))
 
 			var occ []*natsjs.RawStreamMsg
 			require.Eventually(t, func() bool {
@@ -242,7 +242,7 @@ func TestPublisher_recurring_schedule_occurrences_are_events_of_their_own_until_
 
 			require.NoError(t, p.CancelSchedule(pubCtx(t), "auth.report.due", e.ID))
 			marker := pubEvent(t, "marker")
-			require.NoError(t, p.Publish(pubCtx(t), "auth.marker", marker, jetstream.After(1500*time.Millisecond)))
+			require.NoError(t, p.Publish(pubCtx(t), "auth.marker", marker, transport.After(1500*time.Millisecond)))
 			m := waitStored(t, srv.JS, "AUTH_EVENTS", "auth.marker", 0)
 			for _, o := range onSubject(t, srv.JS, "AUTH_EVENTS", "auth.report.due") {
 				assert.Less(t, o.Sequence, m.Sequence, "no occurrence after the cancel (seq %d stored after the marker)", o.Sequence)
@@ -256,8 +256,8 @@ func TestPublisher_republished_schedule_replaces_the_pending_one(t *testing.T) {
 	srv := schedStream(t)
 	p := pubNew(t, srv.Conn)
 	e := pubEvent(t, "user.reminded")
-	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, jetstream.After(time.Hour)))
-	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, jetstream.After(time.Second)))
+	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, transport.After(time.Hour)))
+	require.NoError(t, p.Publish(pubCtx(t), "auth.user.reminded", e, transport.After(time.Second)))
 	sched := onSubject(t, srv.JS, "AUTH_EVENTS", transport.ScheduleSubject("auth.user.reminded", e.ID))
 	require.Len(t, sched, 1, "one schedule per subject and event id")
 
@@ -279,7 +279,7 @@ func TestPublisher_ttl_event_is_gone_after_it_and_a_late_consumer_never_sees_it(
 	require.NoError(t, err)
 	p := pubNew(t, srv.Conn)
 	short, kept := pubEvent(t, "user.seen"), pubEvent(t, "user.seen")
-	ack, err := p.PublishAck(ctx, "auth.user.seen", short, jetstream.TTL(2*time.Second))
+	ack, err := p.PublishAck(ctx, "auth.user.seen", short, transport.TTL(2*time.Second))
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(ctx, "auth.user.seen", kept))
 	st, err := srv.JS.Stream(ctx, "AUTH_EVENTS")
@@ -309,7 +309,7 @@ func TestPublisher_ttl_to_a_stream_without_ttl_names_the_stream_and_the_fix(t *t
 	srv := eventstest.NewServer(t)
 	pubStream(t, srv.JS, "AUTH_EVENTS", "auth.>")
 	p := pubNew(t, srv.Conn)
-	err := p.Publish(pubCtx(t), "auth.user.seen", pubEvent(t, "user.seen"), jetstream.TTL(time.Minute))
+	err := p.Publish(pubCtx(t), "auth.user.seen", pubEvent(t, "user.seen"), transport.TTL(time.Minute))
 	assert.ErrorIs(t, err, transport.ErrTTLDisabled)
 	assert.Contains(t, err.Error(), "stream AUTH_EVENTS")
 	assert.Contains(t, err.Error(), "allow_msg_ttl")
@@ -317,7 +317,7 @@ func TestPublisher_ttl_to_a_stream_without_ttl_names_the_stream_and_the_fix(t *t
 	var got []error
 	pa := pubNew(t, srv.Conn, jetstream.PublisherConfig{OnAsyncError: func(ae jetstream.AsyncError) { got = append(got, ae.Err) }})
 	e := pubEvent(t, "user.seen")
-	require.NoError(t, pa.PublishAsync(pubCtx(t), "auth.user.seen", e, jetstream.TTL(time.Minute)))
+	require.NoError(t, pa.PublishAsync(pubCtx(t), "auth.user.seen", e, transport.TTL(time.Minute)))
 	require.NoError(t, pa.Flush(pubCtx(t)))
 	require.Len(t, got, 1)
 	assert.ErrorIs(t, got[0], transport.ErrTTLDisabled, "async failures are typed too")
@@ -329,12 +329,12 @@ func TestPublisher_expect_last_sequence_on_a_single_publish(t *testing.T) {
 	pubStream(t, srv.JS, "ORDERS", "orders.>")
 	p := pubNew(t, srv.Conn)
 	ctx := pubCtx(t)
-	ack, err := p.PublishAck(ctx, "orders.o1.created", pubEvent(t, "order.created"), jetstream.ExpectLastSequence("orders.o1.>", 0))
+	ack, err := p.PublishAck(ctx, "orders.o1.created", pubEvent(t, "order.created"), transport.ExpectLastSequence("orders.o1.>", 0))
 	require.NoError(t, err)
-	_, err = p.PublishAck(ctx, "orders.o1.paid", pubEvent(t, "order.paid"), jetstream.ExpectLastSequence("orders.o1.>", ack.Sequence))
+	_, err = p.PublishAck(ctx, "orders.o1.paid", pubEvent(t, "order.paid"), transport.ExpectLastSequence("orders.o1.>", ack.Sequence))
 	require.NoError(t, err)
 
-	err = p.Publish(ctx, "orders.o1.shipped", pubEvent(t, "order.shipped"), jetstream.ExpectLastSequence("orders.o1.>", ack.Sequence))
+	err = p.Publish(ctx, "orders.o1.shipped", pubEvent(t, "order.shipped"), transport.ExpectLastSequence("orders.o1.>", ack.Sequence))
 	var ce *jetstream.ConflictError
 	require.ErrorAs(t, err, &ce)
 	assert.ErrorIs(t, err, transport.ErrConflict)

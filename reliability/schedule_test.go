@@ -23,6 +23,7 @@ import (
 	"github.com/jetevents/events/jetstream"
 	"github.com/jetevents/events/marshaler"
 	"github.com/jetevents/events/router"
+	"github.com/jetevents/events/transport"
 )
 
 // The schedules scenarios: events published with jetstream.At to fire 1 to
@@ -140,7 +141,7 @@ func schedules(t *testing.T, name, url string, c *eventstest.Cluster) row {
 			cancelled = append(cancelled, e.ID)
 		}
 		led.add(e)
-		_ = pub.PublishAsync(ctx, schedSubject, e, jetstream.At(at))
+		_ = pub.PublishAsync(ctx, schedSubject, e, transport.At(at))
 	}
 	for round := 0; ; round++ {
 		require.NoError(t, pub.Flush(ctx), "schedule round %d", round)
@@ -149,7 +150,7 @@ func schedules(t *testing.T, name, url string, c *eventstest.Cluster) row {
 			break
 		}
 		for _, e := range retry {
-			_ = pub.PublishAsync(ctx, schedSubject, e, jetstream.At(due[e.ID]))
+			_ = pub.PublishAsync(ctx, schedSubject, e, transport.At(due[e.ID]))
 		}
 	}
 	scheduled := time.Since(start)
@@ -222,7 +223,7 @@ func schedules(t *testing.T, name, url string, c *eventstest.Cluster) row {
 	markerPub, err := jetstream.NewPublisher(pubConn) // outside the ledger
 	require.NoError(t, err)
 	defer markerPub.Close()
-	require.NoError(t, markerPub.Publish(ctx, schedMarker, marker, jetstream.At(last.Add(time.Second))))
+	require.NoError(t, markerPub.Publish(ctx, schedMarker, marker, transport.At(last.Add(time.Second))))
 	select {
 	case <-markers:
 	case err := <-runErr:
