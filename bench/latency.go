@@ -146,6 +146,11 @@ type LatencyResult struct {
 	SendLag *hdrhistogram.Histogram
 	// Elapsed is from the first due time until the last event was handled.
 	Elapsed time.Duration
+	// Behind is from the last event's due time until the last event was
+	// handled: near the latency of one event when the consumer kept up,
+	// the backlog's drain time when it fell behind (the rate was beyond
+	// what it sustains here, and its latencies grow with the run's length).
+	Behind time.Duration
 }
 
 // Percentile returns the latency at percentile q (0..100).
@@ -352,6 +357,7 @@ func measureLatency(ctx context.Context, env *Env, row LatencyRow, p LatencyPara
 	return LatencyResult{
 		Row: row, Size: p.Size, Rate: p.Rate, Sent: n, Recorded: lr.recorded,
 		Latency: lr.hist, SendLag: lag, Elapsed: lr.last.Sub(lr.start),
+		Behind: lr.last.Sub(lr.start.Add(time.Duration(float64(n-1) * float64(time.Second) / p.Rate))),
 	}, nil
 }
 

@@ -41,7 +41,7 @@ func MergeLatency(results []LatencyResult) []LatencySummary {
 		if !ok {
 			m := r
 			m.Latency, m.SendLag = NewLatencyHistogram(), NewLatencyHistogram()
-			m.Sent, m.Recorded, m.Elapsed = 0, 0, 0
+			m.Sent, m.Recorded, m.Elapsed, m.Behind = 0, 0, 0, 0
 			idx[k] = len(out)
 			out = append(out, LatencySummary{LatencyResult: m})
 			i = len(out) - 1
@@ -52,6 +52,7 @@ func MergeLatency(results []LatencyResult) []LatencySummary {
 		s.Sent += r.Sent
 		s.Recorded += r.Recorded
 		s.Elapsed += r.Elapsed
+		s.Behind = max(s.Behind, r.Behind)
 		s.RoundP99 = append(s.RoundP99, r.Percentile(99))
 	}
 	return out
@@ -75,7 +76,9 @@ func fmtLatency(d time.Duration) string {
 // per load and row, the raw consumer's first: p50, p99, p99.9 and max in
 // ms, the p99 relative to the raw consumer's at the same rate, each
 // round's p99, and the publisher's own send lag p99 (the part of every
-// row's latency spent before the event left the process). The pending rows
+// row's latency spent before the event left the process), and how long
+// after the last event's due time it was handled (the worst round): a
+// backlog's drain when the row fell behind the rate. The pending rows
 // (LatencyPending) get a line saying why they have no numbers; then the
 // verdict of LatencyGoal.
 func WriteLatencyTable(w io.Writer, sums []LatencySummary) error {
@@ -95,8 +98,8 @@ func WriteLatencyTable(w io.Writer, sums []LatencySummary) error {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| load | events/s | data | row | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs raw | p99 per round ms | events recorded | send lag p99 ms |\n")
-	b.WriteString("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n")
+	b.WriteString("| load | events/s | data | row | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs raw | p99 per round ms | events recorded | send lag p99 ms | last handled after its due time ms |\n")
+	b.WriteString("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n")
 	for _, k := range rates {
 		for _, s := range sums {
 			if s.Size != k.size || s.Rate != k.rate {
@@ -110,13 +113,13 @@ func WriteLatencyTable(w io.Writer, sums []LatencySummary) error {
 			for _, d := range s.RoundP99 {
 				rounds = append(rounds, fmtLatency(d))
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s |\n",
 				fmtLoad(s.Load), s.Rate, formatSize(s.Size), s.Row,
 				fmtLatency(s.Percentile(50)), fmtLatency(s.Percentile(99)), fmtLatency(s.Percentile(99.9)), fmtLatency(s.Max()),
-				ratio, strings.Join(rounds, " / "), s.Recorded, fmtLatency(time.Duration(s.SendLag.ValueAtPercentile(99))*time.Microsecond))
+				ratio, strings.Join(rounds, " / "), s.Recorded, fmtLatency(time.Duration(s.SendLag.ValueAtPercentile(99))*time.Microsecond), fmtLatency(s.Behind))
 		}
 		for _, row := range slices.Sorted(mapKeys(LatencyPending)) {
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | - | - | - | - | - | not measured: %s | - | - |\n",
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | - | - | - | - | - | not measured: %s | - | - | - |\n",
 				fmtLoad(loadOf(sums, k.size, k.rate)), k.rate, formatSize(k.size), row, LatencyPending[row])
 		}
 	}
