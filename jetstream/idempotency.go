@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -104,7 +103,6 @@ type KVStore struct {
 	js   natsjs.JetStream // asynchronous processed marks
 	cjs  natsjs.JetStream // asynchronous claims (their "key exists" is no failure)
 	subj string           // "$KV.<bucket>."
-	nc   *nats.Conn
 
 	asyncErrors atomic.Uint64
 }
@@ -120,10 +118,7 @@ func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &KVStore{cfg: cfg, subj: "$KV." + cfg.Bucket + ".", nc: nc}
-	if os.Getenv("EXP_MEM") != "" {
-		cfg.Storage = natsjs.MemoryStorage
-	}
+	s := &KVStore{cfg: cfg, subj: "$KV." + cfg.Bucket + "."}
 	js, err := natsjs.New(nc, natsjs.WithPublishAsyncErrHandler(func(_ natsjs.JetStream, m *nats.Msg, err error) {
 		s.asyncErrors.Add(1)
 		if s.cfg.OnError != nil {
@@ -248,12 +243,6 @@ func (s *KVStore) ClaimAsync(key string, h idempotency.Holder) func(context.Cont
 // Without SyncComplete it returns once the mark is sent (see
 // KVStoreConfig.SyncComplete); an error then means it could not be sent.
 func (s *KVStore) Complete(ctx context.Context, c idempotency.Claim) error {
-	if os.Getenv("EXP_NOMARK") != "" {
-		return nil
-	}
-	if os.Getenv("EXP_NOREPLY") != "" {
-		return s.nc.PublishMsg(&nats.Msg{Subject: s.subj + kvKey(c.Key), Data: idempotency.DoneRecord(c.Holder).Encode()})
-	}
 	if s.cfg.SyncComplete {
 		if _, err := s.kv.Put(ctx, kvKey(c.Key), idempotency.DoneRecord(c.Holder).Encode()); err != nil {
 			return fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, c.Key, err)
