@@ -97,6 +97,14 @@ func (c KVStoreConfig) Validate() error {
 // revision, so two processes never both acquire one key. Keys are encoded
 // (base64url, or a SHA-256 for very long keys) because event ids may hold
 // characters KV keys refuse. Safe for concurrent use.
+//
+// Per handled event it costs two writes to the bucket's stream: the claim
+// (before the handler; prefetched by the router while the event waits in
+// its group's queue) and the processed mark (after it, sent before the
+// event's ack). Both are sent on the store's own pipeline: one reply
+// subscription on nc, created by NewKVStore and kept for the connection's
+// life (a connection per store is not needed: stores on one connection
+// each have their own).
 type KVStore struct {
 	cfg  KVStoreConfig
 	kv   natsjs.KeyValue
