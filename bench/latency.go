@@ -228,12 +228,12 @@ var latencyConsumers = map[LatencyRow]struct {
 	LatencyRouterDefault:   {false, routerLatencyConsumer(routerOpts{})},
 	LatencyRouterConc8:     {false, routerLatencyConsumer(routerOpts{concurrency: 8})},
 	LatencyRouterKV:        {false, routerLatencyConsumer(routerOpts{idempotency: true})},
+	LatencyWatermillRouter: {true, watermillLatencyConsumer},
 	// SLOT LatencyRouterKeyed: once GroupConfig.OrderKey exists, give
 	// routerOpts an orderKey set on the row's group (newBenchRouter), add
 	//	LatencyRouterKeyed: {false, routerLatencyConsumer(routerOpts{orderKey: ...})},
 	// here, add the row to LatencyRows after LatencyRouterKV, and drop it
 	// from LatencyPending.
-	LatencyWatermillRouter: {true, watermillLatencyConsumer},
 }
 
 // MeasureLatency runs one open-loop trial of row: a fresh stream, the
