@@ -49,6 +49,10 @@ type kvOp struct {
 	done chan struct{} // closed once answered (claims; nil for marks)
 	seq  uint64        // the stored message's sequence (the key's revision)
 	err  error         // errKVKeyExists, or the failure
+
+	// A mark keeps what it sent, to send it again after a reconnect.
+	subject string
+	data    []byte
 }
 
 // errKVKeyExists is a claim refused because the key has a record: the
@@ -74,7 +78,78 @@ func newKVPipeline(nc *nats.Conn, onMarkErr func(key string, err error)) (*kvPip
 		return nil, err
 	}
 	p.sub = sub
+	// A reply lost with the connection never comes: at a disconnect the
+	// claims in flight fail at once (their waiters fall back to a
+	// synchronous claim, which waits for the reconnect) and the marks in
+	// flight are sent again (buffered by the client until it reconnects;
+	// a mark stored twice is the same record). The watcher ends with the
+	// connection.
+	status := nc.StatusChanged(nats.RECONNECTING, nats.CLOSED)
+	go p.watch(status)
 	return p, nil
+}
+
+// watch handles the connection's disconnects until it closes.
+func (p *kvPipeline) watch(status chan nats.Status) {
+	defer p.nc.RemoveStatusListener(status)
+	for st := range status {
+		if st == nats.CLOSED {
+			p.abandon(nats.ErrConnectionClosed, false)
+			return
+		}
+		p.abandon(nats.ErrDisconnected, true)
+	}
+}
+
+// abandon gives up the answers in flight: claims fail with err; marks are
+// sent again under new ids when resend, else reported with err.
+func (p *kvPipeline) abandon(err error, resend bool) {
+	type again struct {
+		id uint64
+		op *kvOp
+	}
+	var claims []*kvOp
+	var marks []again
+	p.mu.Lock()
+	for id, op := range p.pending {
+		delete(p.pending, id)
+		if op.done != nil {
+			claims = append(claims, op)
+			continue
+		}
+		if !resend {
+			p.markDoneLocked()
+			marks = append(marks, again{0, op})
+			continue
+		}
+		// Re-registered at once, so that the count of marks in flight
+		// (Flush) never drops to 0 meanwhile.
+		p.next++
+		p.pending[p.next] = op
+		marks = append(marks, again{p.next, op})
+	}
+	p.mu.Unlock()
+	for _, op := range claims {
+		op.err = err
+		close(op.done)
+	}
+	for _, m := range marks {
+		if m.id == 0 {
+			p.reportMark(m.op.key, err)
+			continue
+		}
+		reply := p.prefix + strconv.FormatUint(m.id, 36)
+		if perr := p.nc.PublishMsg(&nats.Msg{Subject: m.op.subject, Reply: reply, Data: m.op.data}); perr != nil {
+			p.forget(m.id, true)
+			p.reportMark(m.op.key, fmt.Errorf("%w; sending it again: %w", err, perr))
+		}
+	}
+}
+
+func (p *kvPipeline) reportMark(key string, err error) {
+	if p.onMarkErr != nil {
+		p.onMarkErr(key, err)
+	}
 }
 
 // send publishes data on subject (with hdr, which is only read) and
@@ -144,8 +219,8 @@ func (p *kvPipeline) onReply(m *nats.Msg) {
 		close(op.done)
 		return
 	}
-	if op.err != nil && p.onMarkErr != nil {
-		p.onMarkErr(op.key, op.err)
+	if op.err != nil {
+		p.reportMark(op.key, op.err)
 	}
 	p.mu.Lock()
 	p.markDoneLocked()
@@ -226,7 +301,7 @@ func (p *kvPipeline) claim(subject string, hdr nats.Header, data []byte, key str
 // mark sends a processed mark, not waited for: its failure goes to
 // onMarkErr, and flush waits for it.
 func (p *kvPipeline) mark(subject string, data []byte, key string) error {
-	_, err := p.send(subject, nil, data, &kvOp{key: key}, true)
+	_, err := p.send(subject, nil, data, &kvOp{key: key, subject: subject, data: data}, true)
 	return err
 }
 

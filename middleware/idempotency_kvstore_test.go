@@ -9,6 +9,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -333,4 +335,49 @@ func TestKVStore_mark_sent_while_disconnected_is_stored_after_the_reconnect(t *t
 	again, err := store.Claim(ctx, "ns/ev-1", idempotency.Holder{Stream: "S", StreamSeq: 2, Attempt: 1})
 	require.NoError(t, err)
 	assert.Equal(t, idempotency.ClaimProcessed, again.Status)
+}
+
+func TestKVStore_writes_whose_answers_a_disconnect_lost_are_not_waited_for(t *testing.T) {
+	// A claim and a mark reach the server but their answers never come
+	// (here: the bucket's stream is gone and a subscriber that never
+	// answers takes the publishes), then the connection drops. The claim
+	// must fall back to the synchronous path at once, not wait for its
+	// context to end; the mark must be sent again, and stored.
+	srv := eventstest.NewServer(t)
+	store := newKVStore(t, srv, jetstream.KVStoreConfig{Bucket: "LOSSY"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := idempotency.Holder{Stream: "S", StreamSeq: 1, Attempt: 1}
+	claimed, err := store.ClaimAsync("ns/done", h)(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, srv.JS.DeleteKeyValue(ctx, "LOSSY"))
+	swallowed := make(chan string, 4)
+	holeConn := srv.Connect(t)
+	_, err = holeConn.Subscribe("$KV.LOSSY.>", func(m *nats.Msg) { swallowed <- m.Subject })
+	require.NoError(t, err)
+	require.NoError(t, holeConn.Flush())
+
+	pending := store.ClaimAsync("ns/pending", idempotency.Holder{Stream: "S", StreamSeq: 2, Attempt: 1})
+	require.NoError(t, store.Complete(ctx, claimed))
+	for range 2 {
+		select {
+		case <-swallowed:
+		case <-ctx.Done():
+			t.Fatal("the claim and the mark did not reach the server")
+		}
+	}
+	_, err = srv.JS.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: "LOSSY"})
+	require.NoError(t, err)
+
+	srv.Stop()
+	require.NoError(t, srv.Restart())
+	c, err := pending(ctx)
+	require.NoError(t, err, "not the context's deadline: the lost answer is not waited for")
+	assert.Equal(t, idempotency.ClaimAcquired, c.Status)
+	require.NoError(t, store.Flush(ctx), "the mark sent again is answered")
+	assert.Zero(t, store.AsyncErrors())
+	again, err := store.Claim(ctx, "ns/done", idempotency.Holder{Stream: "S", StreamSeq: 3, Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, idempotency.ClaimProcessed, again.Status, "the mark sent again was stored")
 }
