@@ -46,14 +46,15 @@ type KVStoreConfig struct {
 	// SyncComplete makes Complete wait for the bucket's ack of the processed
 	// mark. Default false: the mark is published asynchronously (one round
 	// trip per event instead of two; measured 2x the router's throughput
-	// with idempotency on), and a failure to store it goes to OnError. The
-	// event's own delivery is settled either way: a lost mark only means a
-	// later duplicate copy of the event may be handled again once its
-	// claim expires (ClaimTTL), which is the at-least-once the middleware
-	// already states. Flush waits for the marks in flight.
+	// with idempotency on), a mark whose answer a disconnect lost is sent
+	// again once the client reconnected, and a failure to store it goes to
+	// OnError. The event's own delivery is settled either way: a lost mark
+	// only means a later duplicate copy of the event may be handled again
+	// once its claim expires (ClaimTTL), which is the at-least-once the
+	// middleware already states. Flush waits for the marks in flight.
 	SyncComplete bool
 	// OnError receives the failures of asynchronous Complete publishes.
-	// Default nil: dropped after counting (see Errors).
+	// Default nil: dropped after counting (see AsyncErrors).
 	OnError func(error)
 }
 
