@@ -215,8 +215,8 @@ func (lr *latencyRecorder) seen(due time.Time, id string) {
 
 // latencyConsumer starts a row's consumer on s (the durable named durable
 // exists when the row needs the harness's shared settings) and calls seen at
-// every handler's entry. ready returns once the consumer receives; stop ends
-// it and releases what it holds.
+// every handler's entry. It returns once the consumer receives; stop ends it
+// and releases what it holds.
 type latencyConsumer func(ctx context.Context, env *Env, s Stream, durable string, seen func(due time.Time, id string)) (stop func() error, err error)
 
 // latencyConsumers are the rows' consumers.

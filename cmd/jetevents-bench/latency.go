@@ -14,12 +14,13 @@ import (
 
 // latencyRun is what -ops latency measures.
 type latencyRun struct {
-	sizes    []int
-	rounds   int
-	n        int
-	loads    []float64
-	duration time.Duration
-	out      string
+	sizes     []int
+	rounds    int
+	n         int // events per consume-only trial
+	capacityN int // events per capacity trial
+	loads     []float64
+	duration  time.Duration
+	out       string
 }
 
 // runLatency measures the raw consumer's maximum at each size, then every
@@ -38,7 +39,7 @@ func runLatency(ctx context.Context, env *bench.Env, lr latencyRun) error {
 		var rates, consumeOnly []float64
 		raw := bench.VariantsOf(bench.OpRouter)[0]
 		for range max(3, lr.rounds) {
-			c, err := bench.MeasureCapacity(ctx, env, bench.LatencyRaw, size, lr.n)
+			c, err := bench.MeasureCapacity(ctx, env, bench.LatencyRaw, size, lr.capacityN)
 			if err != nil {
 				return err
 			}
@@ -77,7 +78,7 @@ func runLatency(ctx context.Context, env *bench.Env, lr latencyRun) error {
 		lr.duration, min(lr.duration/5, time.Second), lr.rounds, time.Since(began).Round(time.Second))
 	for _, size := range lr.sizes {
 		fmt.Printf("Raw consumer maximum at %s: %.0f events/s with the publisher beside it on the same 2 cores (100 %% load; median of %d trials of %d events); %.0f events/s consuming a pre-filled stream alone.\n",
-			sizeName(size), maxRates[size], max(3, lr.rounds), lr.n, consumeOnlyRates[size])
+			sizeName(size), maxRates[size], max(3, lr.rounds), lr.capacityN, consumeOnlyRates[size])
 	}
 	fmt.Println()
 	if err := bench.WriteLatencyTable(os.Stdout, sums); err != nil {

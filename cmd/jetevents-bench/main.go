@@ -63,6 +63,7 @@ func run() error {
 		latDur = flag.Duration("latency-duration", 10*time.Second, "latency: how long the publisher sends at each load, per row and round")
 		latLds = flag.String("latency-loads", "25,50,75,90", "latency: loads in percent of the raw consumer's measured maximum")
 		latOut = flag.String("latency-out", "", "latency: directory for the plots and percentile distributions (none if empty)")
+		latCap = flag.Int("latency-capacity-n", 300000, "latency: events per trial measuring the raw consumer's maximum with the publisher beside it (long enough to be sustained)")
 		obN    = flag.Int("outbox-n", 5000, "events per outbox and inbox row")
 		obDBs  = flag.String("outbox-db", "postgres,sqlite", "databases of the outbox and inbox rows")
 		pgSync = flag.Bool("pg-fsync", true, "PostgreSQL with fsync and synchronous commit on, as in production")
@@ -178,7 +179,10 @@ func run() error {
 		}
 	}
 	if withLatency {
-		if err := runLatency(ctx, env, latencyRun{sizes: sz, rounds: *rounds, n: *n, loads: loads, duration: *latDur, out: *latOut}); err != nil {
+		if *latCap <= 0 {
+			return fmt.Errorf("-latency-capacity-n must be positive")
+		}
+		if err := runLatency(ctx, env, latencyRun{sizes: sz, rounds: *rounds, n: *n, capacityN: *latCap, loads: loads, duration: *latDur, out: *latOut}); err != nil {
 			return err
 		}
 	}
