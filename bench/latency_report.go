@@ -17,16 +17,43 @@ const LatencyGoal = 1.25
 // the goal is checked at.
 var LatencyGoalLoads = []float64{0.50, 0.75}
 
-// LatencySummary is one row at one rate, its rounds merged.
+// LatencySummary is one row at one rate over its rounds. Its Latency and
+// SendLag histograms hold every round's events (the distributions file);
+// Percentile and Max are the median round's, so that one round disturbed by
+// other work on a shared machine does not make the row's numbers.
 type LatencySummary struct {
 	LatencyResult
 	// RoundP99 is each round's p99, in round order (their spread shows the
 	// noise).
 	RoundP99 []time.Duration
+	rounds   []LatencyResult
 }
 
-// MergeLatency merges the rounds of each row and rate (their histograms
-// added), in first-seen order.
+// Percentile is the median over the rounds of each round's latency at
+// percentile q (0..100).
+func (s LatencySummary) Percentile(q float64) time.Duration {
+	return s.median(func(r LatencyResult) time.Duration { return r.Percentile(q) })
+}
+
+// Max is the median over the rounds of each round's highest latency.
+func (s LatencySummary) Max() time.Duration {
+	return s.median(func(r LatencyResult) time.Duration { return r.Max() })
+}
+
+func (s LatencySummary) median(of func(LatencyResult) time.Duration) time.Duration {
+	if len(s.rounds) == 0 {
+		return 0
+	}
+	vs := make([]time.Duration, len(s.rounds))
+	for i, r := range s.rounds {
+		vs[i] = of(r)
+	}
+	slices.Sort(vs)
+	return vs[len(vs)/2]
+}
+
+// MergeLatency gathers the rounds of each row and rate (their histograms
+// added for the distributions), in first-seen order.
 func MergeLatency(results []LatencyResult) []LatencySummary {
 	type key struct {
 		row  LatencyRow
@@ -54,6 +81,7 @@ func MergeLatency(results []LatencyResult) []LatencySummary {
 		s.Elapsed += r.Elapsed
 		s.Behind = max(s.Behind, r.Behind)
 		s.RoundP99 = append(s.RoundP99, r.Percentile(99))
+		s.rounds = append(s.rounds, r)
 	}
 	return out
 }
@@ -72,9 +100,9 @@ func fmtLatency(d time.Duration) string {
 	return fmt.Sprintf("%.3f", ms)
 }
 
-// WriteLatencyTable writes the merged rows as a markdown table, one line
-// per load and row, the raw consumer's first: p50, p99, p99.9 and max in
-// ms, the p99 relative to the raw consumer's at the same rate, each
+// WriteLatencyTable writes the rows as a markdown table, one line per load
+// and row, the raw consumer's first: p50, p99, p99.9 and max in ms (each the
+// median round's), the p99 relative to the raw consumer's at the same rate, each
 // round's p99, and the publisher's own send lag p99 (the part of every
 // row's latency spent before the event left the process), and how long
 // after the last event's due time it was handled (the worst round): a
@@ -175,9 +203,9 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-// WriteLatencyDistributions writes each merged row's full percentile
-// distribution (HdrHistogram's percentile output, values in ms), the raw
-// data behind the table and plots.
+// WriteLatencyDistributions writes each row's full percentile distribution,
+// every round's events together (HdrHistogram's percentile output, values in
+// ms).
 func WriteLatencyDistributions(w io.Writer, sums []LatencySummary) error {
 	for _, s := range sums {
 		if _, err := fmt.Fprintf(w, "\n# %s, %s, %.0f events/s (%s load), %d events recorded\n", s.Row, formatSize(s.Size), s.Rate, fmtLoad(s.Load), s.Recorded); err != nil {

@@ -74,8 +74,10 @@ func TestLatency_every_row_handles_each_event_once_and_records_it(t *testing.T) 
 	// and a plot with a line per row that parses as XML.
 	sums := bench.MergeLatency(append(results, results...))
 	require.Len(t, sums, len(results))
-	assert.Len(t, sums[0].RoundP99, 2, "two rounds merged")
-	assert.Equal(t, int64(2*results[0].Recorded), sums[0].Latency.TotalCount())
+	assert.Len(t, sums[0].RoundP99, 2, "two rounds")
+	assert.Equal(t, int64(2*results[0].Recorded), sums[0].Latency.TotalCount(), "the distribution holds both rounds")
+	assert.Equal(t, results[0].Percentile(99), sums[0].Percentile(99), "the median round's (both rounds are the same)")
+	assert.Equal(t, results[0].Max(), sums[0].Max())
 	var table bytes.Buffer
 	require.NoError(t, bench.WriteLatencyTable(&table, sums))
 	for _, row := range bench.LatencyRows() {
@@ -96,4 +98,30 @@ func TestLatency_refuses_a_row_not_measured_yet(t *testing.T) {
 	_, err := bench.MeasureLatency(context.Background(), env, bench.LatencyRouterKeyed, bench.LatencyParams{Rate: 100, Duration: time.Second})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "OrderKey")
+}
+
+func TestMergeLatency_reports_the_median_round(t *testing.T) {
+	round := func(us int64) bench.LatencyResult {
+		h := bench.NewLatencyHistogram()
+		for range 100 {
+			require.NoError(t, h.RecordValue(us))
+		}
+		return bench.LatencyResult{Row: bench.LatencyRaw, Size: 512, Rate: 1000, Latency: h, SendLag: bench.NewLatencyHistogram(), Recorded: 100}
+	}
+	// One round disturbed by other work (100 ms) does not make the row's
+	// numbers; the distribution keeps all three rounds.
+	sums := bench.MergeLatency([]bench.LatencyResult{round(1000), round(100000), round(5000)})
+	require.Len(t, sums, 1)
+	assert.Equal(t, []time.Duration{time.Millisecond, 100 * time.Millisecond, 5 * time.Millisecond}, roundMillis(sums[0].RoundP99))
+	assert.Equal(t, 5*time.Millisecond, sums[0].Percentile(99).Round(time.Millisecond))
+	assert.Equal(t, 5*time.Millisecond, sums[0].Max().Round(time.Millisecond))
+	assert.Equal(t, int64(300), sums[0].Latency.TotalCount())
+}
+
+func roundMillis(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }

@@ -74,7 +74,7 @@ func runLatency(ctx context.Context, env *bench.Env, lr latencyRun) error {
 		}
 	}
 	sums := bench.MergeLatency(results)
-	fmt.Printf("\nLatency under load: open-loop publisher (raw nats.go async publish, own connection), %s per row, load and round after a %s warm-up not recorded, %d round(s) merged (row order rotated); latency from each event's due time to its handler's entry; took %s.\n",
+	fmt.Printf("\nLatency under load: open-loop publisher (raw nats.go async publish, own connection), %s per row, load and round after a %s warm-up not recorded, %d round(s) (row order rotated), each percentile the median round's; latency from each event's due time to its handler's entry; took %s.\n",
 		lr.duration, min(lr.duration/5, time.Second), lr.rounds, time.Since(began).Round(time.Second))
 	for _, size := range lr.sizes {
 		fmt.Printf("Raw consumer maximum at %s: %.0f events/s with the publisher beside it on the same 2 cores (100 %% load; median of %d trials of %d events); %.0f events/s consuming a pre-filled stream alone.\n",
