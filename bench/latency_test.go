@@ -83,7 +83,6 @@ func TestLatency_every_row_handles_each_event_once_and_records_it(t *testing.T) 
 	for _, row := range bench.LatencyRows() {
 		assert.Contains(t, table.String(), "| "+string(row)+" |")
 	}
-	assert.Contains(t, table.String(), string(bench.LatencyRouterKeyed)+" | - |")
 	assert.Contains(t, table.String(), "Goal at 50 % load, 512 B: router-default p99")
 	var svg bytes.Buffer
 	require.NoError(t, bench.WriteLatencySVG(&svg, sums, 512, 99))
@@ -94,10 +93,20 @@ func TestLatency_every_row_handles_each_event_once_and_records_it(t *testing.T) 
 	assert.Contains(t, dist.String(), "Percentile")
 }
 
-func TestLatency_refuses_a_row_not_measured_yet(t *testing.T) {
-	_, err := bench.MeasureLatency(context.Background(), env, bench.LatencyRouterKeyed, bench.LatencyParams{Rate: 100, Duration: time.Second})
+func TestLatency_refuses_a_row_it_does_not_know(t *testing.T) {
+	_, err := bench.MeasureLatency(context.Background(), env, bench.LatencyRow("router-unknown"), bench.LatencyParams{Rate: 100, Duration: time.Second})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "OrderKey")
+	assert.Contains(t, err.Error(), "router-unknown")
+}
+
+func TestKeyedOrderKey_spreads_events_over_256_keys(t *testing.T) {
+	events, err := bench.Events(5000, 512)
+	require.NoError(t, err)
+	keys := map[string]int{}
+	for _, e := range events {
+		keys[bench.KeyedOrderKey(e)]++
+	}
+	assert.Len(t, keys, 256)
 }
 
 func TestMergeLatency_reports_the_median_round(t *testing.T) {
