@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 COUNT     ?= 6
 
-.PHONY: all test test-short lint fuzz bench bench-cmd stress reliability reliability-short demo clean postgres chromium
+.PHONY: all test test-short lint fuzz bench bench-cmd bench-latency stress reliability reliability-short demo clean postgres chromium
 
 all: lint test
 
@@ -65,6 +65,14 @@ bench:
 ## bench-cmd: the side-by-side table (msgs/s, ratio to raw) in about a minute.
 bench-cmd:
 	$(GO) run ./cmd/jetevents-bench
+
+## bench-latency: latency under load (issue 21): the raw consumer, the router
+## rows and watermill-nats' router at 25/50/75/90 % of the raw consumer's
+## maximum, 5 rounds, about 15 minutes; table, plots (SVG) and percentile
+## distributions into bench/results.
+bench-latency:
+	@mkdir -p bench/results
+	$(GO) run ./cmd/jetevents-bench -ops latency -size 512 -rounds 5 -latency-duration 6s -latency-out bench/results | tee bench/results/latency-bench.md
 
 ## stress: Watermill's stress conformance suite (10 parallel copies of
 ## TestPubSub each) on JetStream and on the in-memory bus (long).

@@ -30,6 +30,13 @@ func BenchmarkRouterE2E(b *testing.B) {
 	benchOp(b, bench.OpRouter, bench.ImplRawConsumeJSON, bench.ImplRouterDefault)
 }
 
+// BenchmarkRouterKVIdempotency is the router with Config.Idempotency a
+// jetstream.KVStore (fresh bucket per trial) beside the same hand-written
+// consumer: what issue 21's "idempotency at half of raw" is measured by.
+func BenchmarkRouterKVIdempotency(b *testing.B) {
+	benchOp(b, bench.OpRouter, bench.ImplRawConsumeJSON, bench.ImplRouterKVIdempotency)
+}
+
 // benchOp runs the variants of op (only the impls listed, if any).
 func benchOp(b *testing.B, op bench.Op, impls ...bench.Impl) {
 	for _, size := range sizes {

@@ -90,7 +90,8 @@ type Target struct {
 }
 
 // Targets are the issues' speed targets: the publisher's against raw
-// nats.go, and the router's (issue 7) against a user's hand-written consumer
+// nats.go, and the router's (issue 7; KV idempotency: issue 21) against a
+// user's hand-written consumer
 // (raw-consume-json), against watermill-nats' router, and against the ideal
 // rate of 8 handlers sleeping 1 ms (which raw-conc8-sleep1ms shows, without
 // a verdict, for the same handlers without the router).
@@ -101,7 +102,8 @@ var Targets = []Target{
 	{Op: OpRouter, Impl: ImplRouterDefault, Size: 512, Min: 0.7, Of: ImplRawConsumeJSON},
 	{Op: OpRouter, Impl: ImplRouterDefault, Size: 4096, Min: 0.85, Of: ImplRawConsumeJSON},
 	{Op: OpRouter, Impl: ImplRouterDefault, Min: 1.3, Of: ImplWatermillRouter},
-	{Op: OpRouter, Impl: ImplRouterKVIdempotency, Min: 0.4, Of: ImplRawConsumeJSON},
+	{Op: OpRouter, Impl: ImplRouterKVIdempotency, Size: 512, Min: 0.5, Of: ImplRawConsumeJSON},
+	{Op: OpRouter, Impl: ImplRouterKVIdempotency, Size: 4096, Min: 0.85, Of: ImplRawConsumeJSON},
 	{Op: OpRouter, Impl: ImplRouterConc8Sleep1ms, Min: 0.9, Ideal: Conc8Sleep1msIdeal},
 	{Op: OpRouter, Impl: ImplRawConc8Sleep1ms, Ideal: Conc8Sleep1msIdeal},
 }

@@ -56,6 +56,7 @@ type routerOpts struct {
 	idempotency bool
 	concurrency int
 	sleep       time.Duration
+	orderKey    router.OrderKey
 }
 
 // benchRouter is a router row's router, running once started.
@@ -75,7 +76,7 @@ type benchRouter struct {
 func newBenchRouter(ctx context.Context, env *Env, nc *nats.Conn, s Stream, durable string, o routerOpts,
 	seen func(e *envelope.Event, d UserCreated)) (*benchRouter, error) {
 	br := &benchRouter{stopped: make(chan struct{})}
-	cfg := router.Config{Stream: s.Name, Logger: ProductionLogger(), Concurrency: o.concurrency}
+	cfg := router.Config{Stream: s.Name, Logger: ProductionLogger(), Concurrency: o.concurrency, OrderKey: o.orderKey}
 	if o.idempotency {
 		bucket := fmt.Sprintf("BENCH_IDEM_%d", env.seq.Add(1))
 		store, err := jetstream.NewKVStore(ctx, nc, jetstream.KVStoreConfig{Bucket: bucket})

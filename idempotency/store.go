@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -130,10 +131,47 @@ func DoneRecord(h Holder) Record { return Record{State: stateDone, Holder: h} }
 // Done reports whether r is a processed mark (not a claim).
 func (r Record) Done() bool { return r.State == stateDone }
 
-// Encode is r as stored.
-func (r Record) Encode() []byte {
-	b, _ := json.Marshal(r)
-	return b
+// Encode is r as stored: its JSON (what encoding/json writes for it, byte
+// for byte). It is written without reflection because a store encodes a
+// record or two for every event.
+func (r Record) Encode() []byte { return r.AppendEncode(make([]byte, 0, 96)) }
+
+// AppendEncode appends r as Encode writes it to b.
+func (r Record) AppendEncode(b []byte) []byte {
+	b = append(b, `{"state":`...)
+	b = appendJSONString(b, r.State)
+	if r.Stream != "" {
+		b = append(b, `,"stream":`...)
+		b = appendJSONString(b, r.Stream)
+	}
+	if r.StreamSeq != 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, r.StreamSeq, 10)
+	}
+	if r.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendUint(b, r.Attempt, 10)
+	}
+	if r.Until != 0 {
+		b = append(b, `,"until":`...)
+		b = strconv.AppendInt(b, r.Until, 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json quotes it: as is when every
+// byte is printable ASCII that needs no escape (stream names, states),
+// through encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ParseRecord decodes a stored record of key. Errors match ErrStore.

@@ -46,14 +46,15 @@ type KVStoreConfig struct {
 	// SyncComplete makes Complete wait for the bucket's ack of the processed
 	// mark. Default false: the mark is published asynchronously (one round
 	// trip per event instead of two; measured 2x the router's throughput
-	// with idempotency on), and a failure to store it goes to OnError. The
-	// event's own delivery is settled either way: a lost mark only means a
-	// later duplicate copy of the event may be handled again once its
-	// claim expires (ClaimTTL), which is the at-least-once the middleware
-	// already states. Flush waits for the marks in flight.
+	// with idempotency on), a mark whose answer a disconnect lost is sent
+	// again once the client reconnected, and a failure to store it goes to
+	// OnError. The event's own delivery is settled either way: a lost mark
+	// only means a later duplicate copy of the event may be handled again
+	// once its claim expires (ClaimTTL), which is the at-least-once the
+	// middleware already states. Flush waits for the marks in flight.
 	SyncComplete bool
 	// OnError receives the failures of asynchronous Complete publishes.
-	// Default nil: dropped after counting (see Errors).
+	// Default nil: dropped after counting (see AsyncErrors).
 	OnError func(error)
 }
 
@@ -97,12 +98,19 @@ func (c KVStoreConfig) Validate() error {
 // revision, so two processes never both acquire one key. Keys are encoded
 // (base64url, or a SHA-256 for very long keys) because event ids may hold
 // characters KV keys refuse. Safe for concurrent use.
+//
+// Per handled event it costs two writes to the bucket's stream: the claim
+// (before the handler; prefetched by the router while the event waits in
+// its group's queue) and the processed mark (after it, sent before the
+// event's ack). Both are sent on the store's own pipeline: one reply
+// subscription on nc, created by NewKVStore and kept for the connection's
+// life (a connection per store is not needed: stores on one connection
+// each have their own).
 type KVStore struct {
 	cfg  KVStoreConfig
 	kv   natsjs.KeyValue
-	js   natsjs.JetStream // asynchronous processed marks
-	cjs  natsjs.JetStream // asynchronous claims (their "key exists" is no failure)
-	subj string           // "$KV.<bucket>."
+	pipe *kvPipeline // asynchronous claims and processed marks
+	subj string      // "$KV.<bucket>."
 
 	asyncErrors atomic.Uint64
 }
@@ -119,17 +127,8 @@ func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore
 		return nil, err
 	}
 	s := &KVStore{cfg: cfg, subj: "$KV." + cfg.Bucket + "."}
-	js, err := natsjs.New(nc, natsjs.WithPublishAsyncErrHandler(func(_ natsjs.JetStream, m *nats.Msg, err error) {
-		s.asyncErrors.Add(1)
-		if s.cfg.OnError != nil {
-			s.cfg.OnError(fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, m.Subject, err))
-		}
-	}))
+	js, err := natsjs.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: jetstream: %w", idempotency.ErrStore, err)
-	}
-	s.js = js
-	if s.cjs, err = natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(1<<16)); err != nil {
 		return nil, fmt.Errorf("%w: jetstream: %w", idempotency.ErrStore, err)
 	}
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
@@ -151,6 +150,15 @@ func NewKVStore(ctx context.Context, nc *nats.Conn, cfg KVStoreConfig) (*KVStore
 		return nil, fmt.Errorf("%w: bucket %s: %w", idempotency.ErrStore, cfg.Bucket, err)
 	}
 	s.kv = kv
+	s.pipe, err = newKVPipeline(nc, func(key string, err error) {
+		s.asyncErrors.Add(1)
+		if s.cfg.OnError != nil {
+			s.cfg.OnError(fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, key, err))
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: subscribe to acknowledgements: %w", idempotency.ErrStore, err)
+	}
 	return s, nil
 }
 
@@ -160,12 +168,23 @@ const maxRawKey = 192
 // kvKey encodes key for the bucket. base64url is injective and uses only
 // characters KV keys accept; the "h." prefix cannot collide with it because
 // base64url never contains '.'.
-func kvKey(key string) string {
+func kvKey(key string) string { return string(appendKVKey(nil, key)) }
+
+// appendKVKey appends kvKey(key) to b.
+func appendKVKey(b []byte, key string) []byte {
 	if base64.RawURLEncoding.EncodedLen(len(key)) <= maxRawKey {
-		return "k" + base64.RawURLEncoding.EncodeToString([]byte(key))
+		b = append(b, 'k')
+		return base64.RawURLEncoding.AppendEncode(b, []byte(key))
 	}
 	sum := sha256.Sum256([]byte(key))
-	return "h." + hex.EncodeToString(sum[:])
+	b = append(b, "h."...)
+	return hex.AppendEncode(b, sum[:])
+}
+
+// subject is the bucket's subject of key: "$KV.<bucket>." + kvKey(key).
+func (s *KVStore) subject(key string) string {
+	b := make([]byte, 0, len(s.subj)+2+base64.RawURLEncoding.EncodedLen(len(key)))
+	return string(appendKVKey(append(b, s.subj...), key))
 }
 
 // maxClaimRounds bounds the create/compare-and-set loop of Claim; each lost
@@ -210,31 +229,31 @@ func (s *KVStore) Claim(ctx context.Context, key string, h idempotency.Holder) (
 	return idempotency.Claim{Key: key, Status: idempotency.ClaimBusy, Holder: h}, nil
 }
 
+// claimHeader makes a publish a KV Create: stored only if the subject has
+// no message. Shared by every claim: publishing only reads it.
+var claimHeader = nats.Header{"Nats-Expected-Last-Subject-Sequence": {"0"}}
+
 // ClaimAsync implements AsyncClaimer: a KV Create sent without waiting (a
 // publish on the key's subject expecting no previous entry). The returned
 // function waits for the answer; when the key exists (claimed, processed,
 // or a released claim's delete marker) it falls back to Claim, which reads
 // the record and decides.
 func (s *KVStore) ClaimAsync(key string, h idempotency.Holder) func(context.Context) (idempotency.Claim, error) {
-	msg := &nats.Msg{
-		Subject: s.subj + kvKey(key),
-		Header:  nats.Header{"Nats-Expected-Last-Subject-Sequence": {"0"}},
-		Data:    idempotency.ClaimRecord(h, s.cfg.Clock.Now().Add(s.cfg.ClaimTTL)).Encode(),
-	}
-	f, err := s.cjs.PublishMsgAsync(msg)
+	rec := idempotency.ClaimRecord(h, s.cfg.Clock.Now().Add(s.cfg.ClaimTTL)).Encode()
+	id, op, err := s.pipe.claim(s.subject(key), claimHeader, rec, key)
 	return func(ctx context.Context) (idempotency.Claim, error) {
 		if err != nil {
 			return s.Claim(ctx, key, h)
 		}
-		select {
-		case ack := <-f.Ok():
-			return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h, Revision: ack.Sequence}, nil
-		case <-f.Err():
-			// Most often the key exists; Claim tells what it holds.
-			return s.Claim(ctx, key, h)
-		case <-ctx.Done():
+		rev, err := s.pipe.wait(ctx, id, op)
+		switch {
+		case err == nil:
+			return idempotency.Claim{Key: key, Status: idempotency.ClaimAcquired, Holder: h, Revision: rev}, nil
+		case ctx.Err() != nil:
 			return idempotency.Claim{}, fmt.Errorf("%w: claim %s: %w", idempotency.ErrStore, key, ctx.Err())
 		}
+		// Most often the key exists; Claim tells what it holds.
+		return s.Claim(ctx, key, h)
 	}
 }
 
@@ -242,15 +261,20 @@ func (s *KVStore) ClaimAsync(key string, h idempotency.Holder) func(context.Cont
 // the handler succeeded, whoever holds the claim now.
 // Without SyncComplete it returns once the mark is sent (see
 // KVStoreConfig.SyncComplete); an error then means it could not be sent.
+// With more than 65,536 marks unanswered it stores this one synchronously.
 func (s *KVStore) Complete(ctx context.Context, c idempotency.Claim) error {
-	if s.cfg.SyncComplete {
-		if _, err := s.kv.Put(ctx, kvKey(c.Key), idempotency.DoneRecord(c.Holder).Encode()); err != nil {
+	rec := idempotency.DoneRecord(c.Holder).Encode()
+	if !s.cfg.SyncComplete {
+		// A KV Put is a publish on $KV.<bucket>.<key>.
+		err := s.pipe.mark(s.subject(c.Key), rec, c.Key)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errTooManyMarks) {
 			return fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, c.Key, err)
 		}
-		return nil
 	}
-	// A KV Put is a publish on $KV.<bucket>.<key>.
-	if _, err := s.js.PublishMsgAsync(&nats.Msg{Subject: s.subj + kvKey(c.Key), Data: idempotency.DoneRecord(c.Holder).Encode()}); err != nil {
+	if _, err := s.kv.Put(ctx, kvKey(c.Key), rec); err != nil {
 		return fmt.Errorf("%w: complete %s: %w", idempotency.ErrStore, c.Key, err)
 	}
 	return nil
@@ -260,12 +284,10 @@ func (s *KVStore) Complete(ctx context.Context, c idempotency.Claim) error {
 // failure went to OnError), or ctx ends. The router flushes its store at
 // shutdown.
 func (s *KVStore) Flush(ctx context.Context) error {
-	select {
-	case <-s.js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: flush: %d processed marks in flight: %w", idempotency.ErrStore, s.js.PublishAsyncPending(), ctx.Err())
+	if err := s.pipe.flush(ctx); err != nil {
+		return fmt.Errorf("%w: flush: %w", idempotency.ErrStore, err)
 	}
+	return nil
 }
 
 // AsyncErrors counts the asynchronous processed marks that failed.

@@ -59,7 +59,11 @@ func run() error {
 		batch  = flag.Int("batch", 100, "events per batch")
 		rounds = flag.Int("rounds", 1, "trials per variant; the median is reported")
 		warmup = flag.Int("warmup", 1000, "events per unmeasured warm-up trial of each variant (0: none)")
-		ops    = flag.String("ops", "sync,async,batch,consume,router", "operations to measure, comma-separated (also: outbox)")
+		ops    = flag.String("ops", "sync,async,batch,consume,router", "operations to measure, comma-separated (also: outbox, latency)")
+		latDur = flag.Duration("latency-duration", 10*time.Second, "latency: how long the publisher sends at each load, per row and round")
+		latLds = flag.String("latency-loads", "25,50,75,90", "latency: loads in percent of the raw consumer's measured maximum")
+		latOut = flag.String("latency-out", "", "latency: directory for the plots and percentile distributions (none if empty)")
+		latCap = flag.Int("latency-capacity-n", 300000, "latency: events per trial measuring the raw consumer's maximum with the publisher beside it (long enough to be sustained)")
 		obN    = flag.Int("outbox-n", 5000, "events per outbox and inbox row")
 		obDBs  = flag.String("outbox-db", "postgres,sqlite", "databases of the outbox and inbox rows")
 		pgSync = flag.Bool("pg-fsync", true, "PostgreSQL with fsync and synchronous commit on, as in production")
@@ -75,11 +79,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	withOutbox := false
+	withOutbox, withLatency := false, false
 	var others []string
 	for _, f := range strings.Split(*ops, ",") {
-		if strings.TrimSpace(f) == "outbox" {
+		switch strings.TrimSpace(f) {
+		case "outbox":
 			withOutbox = true
+			continue
+		case "latency":
+			withLatency = true
 			continue
 		}
 		others = append(others, f)
@@ -89,6 +97,13 @@ func run() error {
 		if opList, err = parseOps(strings.Join(others, ",")); err != nil {
 			return err
 		}
+	}
+	loads, err := parseLoads(*latLds)
+	if err != nil {
+		return err
+	}
+	if *latDur <= 0 {
+		return fmt.Errorf("-latency-duration must be positive")
 	}
 	if *obN <= 0 {
 		return fmt.Errorf("-outbox-n must be positive")
@@ -161,6 +176,14 @@ func run() error {
 			for _, v := range bench.VariantsOf(op) {
 				fmt.Printf("- %s: %s\n", v.Name(), v.What)
 			}
+		}
+	}
+	if withLatency {
+		if *latCap <= 0 {
+			return fmt.Errorf("-latency-capacity-n must be positive")
+		}
+		if err := runLatency(ctx, env, latencyRun{sizes: sz, rounds: *rounds, n: *n, capacityN: *latCap, loads: loads, duration: *latDur, out: *latOut}); err != nil {
+			return err
 		}
 	}
 	if withOutbox {
@@ -298,6 +321,18 @@ func parseOps(s string) ([]bench.Op, error) {
 			return nil, fmt.Errorf("-ops: unknown operation %q (want %v)", op, bench.Ops)
 		}
 		out = append(out, op)
+	}
+	return out, nil
+}
+
+func parseLoads(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || v > 200 {
+			return nil, fmt.Errorf("-latency-loads: %q is not a percentage in (0, 200]", f)
+		}
+		out = append(out, v/100)
 	}
 	return out, nil
 }
